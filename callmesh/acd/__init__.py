@@ -1,0 +1,1 @@
+"""The ACD: queues, agents, offers, tiers and escalation, as a pure engine."""

@@ -1,0 +1,1 @@
+"""The outbound pacing engine: preview, progressive, predictive and agentless."""

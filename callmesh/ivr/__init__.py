@@ -1,0 +1,1 @@
+"""The IVRFlow engine: graph in, events in, actions out."""

@@ -1,0 +1,1 @@
+"""Workforce management: Erlang C and Erlang A staffing."""

@@ -1,0 +1,1 @@
+"""Control plane: kopf handlers and the pure renderers they apply."""

@@ -1,0 +1,1 @@
+"""Data plane: gRPC, ESL and HTTP servers that wrap the core."""
