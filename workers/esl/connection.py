@@ -1,0 +1,839 @@
+"""The one module of the ESL layer that touches sockets.
+
+* :class:`EslConnection`: one ESL byte stream (either direction of the protocol). A reader
+  task feeds the pure :class:`~callmesh.workers.esl.parser.FrameParser`; replies resolve the
+  single in-flight command (commands are serialised by a lock, so a reply can never be matched
+  to the wrong command); ``BACKGROUND_JOB`` events resolve ``bgapi`` futures by the Job-UUID we
+  chose; other events go to the :class:`~callmesh.workers.esl.dispatch.EventDispatcher`.
+  When the stream ends, every waiting command, job and execution fails with
+  :class:`~callmesh.workers.esl.errors.EslConnectionLost`.
+* :class:`InboundClient`: connects to FreeSWITCH's event socket (``auth``), keeps the event
+  subscriptions and filters, and reconnects with backoff.
+* :class:`OutboundServer` / :class:`CallSession`: FreeSWITCH's ``socket`` dialplan application
+  connects here, one TCP connection per call; the server sends ``connect`` and hands the call's
+  :class:`CallSession` to a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from callmesh.workers.esl import commands
+from callmesh.workers.esl.backoff import Backoff
+from callmesh.workers.esl.dispatch import EventDispatcher, Handler, Subscription
+from callmesh.workers.esl.errors import (
+    EslAuthError,
+    EslCommandError,
+    EslConnectionLost,
+    EslError,
+    EslProtocolError,
+    EslTimeout,
+)
+from callmesh.workers.esl.events import Event
+from callmesh.workers.esl.frames import (
+    ApiResponse,
+    AuthRequest,
+    BadEventFrame,
+    CommandReply,
+    DisconnectNotice,
+    EventFrame,
+    Frame,
+    LogData,
+)
+from callmesh.workers.esl.parser import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HEADER_BYTES,
+    FrameParser,
+)
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+EventHook = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class EslOptions:
+    """Limits and timeouts shared by inbound and outbound connections."""
+
+    command_timeout: float = 60.0
+    """Seconds to wait for a command's reply before closing the connection (EslTimeout)."""
+    connect_timeout: float = 5.0
+    """Seconds for the TCP connect plus greeting/auth, or for the outbound ``connect`` reply."""
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    subscription_maxsize: int = 10_000
+    """Events an async-iterator subscriber may fall behind before it is closed."""
+
+    def __post_init__(self) -> None:
+        for name in ("command_timeout", "connect_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)}: use a positive number of seconds")
+
+
+class EslConnection:
+    """One ESL stream: serialised commands, background jobs, events, clean teardown."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        options: EslOptions | None = None,
+        dispatcher: EventDispatcher | None = None,
+        name: str = "esl",
+    ) -> None:
+        self.options = options or EslOptions()
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self.parser = FrameParser(
+            max_header_bytes=self.options.max_header_bytes,
+            max_body_bytes=self.options.max_body_bytes,
+        )
+        self._owns_dispatcher = dispatcher is None
+        self.dispatcher = dispatcher or EventDispatcher(
+            subscription_maxsize=self.options.subscription_maxsize
+        )
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Future[Frame] | None = None
+        self._jobs: dict[str, asyncio.Future[Event]] = {}
+        loop = asyncio.get_running_loop()
+        self._greeting: asyncio.Future[AuthRequest] = loop.create_future()
+        self._closed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.event_hooks: list[EventHook] = []
+        """Synchronous callbacks run by the reader for every event, before dispatch."""
+        self.log_hooks: list[Callable[[LogData], None]] = []
+        self.notice_hooks: list[Callable[[DisconnectNotice], None]] = []
+        self.close_reason: BaseException | None = None
+        self.disconnect_notice: DisconnectNotice | None = None
+        self.bad_events = 0
+        self.unexpected_frames = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the reader task (once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._read_loop(), name=f"{self.name}-reader"
+            )
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream has ended (for whatever reason)."""
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        """Wait until the stream has ended and all waiters were failed."""
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        """Close the socket now; pending commands fail with EslConnectionLost."""
+        self._teardown(EslConnectionLost(f"{self.name}: closed locally"))
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(OSError, RuntimeError):
+            await self._writer.wait_closed()
+
+    async def _read_loop(self) -> None:
+        reason: BaseException = EslConnectionLost(f"{self.name}: FreeSWITCH closed the socket")
+        try:
+            while True:
+                data = await self._reader.read(READ_SIZE)
+                if not data:
+                    if not self.parser.idle:
+                        reason = EslConnectionLost(
+                            f"{self.name}: socket closed inside a frame "
+                            f"({self.parser.buffered} bytes buffered)"
+                        )
+                    break
+                for frame in self.parser.feed(data):
+                    self._on_frame(frame)
+        except EslProtocolError as exc:
+            log.warning("%s: protocol error, closing: %s", self.name, exc)
+            reason = exc
+        except (ConnectionError, OSError) as exc:
+            reason = EslConnectionLost(f"{self.name}: socket error: {exc}")
+        except asyncio.CancelledError:
+            reason = EslConnectionLost(f"{self.name}: closed locally")
+            raise
+        finally:
+            self._teardown(reason)
+
+    def _teardown(self, reason: BaseException) -> None:
+        if self._closed.is_set():
+            return
+        self.close_reason = reason
+        self._closed.set()
+        lost = reason if isinstance(reason, EslError) else EslConnectionLost(str(reason))
+        if not isinstance(lost, EslConnectionLost):
+            # a protocol error or timeout explains *why* the connection was lost
+            wrapped = EslConnectionLost(f"{self.name}: {lost}")
+            wrapped.__cause__ = lost
+            lost = wrapped
+        for fut in [self._pending, self._greeting, *self._jobs.values()]:
+            if fut is not None and not fut.done():
+                fut.set_exception(lost)
+                fut.exception()  # mark retrieved: nobody may be waiting any more
+        self._jobs.clear()
+        if self._owns_dispatcher:
+            self.dispatcher.close()
+        self._writer.close()
+
+    # ------------------------------------------------------------ frames in
+
+    def _on_frame(self, frame: Frame) -> None:
+        if isinstance(frame, EventFrame):
+            event = frame.event
+            if event.name == "BACKGROUND_JOB" and event.job_uuid:
+                fut = self._jobs.pop(event.job_uuid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(event)
+            for hook in self.event_hooks:
+                hook(event)
+            self.dispatcher.publish(event)
+        elif isinstance(frame, CommandReply | ApiResponse):
+            if self._pending is not None and not self._pending.done():
+                self._pending.set_result(frame)
+            else:
+                self.unexpected_frames += 1
+                log.warning("%s: reply with no command waiting: %r", self.name, dict(frame.headers))
+        elif isinstance(frame, AuthRequest):
+            if not self._greeting.done():
+                self._greeting.set_result(frame)
+        elif isinstance(frame, DisconnectNotice):
+            if not frame.linger:
+                self.disconnect_notice = frame
+            for notice_hook in self.notice_hooks:
+                notice_hook(frame)
+        elif isinstance(frame, LogData):
+            for log_hook in self.log_hooks:
+                log_hook(frame)
+        elif isinstance(frame, BadEventFrame):
+            self.bad_events += 1
+            log.warning("%s: undecodable event skipped: %s", self.name, frame.error)
+        else:
+            self.unexpected_frames += 1
+            log.warning("%s: unknown frame %r skipped", self.name, frame.content_type)
+
+    async def wait_greeting(self) -> AuthRequest:
+        """Wait for FreeSWITCH's ``auth/request`` greeting (inbound connections)."""
+        return await self._greeting
+
+    # ------------------------------------------------------------ commands out
+
+    async def send(self, data: bytes, *, what: str, timeout: float | None = None) -> Frame:
+        """Send one encoded command and return its reply frame (one command in flight)."""
+        async with self._lock:
+            if self.closed:
+                raise EslConnectionLost(f"{self.name}: not connected ({what})")
+            fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+            self._pending = fut
+            try:
+                self._writer.write(data)
+                await self._writer.drain()
+            except (ConnectionError, OSError) as exc:
+                self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
+            limit = self.options.command_timeout if timeout is None else timeout
+            try:
+                async with asyncio.timeout(limit):
+                    return await fut
+            except TimeoutError:
+                error = EslTimeout(f"{self.name}: no reply to {what!r} within {limit} s")
+                self._teardown(error)
+                raise error from None
+            finally:
+                self._pending = None
+
+    async def command(
+        self, line: str, headers: dict[str, str] | None = None, *, check: bool = True
+    ) -> CommandReply:
+        """Send a plain command (``event ...``, ``filter ...``, ``linger``...); its reply."""
+        return await self._command(commands.encode_command(line, headers), line, check=check)
+
+    async def _command(self, data: bytes, what: str, *, check: bool) -> CommandReply:
+        frame = await self.send(data, what=what)
+        if not isinstance(frame, CommandReply):
+            raise EslProtocolError(f"{what!r} got {frame.content_type!r}, expected command/reply")
+        if check and not frame.ok:
+            raise EslCommandError(what, frame.reply_text.removeprefix("-ERR").strip())
+        return frame
+
+    async def api(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
+        """``api <command>``: the function's output. ``-ERR`` output raises EslCommandError."""
+        frame = await self.send(commands.api(command), what=f"api {command}", timeout=timeout)
+        if isinstance(frame, CommandReply):  # e.g. a bare "api": "-ERR command not found"
+            if check:
+                raise EslCommandError(f"api {command}", frame.reply_text.removeprefix("-ERR "))
+            return frame.reply_text
+        if not isinstance(frame, ApiResponse):
+            raise EslProtocolError(f"api {command!r} got {frame.content_type!r}")
+        if check and not frame.ok:
+            raise EslCommandError(f"api {command}", frame.text.strip().removeprefix("-ERR "))
+        return frame.text
+
+    async def bgapi(self, command: str, *, job_uuid: str | None = None) -> BackgroundJob:
+        """``bgapi <command>``: returns at once; await the job for the output.
+
+        The Job-UUID is chosen here and registered before sending, so the BACKGROUND_JOB event
+        can never outrun its future. The connection must be subscribed to BACKGROUND_JOB.
+        """
+        job_id = job_uuid or str(uuidlib.uuid4())
+        fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._jobs[job_id] = fut
+        try:
+            reply = await self._command(
+                commands.bgapi(command, job_id), f"bgapi {command}", check=True
+            )
+        except BaseException:
+            self._jobs.pop(job_id, None)
+            fut.cancel()
+            raise
+        if reply.job_uuid and reply.job_uuid != job_id:  # FreeSWITCH ignored our Job-UUID
+            self._jobs[reply.job_uuid] = self._jobs.pop(job_id)
+            job_id = reply.job_uuid
+        return BackgroundJob(job_id, command, fut)
+
+    async def subscribe_events(self, fmt: str, names: Iterable[str]) -> CommandReply:
+        """``event <fmt> <names...>``."""
+        names = list(names)
+        return await self._command(commands.event(fmt, names), f"event {fmt}", check=True)
+
+    async def exit(self) -> None:
+        """``exit``: FreeSWITCH answers ``+OK bye``, sends a disconnect notice and closes."""
+        with contextlib.suppress(EslConnectionLost):
+            await self.command("exit")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.options.connect_timeout):
+                await self.wait_closed()
+        await self.close()
+
+
+class BackgroundJob:
+    """A ``bgapi`` job: ``await job`` (or :meth:`result`) gives the command's output."""
+
+    def __init__(self, job_uuid: str, command: str, future: asyncio.Future[Event]) -> None:
+        self.job_uuid = job_uuid
+        self.command = command
+        self.future = future
+
+    async def event(self) -> Event:
+        """The BACKGROUND_JOB event (EslConnectionLost if the connection dies first)."""
+        return await self.future
+
+    async def result(self, *, check: bool = True) -> str:
+        """The job's output; ``-ERR ...`` raises EslCommandError unless ``check=False``."""
+        body = (await self.future).body
+        if check and body.startswith(("-ERR", "-USAGE")):
+            raise EslCommandError(f"bgapi {self.command}", body.strip().removeprefix("-ERR "))
+        return body
+
+    def __await__(self) -> Generator[Any, None, str]:
+        return self.result().__await__()
+
+
+# ==================================================================== inbound
+
+
+class InboundClient:
+    """A resilient inbound ESL client: auth, api, bgapi, events, filters, reconnect.
+
+    ``await client.start()`` connects (retrying with backoff) and keeps a supervisor task that
+    reconnects whenever the connection drops, then re-sends the event subscription and filters.
+    While disconnected, commands raise :class:`EslConnectionLost` at once.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        event_format: str = "plain",
+        options: EslOptions | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if event_format not in ("plain", "json", "xml"):
+            raise ValueError(f"event_format {event_format!r}: use plain, json or xml")
+        self.host = host
+        self.port = port
+        self._password = password
+        self.event_format = event_format
+        self.options = options or EslOptions()
+        self.backoff = backoff or Backoff()
+        self.dispatcher = EventDispatcher(subscription_maxsize=self.options.subscription_maxsize)
+        self._events: set[str] = {"BACKGROUND_JOB"}
+        self._filters: list[tuple[str, str]] = []
+        self.on_connected: list[Callable[[EslConnection], Awaitable[None]]] = []
+        """Coroutines run after every (re)connection, e.g. to resynchronise call state."""
+        self._conn: EslConnection | None = None
+        self._connected = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.connections = 0
+        self.last_error: BaseException | None = None
+
+    @property
+    def connection(self) -> EslConnection:
+        """The live connection; EslConnectionLost while reconnecting."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise EslConnectionLost(f"not connected to FreeSWITCH at {self.host}:{self.port}")
+        return conn
+
+    @property
+    def connected(self) -> bool:
+        """True while a live, authenticated connection exists."""
+        return self._conn is not None and not self._conn.closed
+
+    async def connect_once(self) -> EslConnection:
+        """Open one connection, authenticate, restore subscriptions; raise on any failure."""
+        opts = self.options
+        async with asyncio.timeout(opts.connect_timeout):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        conn = EslConnection(
+            reader, writer, options=opts, dispatcher=self.dispatcher, name="esl-inbound"
+        )
+        conn.start()
+        try:
+            async with asyncio.timeout(opts.connect_timeout):
+                await conn.wait_greeting()
+            reply = await conn.send(commands.auth(self._password), what="auth")
+            if not isinstance(reply, CommandReply) or not reply.ok:
+                text = reply.headers.get("Reply-Text", reply.content_type)
+                raise EslAuthError("auth", f"{text} (check the event_socket password)")
+            await conn.subscribe_events(self.event_format, sorted(self._events))
+            for header, value in self._filters:
+                await conn._command(commands.filter_add(header, value), "filter", check=True)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Start the supervisor; with ``wait`` return once the first connection is up."""
+        if self._supervisor is None:
+            self._stopping = False
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name="esl-inbound-supervisor"
+            )
+        if wait:
+            await self.wait_connected()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until connected (TimeoutError after ``timeout`` seconds)."""
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            try:
+                conn = await self.connect_once()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, EslError) as exc:
+                self.last_error = exc
+                delay = self.backoff.next_delay()
+                log.warning(
+                    "ESL connect to %s:%s failed (%s); retry in %.2f s",
+                    self.host,
+                    self.port,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.backoff.reset()
+            self._conn = conn
+            self.connections += 1
+            self._connected.set()
+            for callback in self.on_connected:
+                try:
+                    await callback(conn)
+                except Exception:
+                    log.exception("ESL on_connected callback %r failed", callback)
+            await conn.wait_closed()
+            self._connected.clear()
+            self.last_error = conn.close_reason
+            if not self._stopping:
+                log.warning("ESL connection lost (%s); reconnecting", conn.close_reason)
+                await asyncio.sleep(self.backoff.next_delay())
+
+    async def close(self) -> None:
+        """Stop reconnecting, say ``exit`` if connected, and end every subscription."""
+        self._stopping = True
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(EslError):
+                await conn.exit()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if conn is not None:
+            await conn.close()
+        self.dispatcher.close()
+        await self.dispatcher.wait_closed()
+
+    # ------------------------------------------------------------ commands
+
+    async def api(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
+        """``api <command>`` on the live connection (see :meth:`EslConnection.api`)."""
+        return await self.connection.api(command, check=check, timeout=timeout)
+
+    async def bgapi(self, command: str, *, job_uuid: str | None = None) -> BackgroundJob:
+        """``bgapi <command>``; ``await`` the returned job for its output."""
+        return await self.connection.bgapi(command, job_uuid=job_uuid)
+
+    async def command(self, line: str, *, check: bool = True) -> CommandReply:
+        """Any other command line (``sendmsg`` needs :meth:`sendmsg`)."""
+        return await self.connection.command(line, check=check)
+
+    async def sendmsg(
+        self, uuid: str, call_command: str, headers: dict[str, str] | None = None
+    ) -> CommandReply:
+        """``sendmsg <uuid>`` with ``call-command`` (execute, hangup, ...)."""
+        conn = self.connection
+        return await conn._command(
+            commands.sendmsg(call_command, uuid, headers), f"sendmsg {uuid}", check=True
+        )
+
+    async def execute(
+        self, uuid: str, app: str, arg: str | None = None, *, event_lock: bool = False
+    ) -> CommandReply:
+        """Queue dialplan application ``app`` on channel ``uuid`` (does not wait for it)."""
+        data = commands.execute(app, arg, uuid=uuid, event_lock=event_lock)
+        return await self.connection._command(data, f"execute {app}", check=True)
+
+    async def subscribe(self, *names: str) -> None:
+        """Add event names to the subscription (kept across reconnects)."""
+        new = set(names) - self._events
+        self._events |= set(names)
+        if new and self.connected:
+            await self.connection.subscribe_events(self.event_format, sorted(new))
+
+    async def add_filter(self, header: str, value: str) -> None:
+        """``filter <header> <value>`` (kept across reconnects)."""
+        self._filters.append((header, value))
+        if self.connected:
+            await self.connection._command(commands.filter_add(header, value), "filter", check=True)
+
+    async def delete_filter(self, header: str, value: str | None = None) -> None:
+        """``filter delete <header> [value]``."""
+        self._filters = [
+            (h, v) for h, v in self._filters if not (h == header and value in (None, v))
+        ]
+        if self.connected:
+            await self.connection._command(
+                commands.filter_delete(header, value), "filter delete", check=True
+            )
+
+    def on(self, name: str, handler: Handler) -> None:
+        """Call ``async handler(event)`` for each event ``name`` (``*`` for all)."""
+        self.dispatcher.on(name, handler)
+
+    def events(self, *names: str) -> Subscription:
+        """An async iterator over events (the names must also be subscribed)."""
+        return self.dispatcher.subscribe(*names)
+
+
+# ==================================================================== outbound
+
+
+class CallHangup(EslConnectionLost):
+    """The call hung up (linger notice or connection end) before the action completed."""
+
+
+class CallSession:
+    """One call delivered by FreeSWITCH's ``socket`` application (one TCP connection).
+
+    :meth:`connect` has already run when a handler gets the session: :attr:`channel` holds the
+    CHANNEL_DATA headers and :attr:`uuid` the channel's UUID.
+    """
+
+    def __init__(self, conn: EslConnection) -> None:
+        self.conn = conn
+        self.channel: Event = Event({})
+        self.socket_mode = ""
+        self.control = ""
+        self._executions: dict[str, asyncio.Future[Event]] = {}
+        self.hangup_event: Event | None = None
+        self._hungup = asyncio.Event()
+        self.linger_notice: DisconnectNotice | None = None
+        conn.event_hooks.append(self._on_event)
+        conn.notice_hooks.append(self._on_notice)
+
+    @property
+    def uuid(self) -> str:
+        """The controlled channel's UUID."""
+        return self.channel.unique_id or ""
+
+    @property
+    def hungup(self) -> bool:
+        """True once the channel hung up (CHANNEL_HANGUP, linger notice or socket end)."""
+        return self._hungup.is_set() or self.conn.closed
+
+    @property
+    def hangup_cause(self) -> str | None:
+        """``Hangup-Cause`` of the CHANNEL_HANGUP event, when one was seen."""
+        return self.hangup_event.get("Hangup-Cause") if self.hangup_event else None
+
+    async def wait_hangup(self) -> None:
+        """Wait until the caller (or FreeSWITCH) hangs up or the socket closes."""
+        hung = asyncio.ensure_future(self._hungup.wait())
+        closed = asyncio.ensure_future(self.conn.wait_closed())
+        try:
+            await asyncio.wait({hung, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hung.cancel()
+            closed.cancel()
+
+    def _on_event(self, event: Event) -> None:
+        if event.unique_id and self.uuid and event.unique_id != self.uuid:
+            return
+        if event.name == "CHANNEL_EXECUTE_COMPLETE" and event.application_uuid:
+            fut = self._executions.pop(event.application_uuid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(event)
+        elif event.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            if self.hangup_event is None:
+                self.hangup_event = event
+            self._hungup.set()
+
+    def _on_notice(self, notice: DisconnectNotice) -> None:
+        if notice.linger:
+            self.linger_notice = notice
+        self._hungup.set()
+        # nothing can complete on a channel that is gone
+        for fut in self._executions.values():
+            if not fut.done():
+                fut.set_exception(CallHangup(f"call {self.uuid} ended"))
+                fut.exception()
+        self._executions.clear()
+
+    async def connect(self) -> Event:
+        """Send ``connect``; store and return the CHANNEL_DATA it answers with."""
+        reply = await self.conn.send(
+            commands.encode_command("connect"),
+            what="connect",
+            timeout=self.conn.options.connect_timeout,
+        )
+        channel = reply.channel_data if isinstance(reply, CommandReply) else None
+        if channel is None:
+            raise EslProtocolError(
+                f"connect got {reply.content_type!r} without channel data; "
+                "is this FreeSWITCH's socket application?"
+            )
+        self.channel = channel
+        self.socket_mode = reply.headers.get("Socket-Mode", "")
+        self.control = reply.headers.get("Control", "")
+        return channel
+
+    async def myevents(self, fmt: str = "plain") -> None:
+        """``myevents [fmt]``: receive every event of this channel."""
+        await self.conn.command("myevents" if fmt == "plain" else f"myevents {fmt}")
+
+    async def linger(self, seconds: int | None = None) -> None:
+        """``linger [seconds]``: keep the socket open after hangup to get the final events."""
+        await self.conn.command("linger" if seconds is None else f"linger {seconds}")
+
+    async def subscribe(self, *names: str, fmt: str = "plain") -> None:
+        """``event <fmt> <names...>``."""
+        await self.conn.subscribe_events(fmt, names)
+
+    async def execute(
+        self,
+        app: str,
+        arg: str | None = None,
+        *,
+        event_lock: bool = False,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Event | None:
+        """Run dialplan application ``app`` on this call.
+
+        With ``wait`` (the default) return its CHANNEL_EXECUTE_COMPLETE event, matched by the
+        ``Event-UUID`` we send (needs ``myevents`` or an event subscription). Raises
+        :class:`CallHangup` if the call ends first.
+        """
+        if self.hungup:
+            raise CallHangup(f"call {self.uuid} already ended; cannot execute {app}")
+        event_uuid = str(uuidlib.uuid4())
+        fut: asyncio.Future[Event] | None = None
+        if wait:
+            fut = asyncio.get_running_loop().create_future()
+            self._executions[event_uuid] = fut
+        data = commands.execute(app, arg, event_lock=event_lock, event_uuid=event_uuid)
+        try:
+            await self.conn._command(data, f"execute {app}", check=True)
+            if fut is None:
+                return None
+            async with asyncio.timeout(timeout):
+                return await fut
+        except EslConnectionLost as exc:
+            if isinstance(exc, CallHangup):
+                raise
+            raise CallHangup(f"call {self.uuid}: {exc}") from exc
+        finally:
+            self._executions.pop(event_uuid, None)
+
+    async def answer(self) -> None:
+        """Answer the call (``answer``)."""
+        await self.execute("answer")
+
+    async def playback(self, path: str) -> str:
+        """Play ``path``; the Application-Response (``FILE PLAYED``, ``PLAYBACK ERROR``...)."""
+        done = await self.execute("playback", path)
+        return (done.get("Application-Response") or "") if done else ""
+
+    async def play_and_get_digits(
+        self,
+        prompt: str,
+        *,
+        min_digits: int = 1,
+        max_digits: int = 1,
+        tries: int = 1,
+        timeout_ms: int = 5000,
+        terminators: str = "#",
+        invalid_prompt: str = "silence_stream://250",
+        variable: str = "callmesh_digits",
+        regexp: str = r"\d+",
+        digit_timeout_ms: int | None = None,
+    ) -> str:
+        """Prompt and collect digits; ``""`` when nothing valid was entered."""
+        if not 1 <= min_digits <= max_digits:
+            raise ValueError(f"min_digits={min_digits}, max_digits={max_digits}: need 1<=min<=max")
+        if not variable.replace("_", "").isalnum():
+            raise ValueError(f"variable {variable!r}: use letters, digits and '_'")
+        args = [
+            min_digits,
+            max_digits,
+            tries,
+            timeout_ms,
+            terminators or "none",
+            prompt,
+            invalid_prompt,
+            variable,
+            regexp,
+        ]
+        if digit_timeout_ms is not None:
+            args.append(digit_timeout_ms)
+        done = await self.execute("play_and_get_digits", " ".join(str(a) for a in args))
+        return (done.variable(variable) or "") if done else ""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        """``set name=value`` on the channel."""
+        await self.execute("set", f"{name}={value}")
+
+    async def getvar(self, name: str) -> str | None:
+        """``api uuid_getvar``; None when unset (FreeSWITCH answers ``_undef_``)."""
+        value = await self.conn.api(f"uuid_getvar {self.uuid} {name}")
+        return None if value == "_undef_" else value
+
+    async def api(self, command: str, *, check: bool = True) -> str:
+        """``api <command>`` over this call's socket."""
+        return await self.conn.api(command, check=check)
+
+    async def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        """``sendmsg`` hangup with ``cause``."""
+        await self.conn._command(commands.hangup(cause), "hangup", check=True)
+
+    def events(self, *names: str) -> Subscription:
+        """An async iterator over this call's events."""
+        return self.conn.dispatcher.subscribe(*names)
+
+    def on(self, name: str, handler: Handler) -> None:
+        """Call ``async handler(event)`` for each event ``name`` of this call."""
+        self.conn.dispatcher.on(name, handler)
+
+    async def exit(self) -> None:
+        """``exit``: release the socket (FreeSWITCH continues the dialplan if not hung up)."""
+        await self.conn.exit()
+
+
+CallHandler = Callable[[CallSession], Awaitable[None]]
+"""Runs one call: ``async def handle(session: CallSession) -> None``."""
+
+
+class OutboundServer:
+    """Accepts FreeSWITCH ``socket`` connections; one :class:`CallSession` per call.
+
+    Each connection gets ``connect`` sent, then ``handler(session)`` runs; whatever happens in
+    the handler, the socket is closed afterwards and the session forgotten.
+    """
+
+    def __init__(
+        self,
+        handler: CallHandler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        options: EslOptions | None = None,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.options = options or EslOptions()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sessions: set[CallSession] = set()
+        self.calls_accepted = 0
+        self.calls_failed = 0
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; returns the bound ``(host, port)`` (useful with port 0)."""
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.port = port
+        return host, port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        conn = EslConnection(reader, writer, options=self.options, name="esl-outbound")
+        session = CallSession(conn)
+        conn.start()
+        self.calls_accepted += 1
+        try:
+            await session.connect()
+            conn.name = f"esl-outbound[{session.uuid}]"
+            self.sessions.add(session)
+            await self.handler(session)
+        except asyncio.CancelledError:
+            pass
+        except (EslConnectionLost, CallHangup) as exc:
+            log.info("call %s ended while handled: %s", session.uuid or "?", exc)
+        except Exception:
+            self.calls_failed += 1
+            log.exception("call handler failed for %s", session.uuid or "?")
+        finally:
+            self.sessions.discard(session)
+            await conn.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, give running calls ``grace`` seconds, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
