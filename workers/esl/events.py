@@ -11,9 +11,8 @@ Pure: no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
@@ -40,17 +39,38 @@ def url_decode(value: str) -> str:
     return unquote(value, errors="replace") if "%" in value else value
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
     """One FreeSWITCH event: ordered headers (decoded) and an optional body.
 
-    ``headers`` keeps FreeSWITCH's order; a repeated name keeps its last value. A body-carrying
-    event (``BACKGROUND_JOB``, ``sendevent`` with a body) also has its ``Content-Length``
-    header, as FreeSWITCH reports it in every encoding.
+    :attr:`items` keeps every header in FreeSWITCH's order, duplicates included (CODEC repeats
+    ``Channel-Write-Codec-Name``, CHANNEL_HANGUP_COMPLETE repeats ``Hangup-Cause``);
+    :attr:`headers` looks names up, the first occurrence winning as in
+    ``switch_event_get_header``. A body-carrying event (``BACKGROUND_JOB``) also has its
+    ``Content-Length`` header, as FreeSWITCH reports it in every encoding.
     """
 
-    headers: Mapping[str, str]
-    body: str = ""
+    __slots__ = ("body", "headers", "items")
+
+    def __init__(
+        self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), body: str = ""
+    ) -> None:
+        items = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
+        lookup: dict[str, str] = {}
+        for name, value in items:
+            lookup.setdefault(name, value)
+        self.items: tuple[tuple[str, str], ...] = items
+        self.headers: Mapping[str, str] = lookup
+        self.body = body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.items == other.items and self.body == other.body
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, {len(self.items)} headers, body={len(self.body)} chars)"
 
     @property
     def name(self) -> str:
@@ -105,12 +125,12 @@ def _text(data: bytes, what: str) -> str:
         raise EslProtocolError(f"{what} is not UTF-8 at byte {exc.start}") from exc
 
 
-def parse_header_lines(block: str, *, decode: bool, what: str) -> dict[str, str]:
-    """Parse ``Name: value`` lines (LF separated) into an ordered dict.
+def parse_header_lines(block: str, *, decode: bool, what: str) -> list[tuple[str, str]]:
+    """Parse ``Name: value`` lines (LF separated) into ordered ``(name, value)`` pairs.
 
     A line without ``": "`` is a protocol error naming the line; ``decode`` URL-decodes values.
     """
-    headers: dict[str, str] = {}
+    headers: list[tuple[str, str]] = []
     for line in block.split("\n"):
         if not line:
             continue
@@ -121,7 +141,7 @@ def parse_header_lines(block: str, *, decode: bool, what: str) -> dict[str, str]
             raise EslProtocolError(f"{what}: header line {line[:80]!r} is not 'Name: value'")
         if value.startswith(" "):
             value = value[1:]
-        headers[name] = url_decode(value) if decode else value
+        headers.append((name, url_decode(value) if decode else value))
     return headers
 
 
@@ -130,7 +150,7 @@ def decode_plain(body: bytes) -> Event:
     head, _, rest = body.partition(b"\n\n")
     headers = parse_header_lines(_text(head, "event-plain headers"), decode=True, what="event")
     inner = ""
-    length = headers.get("Content-Length")
+    length = next((v for k, v in headers if k == "Content-Length"), None)
     if length is not None:
         size = _content_length(length, "event-plain inner Content-Length")
         if len(rest) < size:
@@ -144,15 +164,20 @@ def decode_plain(body: bytes) -> Event:
 def decode_json(body: bytes) -> Event:
     """Decode a ``text/event-json`` body; ``_body`` becomes :attr:`Event.body`."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_pairs)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EslProtocolError(f"event-json body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
+    if not isinstance(data, _Pairs):
         raise EslProtocolError("event-json body must be a JSON object")
-    headers: dict[str, str] = {}
+    headers: list[tuple[str, str]] = []
     inner = ""
-    for name, value in data.items():
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+    for name, value in data:
+        if (
+            not isinstance(value, _Pairs | str)
+            and isinstance(value, list)
+            and value
+            and all(isinstance(item, str) for item in value)
+        ):
             # FreeSWITCH array headers; keep the plain encoding's ARRAY:: form.
             value = "ARRAY::" + "|:".join(value)
         if not isinstance(value, str):
@@ -162,8 +187,16 @@ def decode_json(body: bytes) -> Event:
         if name == "_body":
             inner = value
         else:
-            headers[name] = value
+            headers.append((name, value))
     return Event(headers, inner)
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its ordered key/value pairs (keeps repeated keys)."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> _Pairs:
+    return _Pairs(pairs)
 
 
 def decode_xml(body: bytes) -> Event:
@@ -174,10 +207,10 @@ def decode_xml(body: bytes) -> Event:
         raise EslProtocolError(f"event-xml body is not XML: {exc}") from exc
     if root.tag != "event":
         raise EslProtocolError(f"event-xml root is <{root.tag}>, expected <event>")
-    headers: dict[str, str] = {}
+    headers: list[tuple[str, str]] = []
     node = root.find("headers")
     for child in node if node is not None else ():
-        headers[child.tag] = url_decode(child.text or "")
+        headers.append((child.tag, url_decode(child.text or "")))
     inner = ""
     body_node = root.find("body")
     if body_node is not None and body_node.text:
@@ -187,7 +220,7 @@ def decode_xml(body: bytes) -> Event:
             raw = raw[: _content_length(length_node.text, "event-xml <Content-Length>")]
         inner = raw.decode("utf-8", errors="replace")
         if length_node is not None and length_node.text is not None:
-            headers["Content-Length"] = length_node.text.strip()
+            headers.append(("Content-Length", length_node.text.strip()))
     return Event(headers, inner)
 
 
@@ -210,7 +243,7 @@ def encode_plain(event: Event) -> bytes:
     body = _body_bytes(event)
     lines = [
         f"{name}: {url_encode(value)}\n"
-        for name, value in event.headers.items()
+        for name, value in event.items
         if not (body and name == "Content-Length")
     ]
     if body:
@@ -222,15 +255,17 @@ def encode_plain(event: Event) -> bytes:
 
 def encode_json(event: Event) -> bytes:
     """The ``text/event-json`` body FreeSWITCH would send (compact, no trailing newline)."""
-    data = {
-        name: value
-        for name, value in event.headers.items()
+    pairs = [
+        (name, value)
+        for name, value in event.items
         if not (event.body and name == "Content-Length")
-    }
+    ]
     if event.body:
-        data["Content-Length"] = str(len(_body_bytes(event)))
-        data["_body"] = event.body
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        pairs += [("Content-Length", str(len(_body_bytes(event)))), ("_body", event.body)]
+    # json.dumps of a dict would merge repeated names; FreeSWITCH repeats them.
+    dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    members = ",".join(f"{dump(name)}:{dump(value)}" for name, value in pairs)
+    return ("{" + members + "}").encode("utf-8")
 
 
 def _xml_escape(value: str) -> str:
@@ -240,7 +275,7 @@ def _xml_escape(value: str) -> str:
 def encode_xml(event: Event) -> bytes:
     """The ``text/event-xml`` body FreeSWITCH would send (values URL-encoded)."""
     parts = ["<event>\n  <headers>\n"]
-    for name, value in event.headers.items():
+    for name, value in event.items:
         if event.body and name == "Content-Length":
             continue
         parts.append(f"    <{name}>{url_encode(value)}</{name}>\n")

@@ -135,7 +135,7 @@ class FrameParser:
             raise EslProtocolError(f"header block is not UTF-8 at byte {exc.start}") from exc
         del buffer[: end + 2]
         self._scanned = 0
-        headers = parse_header_lines(block, decode=True, what="frame")
+        headers = dict(parse_header_lines(block, decode=True, what="frame"))
         length = headers.get("Content-Length")
         size = 0
         if length is not None:
