@@ -59,6 +59,8 @@ class ContactView:
         queue: the name of the queue the contact waits in now.
         enqueued_at: when the contact first entered the ACD (kept across overflow and moves).
         attempts: how many offers this contact has had so far (0 on the first decision).
+        last_position: ``(tier, position)`` of the agent this contact was last offered to
+            in this queue, or None; top-down continues after it on a re-offer.
     """
 
     id: str
@@ -69,6 +71,7 @@ class ContactView:
     queue: str
     enqueued_at: float
     attempts: int = 0
+    last_position: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +87,9 @@ class AgentView:
         talk_time: seconds the agent spent Busy since login.
         team: the team through which the agent serves this queue.
         tier: the tier level of that team for this queue (1 is served first).
-        position: the agent's order in that team (0 first), used by top-down,
-            round-robin and sequentially-by-agent-order.
+        position: the agent's order within its tier of this queue (0 first: the tier's
+            teams in their declared order, each in its member order), used by top-down,
+            round-robin, sequentially-by-agent-order and the ring strategies.
         free_capacity: how many more contacts of this channel the agent can take now.
     """
 
@@ -101,18 +105,23 @@ class AgentView:
 
 
 class CandidateOrder(StrEnum):
-    """Orders a :class:`CandidateSet` can iterate in, each backed by an engine index."""
+    """Orders a :class:`CandidateSet` can iterate in, each backed by an engine index.
+
+    Like mod_callcenter, every order groups candidates by tier level first (tier 1 before
+    tier 2), and applies the named order inside each tier.
+    """
 
     LONGEST_IDLE = "longest-idle"
-    """Smallest ``idle_since`` first, then id."""
+    """Smallest ``idle_since`` first (ties: position in team, then id)."""
     SKILL_LEVEL = "skill-level"
-    """Highest level in the given skill first, then longest idle, then id."""
+    """Highest level in the given skill first, then longest idle; agents without the
+    skill are left out."""
     TIER_POSITION = "tier-position"
-    """Lowest tier level first, then lowest position, then id."""
+    """Lowest position first."""
     FEWEST_CALLS = "fewest-calls"
-    """Fewest ``calls_handled`` first, then longest idle, then id."""
+    """Fewest ``calls_handled`` first (ties: position in team, then id)."""
     LEAST_TALK_TIME = "least-talk-time"
-    """Least ``talk_time`` first, then longest idle, then id."""
+    """Least ``talk_time`` first (ties: position in team, then id)."""
 
 
 @runtime_checkable

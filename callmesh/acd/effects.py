@@ -1,0 +1,152 @@
+"""Effects: what the engine asks its driver (worker or simulator) to carry out.
+
+Every transition of :class:`~callmesh.acd.engine.Router` returns a list of these, in the
+order they happened. They are flat, frozen records: the router worker turns them into gRPC
+messages, the simulator into scheduled events, tests into assertions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from callmesh.acd.strategy import Channel
+
+__all__ = [
+    "AgentState",
+    "AgentStateChanged",
+    "Connected",
+    "ContactEnded",
+    "ContactMoved",
+    "DecisionRecord",
+    "Effect",
+    "EndReason",
+    "Offer",
+    "OfferWithdrawn",
+]
+
+
+class AgentState(StrEnum):
+    """An agent's state, as reported and recorded in its history."""
+
+    LOGGED_OUT = "LoggedOut"
+    AVAILABLE = "Available"
+    NOT_READY = "NotReady"
+    RESERVED = "Reserved"
+    BUSY = "Busy"
+    WRAP_UP = "WrapUp"
+
+
+class EndReason(StrEnum):
+    """Why a contact left the ACD (each contact ends exactly once)."""
+
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    OVERFLOWED = "overflowed"
+    TIMED_OUT = "timed-out"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One routing decision, for the contact's trace.
+
+    Attributes:
+        at: when it was made.
+        queue: the queue the contact waited in.
+        agent_ids: the agents offered (after the engine's checks).
+        decided_by: the strategy / plugin whose choice was used.
+        reason: why, in words (includes why a fallback happened).
+        fallback: True when the engine overrode or replaced the policy's decision.
+        discarded: agent ids the policy proposed that were not candidates.
+    """
+
+    at: float
+    queue: str
+    agent_ids: tuple[str, ...]
+    decided_by: str
+    reason: str
+    fallback: bool = False
+    discarded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Ring these agents with this contact; the first to accept gets it.
+
+    For ring-progressively, later agents are added by further ``Offer`` effects with the
+    same ``contact_id`` (``agent_ids`` then holds only the added agent).
+    """
+
+    contact_id: str
+    queue: str
+    channel: Channel
+    agent_ids: tuple[str, ...]
+    timeout: float
+    decision: DecisionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class OfferWithdrawn:
+    """Stop ringing these agents for this contact (answered elsewhere, abandoned, ...)."""
+
+    contact_id: str
+    agent_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The agent accepted: bridge the contact to the agent."""
+
+    contact_id: str
+    agent_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactMoved:
+    """The contact moved to another queue (overflow or supervisor), keeping its enqueue time."""
+
+    contact_id: str
+    from_queue: str
+    to_queue: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEnded:
+    """The contact left the ACD, for one reason, exactly once.
+
+    Attributes:
+        contact_id: the contact.
+        queue: the queue it was in at the end.
+        reason: answered, abandoned, overflowed (to voicemail or callback) or timed out.
+        at: when.
+        waited: seconds since it first entered the ACD.
+        agent_id: the agent who answered, for ``answered``.
+        action: the overflow action (``voicemail`` / ``callback``) for ``overflowed``.
+        trace: every routing decision made for it, in order.
+    """
+
+    contact_id: str
+    queue: str
+    reason: EndReason
+    at: float
+    waited: float
+    agent_id: str | None = None
+    action: str | None = None
+    trace: tuple[DecisionRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    """An agent's state changed (also kept in the agent's history)."""
+
+    agent_id: str
+    state: AgentState
+    reason: str
+    at: float
+
+
+Effect = Offer | OfferWithdrawn | Connected | ContactMoved | ContactEnded | AgentStateChanged
+"""Any effect the engine returns."""

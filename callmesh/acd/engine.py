@@ -1,0 +1,1050 @@
+"""The ACD engine: a pure, deterministic router of contacts to agents.
+
+:class:`Router` holds waiting contacts, agents and offers. Every transition takes the time
+as an argument and returns the :mod:`effects <callmesh.acd.effects>` to carry out; nothing
+here sleeps, reads a clock, starts a thread or does I/O. Timers (offer timeouts,
+ring-progressively steps, tier escalation, max wait, end of wrap-up) fire in :meth:`tick`;
+:meth:`next_deadline` tells the driver when to call it.
+
+Matching is work-conserving: whenever an agent becomes free, or a contact arrives, comes
+back from an offer, moves or escalates to a new tier, the router matches at once, so no
+contact waits while an eligible agent idles (given ``tick`` is called on time). Waiting
+contacts are served by priority, then by the time they first entered the ACD.
+
+Bad input raises a subclass of :class:`~callmesh.acd.errors.AcdError` before any state
+changes; :meth:`Router.check_invariants` verifies the whole state and is used by the tests
+after every step, including failed ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NoReturn
+
+from callmesh.acd.config import (
+    AgentConfig,
+    OverflowAction,
+    QueueConfig,
+    TeamConfig,
+    validate,
+)
+from callmesh.acd.effects import (
+    AgentState,
+    AgentStateChanged,
+    Connected,
+    ContactEnded,
+    ContactMoved,
+    DecisionRecord,
+    Effect,
+    EndReason,
+    Offer,
+    OfferWithdrawn,
+)
+from callmesh.acd.errors import (
+    AgentNotInTeamError,
+    AgentStateError,
+    ClockError,
+    ConfigError,
+    ContactStateError,
+    DuplicateContactError,
+    InvariantViolation,
+    OfferWithdrawnError,
+    UnknownAgentError,
+    UnknownContactError,
+    UnknownQueueError,
+)
+from callmesh.acd.state import (
+    AgentRecord,
+    Candidates,
+    ContactRecord,
+    ContactState,
+    Indexes,
+    OfferRecord,
+    QueueRecord,
+    StateRecord,
+)
+from callmesh.acd.strategies import (
+    BUILTIN_STRATEGIES,
+    BuiltinRoutingPolicy,
+    LongestIdleAgent,
+    check_params,
+)
+from callmesh.acd.strategy import (
+    CandidateOrder,
+    CandidateSet,
+    Channel,
+    OfferResult,
+    RoutingDecision,
+    RoutingOutcome,
+    RoutingPolicy,
+    RoutingRequest,
+)
+
+__all__ = ["ContactSpec", "QueueStats", "Router"]
+
+_WAITING = ContactState.WAITING
+_OFFERED = ContactState.OFFERED
+_CONNECTED = ContactState.CONNECTED
+_FORCEABLE = (AgentState.LOGGED_OUT, AgentState.AVAILABLE, AgentState.NOT_READY)
+
+
+class _Timer(IntEnum):
+    OFFER_TIMEOUT = 0
+    PROGRESS = 1
+    ESCALATE = 2
+    MAX_WAIT = 3
+    WRAP_END = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSpec:
+    """A contact to enqueue.
+
+    Attributes:
+        id: unique id (the call's UUID, a chat id).
+        queue: the queue to wait in.
+        priority: higher is served first; None takes the queue's priority.
+        skills: skills this contact needs beyond the queue's, name -> minimum level.
+        attributes: free-form data for strategies and screen pops.
+        channel: None takes the queue's channel; otherwise it must match it.
+        enqueued_at: when it first entered the ACD (a re-enqueue after a router restart
+            passes the original time to keep its place); None means now.
+    """
+
+    id: str
+    queue: str
+    priority: int | None = None
+    skills: Mapping[str, int] = field(default_factory=dict)
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    channel: Channel | None = None
+    enqueued_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A queue's live figures (for WatchQueues and announcements)."""
+
+    queue: str
+    waiting: int
+    offering: int
+    longest_wait: float
+    agents: Mapping[AgentState, int]
+
+
+class Router:
+    """Routes contacts to agents for one tenant; see the module docstring.
+
+    Args:
+        queues: the queues.
+        teams: the teams, with their agents.
+        roster: agents known outside any team (they cannot log in: AgentNotInTeamError).
+        policy: decides who gets a contact; defaults to the built-in strategies.
+        seed: seed of the router's random generator (random strategy, plugins).
+        history_limit: state-history entries kept per agent.
+    """
+
+    def __init__(
+        self,
+        queues: Iterable[QueueConfig],
+        teams: Iterable[TeamConfig],
+        *,
+        roster: Iterable[AgentConfig] = (),
+        policy: RoutingPolicy | None = None,
+        seed: int = 0,
+        history_limit: int = 1000,
+    ) -> None:
+        queue_map, team_map, agent_map = validate(queues, teams, roster)
+        for q in queue_map.values():
+            if q.strategy in BUILTIN_STRATEGIES:
+                try:
+                    check_params(q.strategy, q.params)
+                except ValueError as exc:
+                    raise ConfigError(f"queue {q.name!r}.params: {exc}") from None
+        self._policy: RoutingPolicy = policy if policy is not None else BuiltinRoutingPolicy()
+        self._rng = random.Random(seed)
+        self._now = -math.inf
+        self._seq = 0
+        self._timers: list[tuple[float, int, _Timer, str, int, str]] = []
+        self._serve: list[AgentRecord] = []
+        self._team_cfg = team_map
+        team_members = {name: tuple(a.id for a in t.agents) for name, t in team_map.items()}
+        positions: dict[str, dict[str, int]] = {}
+        for name, members in team_members.items():
+            for pos, agent_id in enumerate(members):
+                positions.setdefault(agent_id, {})[name] = pos
+        self._agents: dict[str, AgentRecord] = {
+            agent_id: AgentRecord(cfg, positions.get(agent_id, {}), history_limit)
+            for agent_id, cfg in agent_map.items()
+        }
+        self._queues = {name: QueueRecord(q, team_members) for name, q in queue_map.items()}
+        for queue in self._queues.values():
+            for agent_id in queue.members:
+                self._agents[agent_id].queues.append(queue.name)
+        self._indexes = Indexes(self._agents, team_members)
+        self._contacts: dict[str, ContactRecord] = {}
+        self._fallbacks = {
+            name: BUILTIN_STRATEGIES.get(q.strategy, LongestIdleAgent())
+            for name, q in queue_map.items()
+        }
+
+    # ------------------------------------------------------------------ helpers
+
+    def _clock(self, now: float) -> None:
+        if not isinstance(now, int | float) or not math.isfinite(now):
+            raise ClockError(f"now is {now!r}: pass the current time as a finite number")
+        if now < self._now:
+            raise ClockError(
+                f"now is {now}, earlier than {self._now} already seen: time only moves forward"
+            )
+
+    def _agent(self, agent_id: str) -> AgentRecord:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise UnknownAgentError(agent_id)
+        return agent
+
+    def _contact(self, contact_id: str) -> ContactRecord:
+        contact = self._contacts.get(contact_id)
+        if contact is None:
+            raise UnknownContactError(contact_id)
+        return contact
+
+    def _queue(self, name: str) -> QueueRecord:
+        queue = self._queues.get(name)
+        if queue is None:
+            raise UnknownQueueError(name)
+        return queue
+
+    def _push(self, at: float, kind: _Timer, ref: str, serial: int, extra: str = "") -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (at, self._seq, kind, ref, serial, extra))
+
+    def _touch(self, agent: AgentRecord, now: float, effects: list[Effect], reason: str) -> None:
+        """Record a change of ``agent``: state history, effect, indexes, matching."""
+        new = agent.derived_state()
+        old = agent.state
+        if new is not old:
+            if new is AgentState.AVAILABLE and old is not AgentState.RESERVED:
+                agent.idle_since = now
+            agent.state = new
+            if new is AgentState.NOT_READY:
+                reason = agent.reason
+            agent.history.append(StateRecord(now, new, reason))
+            effects.append(AgentStateChanged(agent.id, new, reason, now))
+        agent.channel = (
+            next(iter(agent.contacts.values()))
+            if agent.contacts
+            else next(iter(agent.offers.values()))
+            if agent.offers
+            else None
+        )
+        agent.views.clear()
+        self._indexes.refresh(agent)
+        if agent.indexed:
+            self._serve.append(agent)
+
+    def _observe(
+        self, contact: ContactRecord, agent_id: str, result: OfferResult, now: float
+    ) -> None:
+        offer = contact.offer
+        decided_by = offer.decision.decided_by if offer is not None else ""
+        self._policy.observe(
+            RoutingOutcome(contact.id, contact.queue, agent_id, result, decided_by, now)
+        )
+
+    # ------------------------------------------------------------------ routing
+
+    def _route(self, contact: ContactRecord, now: float, effects: list[Effect]) -> bool:
+        """Offer a waiting contact if it has candidates; True when an offer was made."""
+        queue = self._queues[contact.queue]
+        cands = Candidates(self._agents, self._indexes, contact, queue, now)
+        skills = contact.skills
+        if skills:
+            key_skill = min(skills, key=lambda s: (-skills[s], s))
+            probe = cands.first(CandidateOrder.SKILL_LEVEL, key_skill)
+        else:
+            probe = cands.first(CandidateOrder.LONGEST_IDLE)
+        if probe is None:
+            return False
+        config = queue.config
+        request = RoutingRequest(
+            contact.make_view(), queue.name, config.strategy, config.params, cands, now, self._rng
+        )
+        decision: RoutingDecision | None
+        problem = ""
+        try:
+            decision = self._policy.route(request)
+        except Exception as exc:  # a policy must never lose a contact
+            decision = None
+            problem = f"policy raised {type(exc).__name__}: {exc}"
+        valid: list[str] = []
+        discarded: list[str] = []
+        if decision is not None:
+            for agent_id in decision.agent_ids:
+                if agent_id in valid or cands.get(agent_id) is None:
+                    discarded.append(agent_id)
+                else:
+                    valid.append(agent_id)
+            if not valid:
+                problem = f"{decision.decided_by} chose no candidate ({', '.join(discarded)})"
+        elif not problem:
+            problem = f"policy made no decision for strategy {config.strategy!r}"
+        fallback = not valid
+        if fallback:
+            strategy = self._fallbacks[queue.name]
+            try:
+                decision = strategy.choose(request)
+            except ValueError:
+                decision = None
+            if decision is None or not decision.agent_ids:
+                decision = RoutingDecision((probe.id,), "engine", "first candidate")
+            valid = [a for a in dict.fromkeys(decision.agent_ids) if cands.get(a) is not None]
+            if not valid:
+                decision = RoutingDecision((probe.id,), "engine", "first candidate")
+                valid = [probe.id]
+        assert decision is not None
+        reason = decision.reason if not problem else f"{problem}; fell back: {decision.reason}"
+        decided_by = decision.decided_by if not fallback else f"engine:{decision.decided_by}"
+        record = DecisionRecord(
+            now, queue.name, tuple(valid), decided_by, reason, fallback, tuple(discarded)
+        )
+        contact.trace.append(record)
+        delay = decision.progressive_delay
+        if delay is not None and (not math.isfinite(delay) or delay <= 0):
+            delay = None
+        ringing_now = valid[:1] if delay is not None else valid
+        pending = valid[1:] if delay is not None else []
+        self._seq += 1
+        offer = OfferRecord(record, {}, pending, delay, self._seq)
+        if contact.state is _WAITING and queue.waiting:
+            i = bisect_left(queue.waiting, contact.key)
+            if i < len(queue.waiting) and queue.waiting[i] == contact.key:
+                del queue.waiting[i]
+        contact.state = _OFFERED
+        contact.offer = offer
+        contact.attempts += 1
+        first = queue.members[valid[0]]
+        queue.last_position = contact.last_position = (first.tier, first.position)
+        contact.view = None
+        self._ring(contact, offer, tuple(ringing_now), now, effects, record)
+        if pending:
+            assert delay is not None
+            self._push(now + delay, _Timer.PROGRESS, contact.id, offer.serial)
+        return True
+
+    def _ring(
+        self,
+        contact: ContactRecord,
+        offer: OfferRecord,
+        agent_ids: tuple[str, ...],
+        now: float,
+        effects: list[Effect],
+        record: DecisionRecord,
+    ) -> None:
+        timeout = self._queues[contact.queue].config.offer_timeout
+        effects.append(
+            Offer(contact.id, contact.queue, contact.channel, agent_ids, timeout, record)
+        )
+        for agent_id in agent_ids:
+            agent = self._agents[agent_id]
+            agent.offers[contact.id] = contact.channel
+            offer.ringing[agent_id] = now + timeout
+            self._touch(agent, now, effects, f"offered {contact.id}")
+            self._push(now + timeout, _Timer.OFFER_TIMEOUT, contact.id, offer.serial, agent_id)
+
+    def _wait(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
+        """Put a contact (back) in its queue's line, at its place, and try to route it."""
+        contact.state = _WAITING
+        contact.offer = None
+        contact.view = None
+        if not self._route(contact, now, effects):
+            insort(self._queues[contact.queue].waiting, contact.key)
+
+    def _drain(self, now: float, effects: list[Effect]) -> None:
+        """Serve every agent that became free: give it the first waiting contact it fits."""
+        while self._serve:
+            agent = self._serve.pop(0)
+            guard = 0
+            while agent.indexed and agent.is_free():
+                contact = self._best_waiting(agent, now)
+                if contact is None or not self._route(contact, now, effects):
+                    break
+                guard += 1
+                if guard > 10_000:  # pragma: no cover - a bug, not an input
+                    raise InvariantViolation(f"agent {agent.id} kept matching without end")
+
+    def _best_waiting(self, agent: AgentRecord, now: float) -> ContactRecord | None:
+        best: ContactRecord | None = None
+        contacts = self._contacts
+        for name in agent.queues:
+            queue = self._queues[name]
+            if not queue.waiting:
+                continue
+            delay = queue.tier_delay[queue.members[agent.id].tier]
+            for key in queue.waiting:
+                if best is not None and key >= best.key:
+                    break
+                contact = contacts[key[-1]]
+                if contact.queued_at + delay > now:
+                    continue
+                cands = Candidates(self._agents, self._indexes, contact, queue, now)
+                if cands.admits(agent):
+                    best = contact
+                    break
+        return best
+
+    def _withdraw(
+        self,
+        contact: ContactRecord,
+        now: float,
+        effects: list[Effect],
+        reason: str,
+        keep: str | None = None,
+    ) -> None:
+        """Stop every ring of the contact's offer (except ``keep``), freeing the agents."""
+        offer = contact.offer
+        if offer is None:
+            return
+        released = [a for a in offer.ringing if a != keep]
+        offer.pending.clear()
+        if released:
+            effects.append(OfferWithdrawn(contact.id, tuple(released), reason))
+        for agent_id in released:
+            del offer.ringing[agent_id]
+            agent = self._agents[agent_id]
+            del agent.offers[contact.id]
+            self._observe(contact, agent_id, OfferResult.WITHDRAWN, now)
+            self._touch(agent, now, effects, f"offer of {contact.id} withdrawn")
+
+    def _offer_lost(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
+        """An agent stopped ringing: add the next progressive agent, or requeue if none."""
+        offer = contact.offer
+        assert offer is not None
+        if offer.ringing:
+            return
+        if offer.pending:
+            self._progress(contact, now, effects)
+            if offer.ringing:
+                return
+        self._wait(contact, now, effects)
+
+    def _progress(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
+        """ring-progressively: add the next pending agent that is still a candidate."""
+        offer = contact.offer
+        assert offer is not None and offer.delay is not None
+        queue = self._queues[contact.queue]
+        cands = Candidates(self._agents, self._indexes, contact, queue, now)
+        while offer.pending:
+            agent_id = offer.pending.pop(0)
+            if cands.get(agent_id) is not None:
+                self._ring(contact, offer, (agent_id,), now, effects, offer.decision)
+                break
+        if offer.pending:
+            self._push(now + offer.delay, _Timer.PROGRESS, contact.id, offer.serial)
+
+    def _end(
+        self,
+        contact: ContactRecord,
+        reason: EndReason,
+        now: float,
+        effects: list[Effect],
+        action: str | None = None,
+    ) -> None:
+        """Take a waiting or offered contact out of the ACD."""
+        self._withdraw(contact, now, effects, str(reason))
+        if contact.state is _WAITING:
+            queue = self._queues[contact.queue]
+            i = bisect_left(queue.waiting, contact.key)
+            if i < len(queue.waiting) and queue.waiting[i] == contact.key:
+                del queue.waiting[i]
+        contact.offer = None
+        del self._contacts[contact.id]
+        effects.append(
+            ContactEnded(
+                contact.id,
+                contact.queue,
+                reason,
+                now,
+                now - contact.enqueued_at,
+                action=action,
+                trace=tuple(contact.trace),
+            )
+        )
+
+    def _enter(self, contact: ContactRecord, queue: QueueRecord, now: float) -> None:
+        """Place the contact in ``queue`` (skills, timers); the caller routes it."""
+        contact.queue = queue.name
+        contact.queued_at = now
+        self._seq += 1
+        contact.queue_serial = self._seq
+        merged = dict(queue.config.skills)
+        for skill, level in contact.own_skills.items():
+            merged[skill] = max(level, merged.get(skill, 0))
+        contact.skills = merged
+        contact.last_position = None
+        contact.view = None
+        for level, delay, _teams in queue.tiers:
+            if delay > 0:
+                self._push(
+                    now + delay, _Timer.ESCALATE, contact.id, contact.queue_serial, str(level)
+                )
+        if queue.config.max_wait is not None:
+            self._push(
+                now + queue.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
+            )
+
+    def _move(
+        self,
+        contact: ContactRecord,
+        target: QueueRecord,
+        now: float,
+        effects: list[Effect],
+        why: str,
+    ) -> None:
+        source = contact.queue
+        self._withdraw(contact, now, effects, f"moved to {target.name}")
+        if contact.state is _WAITING:
+            queue = self._queues[source]
+            i = bisect_left(queue.waiting, contact.key)
+            if i < len(queue.waiting) and queue.waiting[i] == contact.key:
+                del queue.waiting[i]
+        self._enter(contact, target, now)
+        effects.append(ContactMoved(contact.id, source, target.name, why))
+        self._wait(contact, now, effects)
+
+    # ------------------------------------------------------------------ contacts
+
+    def enqueue(self, spec: ContactSpec, now: float) -> list[Effect]:
+        """A contact arrives in a queue; it is offered at once if an agent is free.
+
+        Raises:
+            DuplicateContactError, UnknownQueueError, ContactStateError (channel mismatch),
+            ClockError.
+        """
+        self._clock(now)
+        if spec.id in self._contacts:
+            raise DuplicateContactError(spec.id)
+        if not spec.id:
+            raise ContactStateError("contact id is empty: give every contact a unique id")
+        queue = self._queue(spec.queue)
+        channel = queue.config.channel if spec.channel is None else Channel(spec.channel)
+        if channel is not queue.config.channel:
+            raise ContactStateError(
+                f"contact {spec.id!r} is {channel} but queue {queue.name!r} serves"
+                f" {queue.config.channel}: enqueue it in a {channel} queue"
+            )
+        for skill, level in spec.skills.items():
+            if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+                raise ContactStateError(
+                    f"contact {spec.id!r} skills[{skill!r}] is {level!r}: levels are ints >= 1"
+                )
+        enqueued_at = now if spec.enqueued_at is None else spec.enqueued_at
+        if not math.isfinite(enqueued_at) or enqueued_at > now:
+            raise ContactStateError(
+                f"contact {spec.id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
+            )
+        self._now = now
+        priority = queue.config.priority if spec.priority is None else spec.priority
+        self._seq += 1
+        contact = ContactRecord(
+            spec.id, channel, priority, spec.attributes, spec.skills, enqueued_at, self._seq
+        )
+        self._contacts[spec.id] = contact
+        self._enter(contact, queue, now)
+        effects: list[Effect] = []
+        self._wait(contact, now, effects)
+        self._drain(now, effects)
+        return effects
+
+    def abandon(self, contact_id: str, now: float) -> list[Effect]:
+        """The caller hung up (or the chat closed) before being answered.
+
+        Raises:
+            UnknownContactError, ContactStateError (already answered: use ``complete``).
+        """
+        self._clock(now)
+        contact = self._contact(contact_id)
+        if contact.state is _CONNECTED:
+            raise ContactStateError(
+                f"contact {contact_id!r} was answered by {contact.agent_id!r}:"
+                " call complete() when it ends"
+            )
+        self._now = now
+        effects: list[Effect] = []
+        self._end(contact, EndReason.ABANDONED, now, effects)
+        self._drain(now, effects)
+        return effects
+
+    def move(
+        self, contact_id: str, queue: str, now: float, *, reason: str = "supervisor"
+    ) -> list[Effect]:
+        """Move a waiting (or ringing) contact to another queue, keeping its place in time.
+
+        Raises:
+            UnknownContactError, UnknownQueueError, ContactStateError.
+        """
+        self._clock(now)
+        contact = self._contact(contact_id)
+        target = self._queue(queue)
+        if contact.state is _CONNECTED:
+            raise ContactStateError(
+                f"contact {contact_id!r} is already answered: transfer it, do not move it"
+            )
+        if target.config.channel is not contact.channel:
+            raise ContactStateError(
+                f"queue {queue!r} serves {target.config.channel}, contact {contact_id!r} is"
+                f" {contact.channel}: move it to a {contact.channel} queue"
+            )
+        if target.name == contact.queue:
+            raise ContactStateError(f"contact {contact_id!r} is already in queue {queue!r}")
+        self._now = now
+        effects: list[Effect] = []
+        self._move(contact, target, now, effects, reason)
+        self._drain(now, effects)
+        return effects
+
+    def accept(self, agent_id: str, contact_id: str, now: float) -> list[Effect]:
+        """The agent answered the offer: connect them; other rings stop.
+
+        Raises:
+            UnknownAgentError, UnknownContactError, OfferWithdrawnError.
+        """
+        self._clock(now)
+        agent = self._agent(agent_id)
+        contact = self._contact(contact_id)
+        offer = contact.offer
+        if contact.state is not _OFFERED or offer is None or agent_id not in offer.ringing:
+            raise OfferWithdrawnError(contact_id, agent_id)
+        self._now = now
+        effects: list[Effect] = []
+        self._withdraw(contact, now, effects, f"answered by {agent_id}", keep=agent_id)
+        del offer.ringing[agent_id]
+        del agent.offers[contact_id]
+        agent.contacts[contact_id] = contact.channel
+        agent.calls_handled += 1
+        self._observe(contact, agent_id, OfferResult.ACCEPTED, now)
+        contact.state = _CONNECTED
+        contact.agent_id = agent_id
+        contact.answered_at = now
+        contact.offer = None
+        self._touch(agent, now, effects, f"answered {contact_id}")
+        effects.append(Connected(contact_id, agent_id, contact.queue))
+        effects.append(
+            ContactEnded(
+                contact_id,
+                contact.queue,
+                EndReason.ANSWERED,
+                now,
+                now - contact.enqueued_at,
+                agent_id=agent_id,
+                trace=tuple(contact.trace),
+            )
+        )
+        contact.trace = []
+        self._drain(now, effects)
+        return effects
+
+    def reject(self, agent_id: str, contact_id: str, now: float) -> list[Effect]:
+        """The agent declined the offer: it stays Available, the contact is re-offered
+        (to someone else: an agent is not offered a contact it declined).
+
+        Raises:
+            UnknownAgentError, UnknownContactError, OfferWithdrawnError.
+        """
+        self._clock(now)
+        agent = self._agent(agent_id)
+        contact = self._contact(contact_id)
+        offer = contact.offer
+        if contact.state is not _OFFERED or offer is None or agent_id not in offer.ringing:
+            raise OfferWithdrawnError(contact_id, agent_id)
+        self._now = now
+        effects: list[Effect] = []
+        del offer.ringing[agent_id]
+        del agent.offers[contact_id]
+        contact.declined.add(agent_id)
+        self._observe(contact, agent_id, OfferResult.REJECTED, now)
+        effects.append(OfferWithdrawn(contact_id, (agent_id,), "rejected"))
+        self._touch(agent, now, effects, f"rejected {contact_id}")
+        self._offer_lost(contact, now, effects)
+        self._drain(now, effects)
+        return effects
+
+    def complete(self, contact_id: str, now: float) -> list[Effect]:
+        """An answered contact ended (hang-up, chat closed): the agent wraps up.
+
+        Raises:
+            UnknownContactError, ContactStateError (not answered: use ``abandon``).
+        """
+        self._clock(now)
+        contact = self._contact(contact_id)
+        if contact.state is not _CONNECTED or contact.agent_id is None:
+            raise ContactStateError(
+                f"contact {contact_id!r} was not answered: call abandon() if the caller left"
+            )
+        self._now = now
+        effects: list[Effect] = []
+        agent = self._agents[contact.agent_id]
+        queue = self._queues[contact.queue]
+        talk = now - contact.answered_at
+        del agent.contacts[contact_id]
+        del self._contacts[contact_id]
+        agent.talk_time += talk
+        queue.handled += 1
+        queue.handle_total += talk
+        wrap = queue.config.wrap_up_time
+        if wrap is None:
+            membership = queue.members.get(agent.id)
+            wrap = self._team_cfg[membership.team].wrap_up_time if membership else 0.0
+        if wrap > 0 and agent.presence is AgentState.AVAILABLE and not agent.load():
+            agent.presence = AgentState.WRAP_UP
+            agent.wrap_serial += 1
+            self._push(now + wrap, _Timer.WRAP_END, agent.id, agent.wrap_serial)
+        self._touch(agent, now, effects, f"completed {contact_id}")
+        self._drain(now, effects)
+        return effects
+
+    # ------------------------------------------------------------------ agents
+
+    def _release_offers(
+        self, agent: AgentRecord, now: float, effects: list[Effect], why: str
+    ) -> None:
+        for contact_id in list(agent.offers):
+            contact = self._contacts[contact_id]
+            offer = contact.offer
+            assert offer is not None
+            del offer.ringing[agent.id]
+            del agent.offers[contact_id]
+            effects.append(OfferWithdrawn(contact_id, (agent.id,), why))
+            self._observe(contact, agent.id, OfferResult.WITHDRAWN, now)
+            self._offer_lost(contact, now, effects)
+
+    def _set_presence(
+        self, agent: AgentRecord, presence: AgentState, reason: str, now: float
+    ) -> list[Effect]:
+        self._now = now
+        effects: list[Effect] = []
+        if agent.presence is AgentState.LOGGED_OUT and presence is not AgentState.LOGGED_OUT:
+            agent.calls_handled = 0
+            agent.talk_time = 0.0
+            agent.idle_since = now
+        agent.presence = presence
+        agent.reason = reason if presence is AgentState.NOT_READY else ""
+        if presence is not AgentState.AVAILABLE and agent.offers:
+            self._release_offers(agent, now, effects, f"agent went {presence}")
+        self._touch(agent, now, effects, reason)
+        self._drain(now, effects)
+        return effects
+
+    def _serving(self, agent_id: str) -> AgentRecord:
+        agent = self._agent(agent_id)
+        if not agent.teams:
+            raise AgentNotInTeamError(agent_id)
+        return agent
+
+    def login(self, agent_id: str, now: float, *, ready: bool = True) -> list[Effect]:
+        """The agent logs in, Available (or NotReady("login") when ``ready`` is False).
+
+        Raises:
+            UnknownAgentError, AgentNotInTeamError, AgentStateError (already logged in).
+        """
+        self._clock(now)
+        agent = self._serving(agent_id)
+        if agent.presence is not AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id!r} is already logged in ({agent.state})")
+        presence = AgentState.AVAILABLE if ready else AgentState.NOT_READY
+        return self._set_presence(agent, presence, "login", now)
+
+    def logout(self, agent_id: str, now: float) -> list[Effect]:
+        """The agent logs out; offers ringing at it go back to their queues.
+
+        Raises:
+            UnknownAgentError, AgentStateError (not logged in, or contacts in progress).
+        """
+        self._clock(now)
+        agent = self._agent(agent_id)
+        if agent.presence is AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id!r} is not logged in")
+        if agent.contacts:
+            raise AgentStateError(
+                f"agent {agent_id!r} has contacts in progress ({', '.join(agent.contacts)}):"
+                " complete them first, or force_state() as a supervisor"
+            )
+        return self._set_presence(agent, AgentState.LOGGED_OUT, "logout", now)
+
+    def set_ready(self, agent_id: str, now: float) -> list[Effect]:
+        """The agent is ready for contacts (also ends wrap-up early).
+
+        Raises:
+            UnknownAgentError, AgentStateError (not logged in).
+        """
+        self._clock(now)
+        agent = self._agent(agent_id)
+        if agent.presence is AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id!r} is not logged in: call login() first")
+        return self._set_presence(agent, AgentState.AVAILABLE, "ready", now)
+
+    def set_not_ready(self, agent_id: str, reason: str, now: float) -> list[Effect]:
+        """The agent takes a break (reason code, e.g. ``lunch``); ringing offers go back.
+
+        Raises:
+            UnknownAgentError, AgentStateError (not logged in).
+        """
+        self._clock(now)
+        agent = self._agent(agent_id)
+        if agent.presence is AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id!r} is not logged in: call login() first")
+        return self._set_presence(agent, AgentState.NOT_READY, reason or "not-ready", now)
+
+    def force_state(
+        self, agent_id: str, state: AgentState, now: float, *, reason: str = "supervisor"
+    ) -> list[Effect]:
+        """A supervisor sets an agent LoggedOut, Available or NotReady, whatever it does.
+
+        Ringing offers go back to their queues; connected contacts carry on until completed.
+
+        Raises:
+            UnknownAgentError, AgentNotInTeamError, AgentStateError (state not forceable).
+        """
+        self._clock(now)
+        agent = self._agent(agent_id)
+        state = AgentState(state)
+        if state not in _FORCEABLE:
+            raise AgentStateError(
+                f"cannot force agent {agent_id!r} to {state}: force LoggedOut, Available or"
+                " NotReady"
+            )
+        if state is not AgentState.LOGGED_OUT and not agent.teams:
+            raise AgentNotInTeamError(agent_id)
+        return self._set_presence(agent, state, reason, now)
+
+    # ------------------------------------------------------------------ time
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do, or None."""
+        timers = self._timers
+        while timers and not self._live(timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def _live(self, timer: tuple[float, int, _Timer, str, int, str]) -> bool:
+        _at, _seq, kind, ref, serial, extra = timer
+        if kind is _Timer.WRAP_END:
+            agent = self._agents[ref]
+            return agent.presence is AgentState.WRAP_UP and agent.wrap_serial == serial
+        contact = self._contacts.get(ref)
+        if contact is None:
+            return False
+        if kind is _Timer.OFFER_TIMEOUT:
+            offer = contact.offer
+            return (
+                offer is not None
+                and offer.serial == serial
+                and offer.ringing.get(extra) == timer[0]
+            )
+        if kind is _Timer.PROGRESS:
+            offer = contact.offer
+            return offer is not None and offer.serial == serial and bool(offer.pending)
+        if contact.queue_serial != serial or contact.state is _CONNECTED:
+            return False
+        if kind is _Timer.ESCALATE:
+            return contact.state is _WAITING
+        return True  # MAX_WAIT
+
+    def tick(self, now: float) -> list[Effect]:
+        """Fire every timer due at or before ``now``, in time order."""
+        self._clock(now)
+        self._now = now
+        effects: list[Effect] = []
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)
+            if not self._live(timer):
+                continue
+            at, _seq, kind, ref, _serial, extra = timer
+            if kind is _Timer.WRAP_END:
+                agent = self._agents[ref]
+                agent.presence = AgentState.AVAILABLE
+                self._touch(agent, at, effects, "wrap-up ended")
+            elif kind is _Timer.OFFER_TIMEOUT:
+                contact = self._contacts[ref]
+                offer = contact.offer
+                assert offer is not None
+                agent = self._agents[extra]
+                del offer.ringing[extra]
+                del agent.offers[contact.id]
+                agent.presence = AgentState.NOT_READY
+                agent.reason = "no-answer"
+                effects.append(OfferWithdrawn(contact.id, (extra,), "no answer"))
+                self._observe(contact, extra, OfferResult.TIMED_OUT, at)
+                self._touch(agent, at, effects, "no-answer")
+                self._offer_lost(contact, at, effects)
+            elif kind is _Timer.PROGRESS:
+                self._progress(self._contacts[ref], at, effects)
+            elif kind is _Timer.ESCALATE:
+                contact = self._contacts[ref]
+                self._route(contact, at, effects)
+            else:
+                self._max_wait(self._contacts[ref], at, effects)
+            self._drain(at, effects)
+        return effects
+
+    def _max_wait(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
+        config = self._queues[contact.queue].config
+        overflow = config.overflow
+        why = f"waited max {config.max_wait:g} s in {config.name}"
+        if overflow is None:
+            self._end(contact, EndReason.TIMED_OUT, now, effects)
+        elif overflow.action is OverflowAction.QUEUE:
+            assert overflow.target is not None
+            self._move(contact, self._queues[overflow.target], now, effects, f"overflow: {why}")
+        else:
+            self._end(contact, EndReason.OVERFLOWED, now, effects, action=str(overflow.action))
+
+    # ------------------------------------------------------------------ queries
+
+    def agent_state(self, agent_id: str) -> AgentState:
+        """The agent's current state."""
+        return self._agent(agent_id).state
+
+    def agent_history(self, agent_id: str) -> list[StateRecord]:
+        """The agent's recent state changes, oldest first."""
+        return list(self._agent(agent_id).history)
+
+    def waiting(self, queue: str) -> list[str]:
+        """Ids of the contacts waiting (not ringing) in ``queue``, in serving order."""
+        return [key[-1] for key in self._queue(queue).waiting]
+
+    def contacts(self) -> list[str]:
+        """Ids of every contact in the router (waiting, ringing or connected)."""
+        return list(self._contacts)
+
+    def position(self, contact_id: str) -> int:
+        """1-based place of a waiting contact in its queue; 0 while ringing or connected."""
+        contact = self._contact(contact_id)
+        if contact.state is not _WAITING:
+            return 0
+        return bisect_left(self._queues[contact.queue].waiting, contact.key) + 1
+
+    def estimated_wait(self, contact_id: str) -> float:
+        """Estimated seconds until an agent answers: place x handle time / agents serving.
+
+        The handle time is the queue's mean so far (its ``expected_handle_time`` before the
+        first completed contact); agents serving are those logged in to the queue's teams.
+        """
+        place = self.position(contact_id)
+        if place == 0:
+            return 0.0
+        queue = self._queues[self._contacts[contact_id].queue]
+        aht = (
+            queue.handle_total / queue.handled
+            if queue.handled
+            else queue.config.expected_handle_time
+        )
+        serving = sum(
+            1 for a in queue.members if self._agents[a].presence is not AgentState.LOGGED_OUT
+        )
+        return place * aht / max(1, serving)
+
+    def queue_stats(self, queue: str, now: float) -> QueueStats:
+        """Waiting and ringing counts, longest wait and agents by state for ``queue``."""
+        q = self._queue(queue)
+        offering = sum(
+            1 for c in self._contacts.values() if c.queue == queue and c.state is _OFFERED
+        )
+        longest = max((now - self._contacts[k[-1]].enqueued_at for k in q.waiting), default=0.0)
+        agents: dict[AgentState, int] = {}
+        for agent_id in q.members:
+            state = self._agents[agent_id].state
+            agents[state] = agents.get(state, 0) + 1
+        return QueueStats(queue, len(q.waiting), offering, longest, agents)
+
+    def trace(self, contact_id: str) -> tuple[DecisionRecord, ...]:
+        """The routing decisions made so far for a contact in the router."""
+        return tuple(self._contact(contact_id).trace)
+
+    def candidates(self, contact_id: str, now: float) -> CandidateSet:
+        """The agents that may take ``contact_id`` at ``now`` (for inspection and tests)."""
+        contact = self._contact(contact_id)
+        return Candidates(self._agents, self._indexes, contact, self._queues[contact.queue], now)
+
+    # ------------------------------------------------------------------ invariants
+
+    def check_invariants(self) -> None:
+        """Verify the whole state; raise :class:`InvariantViolation` on the first breach.
+
+        Work conservation is checked at the last time seen, so call it after ``tick``.
+        """
+        now = self._now
+        agents, contacts = self._agents, self._contacts
+
+        def fail(message: str) -> NoReturn:
+            raise InvariantViolation(message)
+
+        for agent in agents.values():
+            items = {**agent.offers, **agent.contacts}
+            if len(items) != agent.load():
+                fail(f"agent {agent.id} rings and talks to the same contact")
+            if len(set(items.values())) > 1:
+                fail(f"agent {agent.id} mixes channels: {items}")
+            for contact_id, channel in items.items():
+                if len(items) > agent.capacity.get(channel, 0):
+                    fail(f"agent {agent.id} over capacity on {channel}: {sorted(items)}")
+                contact = contacts.get(contact_id)
+                if contact is None:
+                    fail(f"agent {agent.id} holds ended contact {contact_id}")
+                if contact_id in agent.offers:
+                    if contact.offer is None or agent.id not in contact.offer.ringing:
+                        fail(f"agent {agent.id} rings for {contact_id} with no such offer")
+                    if agent.presence is not AgentState.AVAILABLE:
+                        fail(f"agent {agent.id} rings while {agent.presence}")
+                    for skill, level in contact.skills.items():
+                        if agent.skills.get(skill, 0) < level:
+                            fail(f"agent {agent.id} rings for {contact_id} without {skill}")
+                elif contact.agent_id != agent.id or contact.state is not _CONNECTED:
+                    fail(f"agent {agent.id} talks to {contact_id} not connected to it")
+            if agent.state is not agent.derived_state():
+                fail(f"agent {agent.id} state {agent.state} != {agent.derived_state()}")
+            if agent.indexed != agent.is_free():
+                fail(f"agent {agent.id} index flag {agent.indexed} but free={agent.is_free()}")
+        for team, index in self._indexes.all():
+            expected = []
+            for pos, agent_id in enumerate(a.id for a in self._team_cfg[team].agents):
+                agent = agents[agent_id]
+                if agent.is_free():
+                    key = index.key(agent, pos)
+                    if key is not None:
+                        expected.append(key)
+            if sorted(expected) != index.entries:
+                fail(f"index {team}/{index.order}/{index.skill} is stale")
+        for name, queue in self._queues.items():
+            waiting = sorted(
+                c.key for c in contacts.values() if c.queue == name and c.state is _WAITING
+            )
+            if waiting != queue.waiting:
+                fail(f"queue {name} line {queue.waiting} != waiting contacts {waiting}")
+        for contact in contacts.values():
+            if contact.state is _OFFERED:
+                offer = contact.offer
+                if offer is None or not (offer.ringing or offer.pending):
+                    fail(f"contact {contact.id} offered but nobody rings")
+                for agent_id in offer.ringing:
+                    if contact.id not in agents[agent_id].offers:
+                        fail(f"contact {contact.id} rings {agent_id}, who does not know it")
+            elif contact.state is _CONNECTED:
+                if contact.agent_id is None or contact.id not in agents[contact.agent_id].contacts:
+                    fail(f"contact {contact.id} connected to nobody")
+            else:
+                queue = self._queues[contact.queue]
+                cands = Candidates(agents, self._indexes, contact, queue, now)
+                found = cands.first(CandidateOrder.TIER_POSITION)
+                if found is not None:
+                    fail(
+                        f"contact {contact.id} waits in {contact.queue} while agent"
+                        f" {found.id} is free and eligible (not work-conserving)"
+                    )
