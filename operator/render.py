@@ -1,0 +1,633 @@
+"""Pure renderers: a tenant's resources in, the Kubernetes objects that run it out.
+
+``render_tenant`` is what ``callmesh render`` prints and what the operator applies. Every
+builder takes typed inputs and returns a plain dict; nothing here talks to the API server.
+Generated Secrets (the ESL password, one SIP password per agent) are rendered separately by
+``generated_secrets``, because their values are created once and never rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from callmesh.operator import freeswitch as fs
+from callmesh.operator.labels import (
+    CONFIG_HASH,
+    TENANT_LABEL,
+    child_name,
+    content_hash,
+    metadata_for,
+    selector_labels,
+)
+
+from callmesh import __version__
+from callmesh.api import ContactCenter, Resource, Tenant
+from callmesh.api.contactcenter import ExposureMode, ResourceRequirements, WorkerSpec
+
+GRPC_PORT = 50051
+FREESWITCH = "freeswitch"
+CONFIG_DIR = "/etc/freeswitch"
+RECORDINGS_DIR = "/var/lib/freeswitch/recordings"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Settings of the operator installation (from its Helm values), not of a tenant."""
+
+    worker_image: str = f"ghcr.io/callmesh/callmesh:{__version__}"
+    cluster_domain: str = "cluster.local"
+    external_address: str | None = None
+    """The SIP Service's load-balancer address, once the cloud has assigned one."""
+
+
+@dataclass(frozen=True)
+class Role:
+    """A worker role: which kinds it loads and which ports it serves."""
+
+    name: str
+    kinds: tuple[str, ...]
+    extra_ports: tuple[tuple[str, int], ...] = ()
+
+
+ROUTER = Role("router", ("ContactCenter", "Queue", "AgentTeam"))
+CALLCONTROL = Role(
+    "callcontrol",
+    ("ContactCenter", "Queue", "AgentTeam", "IVRFlow"),
+    (("esl-outbound", fs.CALLCONTROL_ESL_PORT),),
+)
+DIALER = Role("dialer", ("ContactCenter", "Queue", "DialerCampaign"))
+
+
+def roles_for(tenant: Tenant) -> list[Role]:
+    """The worker roles a tenant needs: the dialer only when it has campaigns."""
+    roles = [ROUTER, CALLCONTROL]
+    if tenant.campaigns:
+        roles.append(DIALER)
+    return roles
+
+
+def _center(tenant: Tenant) -> ContactCenter:
+    if tenant.center is None:
+        raise ValueError(
+            f"namespace {tenant.namespace}: no ContactCenter — create one before its queues and teams"
+        )
+    return tenant.center
+
+
+def _resources(req: ResourceRequirements) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for section, cpu, memory in (
+        ("requests", req.cpu_request, req.memory_request),
+        ("limits", req.cpu_limit, req.memory_limit),
+    ):
+        values = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}
+        if values:
+            out[section] = values
+    return out
+
+
+def _service_host(center: ContactCenter, role: str, options: RenderOptions) -> str:
+    return f"{child_name(center, role)}.{center.namespace}.svc.{options.cluster_domain}"
+
+
+# --- data the workers load -----------------------------------------------------------------
+
+
+def tenant_document(objects: Iterable[Resource]) -> str:
+    """Multi-document YAML of resources' specs (status and server fields dropped)."""
+    docs = []
+    for obj in objects:
+        manifest = obj.to_manifest()
+        manifest.pop("status", None)
+        meta = manifest.get("metadata", {})
+        manifest["metadata"] = {"name": meta.get("name"), "namespace": meta.get("namespace")}
+        docs.append(manifest)
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def build_worker_configmap(tenant: Tenant, role: Role) -> dict[str, Any]:
+    """The ConfigMap a worker role loads: the tenant's resources of the kinds it needs."""
+    center = _center(tenant)
+    objects = [obj for obj in tenant.objects() if obj.kind_name in role.kinds]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata_for(center, child_name(center, role.name), role.name),
+        "data": {"tenant.yaml": tenant_document(objects)},
+    }
+
+
+# --- FreeSWITCH ----------------------------------------------------------------------------
+
+
+def build_freeswitch_configmap(tenant: Tenant, options: RenderOptions) -> dict[str, Any]:
+    """The switch's XML configuration (no secrets: they come from the environment)."""
+    center = _center(tenant)
+    ctx = fs.SwitchContext(
+        callcontrol_host=_service_host(center, CALLCONTROL.name, options),
+        external_address=options.external_address
+        or center.spec.freeswitch.exposure.external_address,
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata_for(center, child_name(center, FREESWITCH), FREESWITCH),
+        "data": fs.render_config(tenant, ctx),
+    }
+
+
+def _secret_env(tenant: Tenant) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": var.env,
+            "valueFrom": {"secretKeyRef": {"name": var.secret_name, "key": var.secret_key}},
+        }
+        for var in fs.secret_vars(tenant)
+    ]
+
+
+def _sip_ports(center: ContactCenter) -> list[tuple[str, int, str]]:
+    sw = center.spec.freeswitch
+    return [
+        ("sip-int-udp", sw.sip_port, "UDP"),
+        ("sip-int-tcp", sw.sip_port, "TCP"),
+        ("sip-ext-udp", sw.external_sip_port, "UDP"),
+        ("sip-ext-tcp", sw.external_sip_port, "TCP"),
+    ]
+
+
+def build_freeswitch_statefulset(tenant: Tenant, configmap: dict[str, Any]) -> dict[str, Any]:
+    """The switch: FreeSWITCH pods with the generated config, secrets as env, recordings volume."""
+    center = _center(tenant)
+    sw = center.spec.freeswitch
+    host_network = sw.exposure.mode is ExposureMode.host_network
+    name = child_name(center, FREESWITCH)
+    selector = selector_labels(center, FREESWITCH)
+    ports = [{"name": "esl", "containerPort": fs.ESL_PORT, "protocol": "TCP"}]
+    ports += [
+        {"name": n, "containerPort": p, "protocol": proto} for n, p, proto in _sip_ports(center)
+    ]
+    affinity_term = {
+        "labelSelector": {"matchLabels": selector},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    if host_network:  # two switches on one node would fight over the SIP and RTP ports
+        anti_affinity: dict[str, Any] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [affinity_term]
+        }
+    else:
+        anti_affinity = {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": affinity_term}
+            ]
+        }
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": child_name(center, FREESWITCH),
+        "automountServiceAccountToken": False,
+        "hostNetwork": host_network,
+        "dnsPolicy": "ClusterFirstWithHostNet" if host_network else "ClusterFirst",
+        "affinity": {"podAntiAffinity": anti_affinity},
+        "terminationGracePeriodSeconds": 120,
+        "containers": [
+            {
+                "name": FREESWITCH,
+                "image": sw.image,
+                "args": ["-nonat", "-nf", "-conf", CONFIG_DIR, "-log", "/var/log/freeswitch"],
+                "ports": ports,
+                "env": _secret_env(tenant),
+                "resources": _resources(sw.resources),
+                "readinessProbe": {
+                    "tcpSocket": {"port": "esl"},
+                    "periodSeconds": 5,
+                    "failureThreshold": 3,
+                },
+                "livenessProbe": {
+                    "tcpSocket": {"port": "esl"},
+                    "initialDelaySeconds": 20,
+                    "periodSeconds": 10,
+                    "failureThreshold": 6,
+                },
+                "volumeMounts": [
+                    {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                    {"name": "recordings", "mountPath": RECORDINGS_DIR},
+                ],
+                "securityContext": {"allowPrivilegeEscalation": False},
+            }
+        ],
+        "volumes": [
+            {
+                "name": "config",
+                "configMap": {
+                    "name": configmap["metadata"]["name"],
+                    "items": [{"key": k, "path": p} for k, p in fs.CONFIG_PATHS.items()],
+                },
+            }
+        ],
+    }
+    recording = center.spec.recording
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": recording.storage_size}},
+    }
+    if recording.storage_class:
+        claim_spec["storageClassName"] = recording.storage_class
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata_for(center, name, FREESWITCH),
+        "spec": {
+            "serviceName": name,
+            "replicas": sw.replicas,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": metadata_for(center, name, FREESWITCH)["labels"],
+                    "annotations": {CONFIG_HASH: content_hash(configmap["data"])},
+                },
+                "spec": pod_spec,
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "recordings"}, "spec": claim_spec}],
+        },
+    }
+
+
+def build_freeswitch_services(tenant: Tenant) -> list[dict[str, Any]]:
+    """The headless Service (ESL, per-pod DNS) and, with loadBalancer exposure, the SIP Service."""
+    center = _center(tenant)
+    sw = center.spec.freeswitch
+    selector = selector_labels(center, FREESWITCH)
+    services: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata_for(center, child_name(center, FREESWITCH), FREESWITCH),
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": True,
+                "selector": selector,
+                "ports": [
+                    {
+                        "name": "esl",
+                        "port": fs.ESL_PORT,
+                        "targetPort": fs.ESL_PORT,
+                        "protocol": "TCP",
+                    }
+                ],
+            },
+        }
+    ]
+    if sw.exposure.mode is ExposureMode.load_balancer:
+        ports = [
+            {"name": n, "port": p, "targetPort": p, "protocol": proto}
+            for n, p, proto in _sip_ports(center)
+        ]
+        ports += [
+            {"name": f"rtp-{port}", "port": port, "targetPort": port, "protocol": "UDP"}
+            for port in range(sw.rtp_ports.start, sw.rtp_ports.end + 1)
+        ]
+        spec: dict[str, Any] = {
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            "sessionAffinity": "ClientIP",
+            "selector": selector,
+            "ports": ports,
+        }
+        if sw.exposure.load_balancer_class:
+            spec["loadBalancerClass"] = sw.exposure.load_balancer_class
+        services.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata_for(
+                    center,
+                    child_name(center, "sip"),
+                    FREESWITCH,
+                    dict(sw.exposure.service_annotations),
+                ),
+                "spec": spec,
+            }
+        )
+    return services
+
+
+def build_freeswitch_pdb(tenant: Tenant) -> dict[str, Any]:
+    """At most one switch pod down at a time for voluntary disruptions (drains, upgrades)."""
+    center = _center(tenant)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata_for(center, child_name(center, FREESWITCH), FREESWITCH),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(center, FREESWITCH)},
+        },
+    }
+
+
+# --- workers -------------------------------------------------------------------------------
+
+
+def _worker_spec(center: ContactCenter, role: Role) -> WorkerSpec:
+    spec: WorkerSpec = getattr(center.spec.workers, role.name)
+    return spec
+
+
+def build_worker_deployment(
+    tenant: Tenant, role: Role, configmap: dict[str, Any], options: RenderOptions
+) -> dict[str, Any]:
+    """A worker role's Deployment: the callmesh image running ``callmesh worker <role>``."""
+    center = _center(tenant)
+    name = child_name(center, role.name)
+    worker = _worker_spec(center, role)
+    env = [
+        {"name": "CALLMESH_TENANT", "value": center.namespace},
+        {
+            "name": "CALLMESH_ROUTER",
+            "value": f"{_service_host(center, ROUTER.name, options)}:{GRPC_PORT}",
+        },
+        {"name": "CALLMESH_FREESWITCH", "value": f"{child_name(center, FREESWITCH)}:{fs.ESL_PORT}"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    if role is not ROUTER:  # they drive FreeSWITCH over ESL
+        esl = fs.esl_secret(center)
+        env.append(
+            {
+                "name": esl.env,
+                "valueFrom": {"secretKeyRef": {"name": esl.secret_name, "key": esl.secret_key}},
+            }
+        )
+    ports = [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"}]
+    ports += [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role.extra_ports]
+    labels = metadata_for(center, name, role.name)["labels"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata_for(center, name, role.name),
+        "spec": {
+            "replicas": worker.replicas,
+            "selector": {"matchLabels": selector_labels(center, role.name)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {CONFIG_HASH: content_hash(configmap["data"])},
+                },
+                "spec": {
+                    "serviceAccountName": child_name(center, "workers"),
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [
+                        {
+                            "name": role.name,
+                            "image": options.worker_image,
+                            "args": [
+                                "worker",
+                                role.name,
+                                "--config",
+                                "/etc/callmesh/tenant.yaml",
+                                "--port",
+                                str(GRPC_PORT),
+                            ],
+                            "ports": ports,
+                            "env": env,
+                            "resources": _resources(worker.resources),
+                            "readinessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 5},
+                            "livenessProbe": {
+                                "grpc": {"port": GRPC_PORT},
+                                "initialDelaySeconds": 10,
+                                "periodSeconds": 10,
+                            },
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/callmesh", "readOnly": True}
+                            ],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": configmap["metadata"]["name"]}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def build_worker_service(tenant: Tenant, role: Role) -> dict[str, Any]:
+    """The worker role's ClusterIP Service."""
+    center = _center(tenant)
+    ports = [{"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}]
+    ports += [
+        {"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in role.extra_ports
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata_for(center, child_name(center, role.name), role.name),
+        "spec": {"selector": selector_labels(center, role.name), "ports": ports},
+    }
+
+
+# --- tenancy: RBAC and network policy ------------------------------------------------------
+
+
+def build_rbac(tenant: Tenant) -> list[dict[str, Any]]:
+    """Service accounts with least privilege: workers may only hold the router's Lease."""
+    center = _center(tenant)
+    workers = child_name(center, "workers")
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata_for(center, child_name(center, FREESWITCH), FREESWITCH),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata_for(center, workers, "workers"),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata_for(center, workers, "workers"),
+            "rules": [
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["get", "list", "watch", "create", "update"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata_for(center, workers, "workers"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": workers},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": workers, "namespace": center.namespace}
+            ],
+        },
+    ]
+
+
+def _peer(center: ContactCenter, component: str) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": selector_labels(center, component)}}
+
+
+def _tcp(port: int | str) -> dict[str, Any]:
+    return {"protocol": "TCP", "port": port}
+
+
+_DNS_EGRESS = {
+    "to": [{"namespaceSelector": {}}],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+
+
+def build_network_policies(tenant: Tenant) -> list[dict[str, Any]]:
+    """Default deny for the tenant's pods, then only the paths the call flow needs."""
+    center = _center(tenant)
+    sw = center.spec.freeswitch
+    roles = {r.name for r in roles_for(tenant)}
+    esl_clients = [_peer(center, r) for r in ("callcontrol", "dialer") if r in roles]
+    grpc_clients = [_peer(center, r) for r in ("callcontrol", "dialer") if r in roles]
+
+    def policy(name: str, component: str | None, spec: dict[str, Any]) -> dict[str, Any]:
+        selector = (
+            {"matchLabels": selector_labels(center, component)}
+            if component
+            else {"matchLabels": {TENANT_LABEL: center.name}}
+        )
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata_for(center, child_name(center, name), component or "tenant"),
+            "spec": {"podSelector": selector, **spec},
+        }
+
+    sip_ports = [{"protocol": proto, "port": port} for _, port, proto in _sip_ports(center)]
+    rtp = {"protocol": "UDP", "port": sw.rtp_ports.start, "endPort": sw.rtp_ports.end}
+    policies = [
+        policy("default-deny", None, {"policyTypes": ["Ingress", "Egress"]}),
+        policy(
+            "freeswitch",
+            FREESWITCH,
+            {
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [
+                    {"ports": [*sip_ports, rtp]},  # phones and trunks, from anywhere
+                    {"from": esl_clients, "ports": [_tcp(fs.ESL_PORT)]},
+                ],
+                # trunks, phones' RTP and the callcontrol socket: the switch talks to the world
+                "egress": [{}],
+            },
+        ),
+        policy(
+            "router",
+            "router",
+            {
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": grpc_clients, "ports": [_tcp(GRPC_PORT)]}],
+                # DNS, and the API server for the leader Lease
+                "egress": [_DNS_EGRESS, {"ports": [_tcp(443), _tcp(6443)]}],
+            },
+        ),
+        policy(
+            "callcontrol",
+            "callcontrol",
+            {
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [
+                    {"from": [_peer(center, FREESWITCH)], "ports": [_tcp(fs.CALLCONTROL_ESL_PORT)]}
+                ],
+                "egress": [
+                    _DNS_EGRESS,
+                    {"to": [_peer(center, FREESWITCH)], "ports": [_tcp(fs.ESL_PORT)]},
+                    {"to": [_peer(center, "router")], "ports": [_tcp(GRPC_PORT)]},
+                ],
+            },
+        ),
+    ]
+    if "dialer" in roles:
+        policies.append(
+            policy(
+                "dialer",
+                "dialer",
+                {
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [],
+                    "egress": [
+                        _DNS_EGRESS,
+                        {"to": [_peer(center, FREESWITCH)], "ports": [_tcp(fs.ESL_PORT)]},
+                        {"to": [_peer(center, "router")], "ports": [_tcp(GRPC_PORT)]},
+                    ],
+                },
+            )
+        )
+    return policies
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def generated_secrets(
+    tenant: Tenant, existing: set[str], new_password: Callable[[], str]
+) -> list[dict[str, Any]]:
+    """Secrets the operator generates (ESL password, one per agent) that do not exist yet.
+
+    An existing Secret is never rewritten, so passwords stay stable across reconciles.
+    Trunk credentials are the user's own Secrets and are only referenced.
+    """
+    center = _center(tenant)
+    wanted = [fs.esl_secret(center)]
+    wanted += [
+        fs.agent_secret(center, agent_id, ext) for _, agent_id, _, ext in fs.all_agents(tenant)
+    ]
+    out = []
+    for var in wanted:
+        if var.secret_name in existing:
+            continue
+        component = FREESWITCH if var.variable == "esl_password" else "agent"
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": metadata_for(center, var.secret_name, component),
+                "stringData": {var.secret_key: new_password()},
+            }
+        )
+    return out
+
+
+# --- everything ----------------------------------------------------------------------------
+
+
+def render_tenant(tenant: Tenant, options: RenderOptions | None = None) -> list[dict[str, Any]]:
+    """Every object (but generated Secrets) the operator keeps in the tenant's namespace."""
+    options = options or RenderOptions()
+    fs_config = build_freeswitch_configmap(tenant, options)
+    objects: list[dict[str, Any]] = [*build_rbac(tenant), fs_config]
+    objects.append(build_freeswitch_statefulset(tenant, fs_config))
+    objects += build_freeswitch_services(tenant)
+    objects.append(build_freeswitch_pdb(tenant))
+    for role in roles_for(tenant):
+        cm = build_worker_configmap(tenant, role)
+        objects += [
+            cm,
+            build_worker_deployment(tenant, role, cm, options),
+            build_worker_service(tenant, role),
+        ]
+    objects += build_network_policies(tenant)
+    return objects

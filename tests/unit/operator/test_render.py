@@ -1,0 +1,150 @@
+"""The pure renderers: valid Kubernetes objects, correct FreeSWITCH XML, no secret in a ConfigMap."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from callmesh.operator import freeswitch as fs
+from callmesh.operator.render import RenderOptions, generated_secrets, render_tenant
+
+from callmesh.api import Tenant
+
+# The chart's Chart.yaml claims these Kubernetes versions.
+K8S_VERSIONS = ["1.30.0", "1.33.0", "1.35.0"]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_rendered_object_is_valid_kubernetes(tenant: Tenant, version: str) -> None:
+    objects = render_tenant(tenant) + generated_secrets(tenant, set(), lambda: "pw")
+    for obj in objects:
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_children_are_owned_and_labelled(tenant: Tenant) -> None:
+    for obj in render_tenant(tenant):
+        meta = obj["metadata"]
+        assert meta["namespace"] == "tenant-a"
+        assert meta["ownerReferences"][0]["kind"] == "ContactCenter"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "callmesh-operator"
+        assert meta["labels"]["app.kubernetes.io/instance"] == "center"
+
+
+def test_configmaps_hold_no_secret_values(tenant: Tenant) -> None:
+    password = "s3cr3t-value-never-in-a-configmap"
+    secrets = generated_secrets(tenant, set(), lambda: password)
+    assert len(secrets) == 3  # ESL + two agents
+    for cm in by_kind(render_tenant(tenant), "ConfigMap"):
+        for text in cm["data"].values():
+            assert password not in text
+            assert "ClueCon" not in text
+
+
+def test_freeswitch_xml_parses_and_routes_each_did_to_callcontrol(tenant: Tenant) -> None:
+    (cm,) = [
+        c
+        for c in by_kind(render_tenant(tenant), "ConfigMap")
+        if c["metadata"]["name"] == "center-freeswitch"
+    ]
+    files = {k: ET.fromstring(v) for k, v in cm["data"].items()}
+    assert set(files) == set(fs.CONFIG_PATHS)
+    public = files["dialplan-public.xml"]
+    (ext,) = [e for e in public.iter("extension") if e.get("name", "").startswith("did-")]
+    cond = ext.find("condition")
+    assert cond is not None and cond.get("expression") == r"^\+?4930555010$"
+    actions = [(a.get("application"), a.get("data")) for a in cond.iter("action")]
+    assert ("set", "callmesh_flow=main") in actions
+    assert actions[-1] == ("socket", "$${callcontrol_socket} async full")
+    vars_text = cm["data"]["vars.xml"]
+    assert "callcontrol_socket=center-callcontrol.tenant-a.svc.cluster.local:8084" in vars_text
+    assert "esl_password=$CALLMESH_ESL_PASSWORD" in vars_text
+
+
+def test_directory_has_one_user_per_agent_with_secret_password(tenant: Tenant) -> None:
+    root = ET.fromstring(fs.directory_xml(tenant))
+    users = {u.get("id"): u for u in root.iter("user")}
+    assert set(users) == {"1001", "1002"}
+    password = users["1001"].find("params/param[@name='password']")
+    assert password is not None and password.get("value") == "$${agent_1001_password}"
+
+
+def test_gateway_credentials_come_from_the_referenced_secret(tenant: Tenant) -> None:
+    root = ET.fromstring(fs.sofia_conf(tenant))
+    gateway = root.find(".//profile[@name='external']/gateways/gateway[@name='carrier-1']")
+    assert gateway is not None
+    params = {p.get("name"): p.get("value") for p in gateway.iter("param")}
+    assert params["username"] == "$${trunk_carrier_1_username}"
+    assert params["proxy"] == "sip.carrier.example.net:5060"
+    (sts,) = by_kind(render_tenant(tenant), "StatefulSet")
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref = env["CALLMESH_TRUNK_CARRIER_1_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "carrier-credentials", "key": "password"}
+    assert (
+        env["CALLMESH_AGENT_1002_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        == "center-agent-bob-2"
+    )
+
+
+def test_config_change_rolls_the_pods_and_unchanged_input_renders_identically(
+    tenant: Tenant, tenant_yaml: str, load_tenant: Callable[[str], Tenant]
+) -> None:
+    first = render_tenant(tenant)
+    assert first == render_tenant(load_tenant(tenant_yaml))
+    changed = load_tenant(tenant_yaml.replace('extension: "1002"', 'extension: "1003"'))
+    sts_hash = [
+        o["spec"]["template"]["metadata"]["annotations"]["callmesh.io/config-hash"]
+        for objs in (first, render_tenant(changed))
+        for o in by_kind(objs, "StatefulSet")
+    ]
+    assert sts_hash[0] != sts_hash[1]
+
+
+def test_host_network_requires_spreading_and_load_balancer_exposes_sip_and_rtp(
+    tenant: Tenant, tenant_yaml: str, load_tenant: Callable[[str], Tenant]
+) -> None:
+    (sts,) = by_kind(render_tenant(tenant), "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]
+    assert len(by_kind(render_tenant(tenant), "Service")) == 3  # headless + router + callcontrol
+
+    exposure = "  timeZone: Europe/Berlin\n  freeswitch:\n    exposure: {mode: loadBalancer}"
+    lb = load_tenant(tenant_yaml.replace("  timeZone: Europe/Berlin", exposure))
+    objects = render_tenant(lb, RenderOptions(external_address="203.0.113.7"))
+    (sip,) = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "center-sip"]
+    assert sip["spec"]["type"] == "LoadBalancer"
+    udp_ports = {p["port"] for p in sip["spec"]["ports"] if p["protocol"] == "UDP"}
+    assert {5060, 5080, 16384, 16483} <= udp_ports
+    (cm,) = [
+        c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "center-freeswitch"
+    ]
+    assert "ext_sip_ip=203.0.113.7" in cm["data"]["vars.xml"]
+
+
+def test_network_policies_default_deny_then_allow_the_call_path(tenant: Tenant) -> None:
+    policies = {
+        p["metadata"]["name"]: p["spec"] for p in by_kind(render_tenant(tenant), "NetworkPolicy")
+    }
+    assert policies["center-default-deny"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in policies["center-default-deny"]
+    router_in = policies["center-router"]["ingress"][0]
+    assert router_in["ports"] == [{"protocol": "TCP", "port": 50051}]
+    callcontrol_in = policies["center-callcontrol"]["ingress"][0]
+    assert (
+        callcontrol_in["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        == "freeswitch"
+    )
+    assert "center-dialer" not in policies  # no campaign, no dialer
+
+
+def test_existing_secrets_are_never_regenerated(tenant: Tenant) -> None:
+    names = {s["metadata"]["name"] for s in generated_secrets(tenant, set(), lambda: "x")}
+    assert names == {"center-esl", "center-agent-alice", "center-agent-bob-2"}
+    assert generated_secrets(tenant, names, lambda: "x") == []
