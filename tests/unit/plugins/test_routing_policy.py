@@ -1,0 +1,270 @@
+"""The manager as the ACD's RoutingPolicy: overrides, named strategies, isolation, fallback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from callmesh.plugins import hookimpl
+from callmesh.plugins.catalog import PluginCatalog
+from callmesh.plugins.errors import PluginContractError
+from callmesh.plugins.isolation import Isolation, PluginFailures
+from callmesh.plugins.manager import PluginManager
+from callmesh.plugins.testkit import make_agents, make_request
+
+from callmesh.acd.strategy import (
+    ContactView,
+    OfferResult,
+    RoutingDecision,
+    RoutingOutcome,
+    RoutingPolicy,
+    RoutingRequest,
+)
+
+AGENTS = make_agents(6)
+LONGEST_IDLE = min(AGENTS, key=lambda a: (a.tier, a.idle_since, a.id)).id
+
+
+class Override:
+    """Answers with whatever ``answer(request)`` returns."""
+
+    answer: Callable[[RoutingRequest], object] = staticmethod(lambda request: None)
+
+    @hookimpl
+    def callmesh_route_contact(self, request: RoutingRequest) -> object:
+        """Answer from the class attribute."""
+        return type(self).answer(request)
+
+
+def manager_with(
+    answer: Callable[[RoutingRequest], object], **isolation: Any
+) -> tuple[PluginManager, PluginFailures]:
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    plugin = type("VendorOverride", (Override,), {"answer": staticmethod(answer)})
+    catalog.add("vendor", plugin, source="tests")
+    failures = PluginFailures()
+    iso = Isolation(failures, **isolation)
+    manager = PluginManager([{"name": "vendor"}], catalog=catalog, isolation=iso)
+    return manager, failures
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()  # let hung plugin threads finish
+
+
+def test_manager_is_a_routing_policy() -> None:
+    manager, _ = manager_with(lambda r: None)
+    policy: RoutingPolicy = manager
+    assert policy.route(make_request(AGENTS)) is not None
+
+
+def test_override_answer_wins_and_is_attributed() -> None:
+    manager, failures = manager_with(lambda r: RoutingDecision(("agent-3",), "vip", "gold"))
+    decision = manager.route(make_request(AGENTS))
+    assert decision is not None
+    assert decision.agent_ids == ("agent-3",)
+    assert decision.decided_by == "vendor:vip"
+    assert failures.snapshot() == {}
+
+
+def test_override_none_goes_to_the_queue_strategy() -> None:
+    manager, failures = manager_with(lambda r: None)
+    decision = manager.route(make_request(AGENTS, strategy="longest-idle-agent"))
+    assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
+    assert decision.decided_by == "longest-idle-agent"
+    assert failures.snapshot() == {}
+
+
+def _raise(request: RoutingRequest) -> object:
+    raise RuntimeError("vendor bug")
+
+
+def _hang(event: threading.Event) -> Callable[[RoutingRequest], object]:
+    def hang(request: RoutingRequest) -> object:
+        event.wait(10)
+        return RoutingDecision(("agent-0",), "late", "too late")
+
+    return hang
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (_raise, "raised"),
+        (lambda r: "agent-1", "wrong-type"),
+        (lambda r: RoutingDecision((), "x", "empty"), "invalid"),
+        (lambda r: RoutingDecision(("ghost",), "x", "unknown agent"), "invalid"),
+        (lambda r: RoutingDecision(["agent-1"], "x", "a list"), "invalid"),  # type: ignore[arg-type]
+    ],
+    ids=["raises", "wrong-type", "empty", "unknown-agent", "not-a-tuple"],
+)
+def test_bad_override_is_rejected_counted_and_the_contact_still_routed(
+    answer: Callable[[RoutingRequest], object], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager, failures = manager_with(answer)
+    decision = manager.route(make_request(AGENTS))
+    assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
+    assert failures.count("vendor", "callmesh_route_contact", reason) == 1
+    assert "'vendor'" in caplog.text and reason in caplog.text
+
+
+def test_agent_not_available_is_rejected(callmesh_agents: list[Any]) -> None:
+    # agent-5 exists in the team but is not a candidate now (e.g. Busy): not in the set.
+    available = [a for a in AGENTS if a.id != "agent-5"]
+    manager, failures = manager_with(lambda r: RoutingDecision(("agent-5",), "x", "busy one"))
+    decision = manager.route(make_request(available))
+    assert decision is not None and decision.agent_ids != ("agent-5",)
+    assert failures.count("vendor", reason="invalid") == 1
+
+
+def test_hung_override_times_out_and_the_fallback_decides(release: threading.Event) -> None:
+    manager, failures = manager_with(_hang(release))
+    manager.budgets["callmesh_route_contact"] = 0.02
+    manager._route_budget = 0.02
+    decision = manager.route(make_request(AGENTS))
+    assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
+    assert failures.count("vendor", reason="timeout") == 1
+
+
+def test_a_plugin_hanging_every_call_saturates_its_lane_then_its_circuit_opens(
+    release: threading.Event,
+) -> None:
+    manager, failures = manager_with(_hang(release), lane_size=2, trip_after=4, cooldown=60)
+    manager._route_budget = 0.01
+    for _ in range(10):
+        assert manager.route(make_request(AGENTS)) is not None
+    assert failures.count("vendor", reason="timeout") == 2  # one per lane thread
+    assert failures.count("vendor", reason="saturated") == 2  # then refused at once
+    assert manager.isolation.is_open("vendor")
+    assert failures.count("vendor", reason="circuit-open") == 6
+
+
+def test_circuit_closes_after_the_cooldown() -> None:
+    now = [0.0]
+    calls = []
+
+    def flaky(request: RoutingRequest) -> object:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise RuntimeError("down")
+        return RoutingDecision(("agent-2",), "x", "back")
+
+    manager, failures = manager_with(flaky, trip_after=3, cooldown=5, clock=lambda: now[0])
+    for _ in range(5):
+        manager.route(make_request(AGENTS))
+    assert len(calls) == 3 and failures.count(reason="circuit-open") == 2
+    now[0] = 6.0
+    decision = manager.route(make_request(AGENTS))
+    assert decision is not None and decision.agent_ids == ("agent-2",)
+
+
+def test_unknown_strategy_name_uses_the_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    decision = manager.route(make_request(AGENTS, strategy="no-such-strategy"))
+    assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
+    assert "no-such-strategy" in caplog.text
+
+
+def test_fallback_is_skills_best_match_when_skills_are_required() -> None:
+    manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    contact = ContactView("c", "voice", 0, {}, {"sales": 1}, "q", 0.0)  # type: ignore[arg-type]
+    agents = [a for a in AGENTS if "sales" in a.skills]
+    decision = manager.route(make_request(agents, contact=contact, strategy="nope"))
+    best = min(agents, key=lambda a: (a.tier, -a.skills["sales"], a.idle_since, a.id))
+    assert decision is not None and decision.agent_ids == (best.id,)
+    assert decision.decided_by == "skills-best-match"
+
+
+class VendorStrategy:
+    """Registers a strategy that picks whatever ``pick`` says."""
+
+    pick: Callable[[RoutingRequest], object] = staticmethod(lambda r: None)
+
+    @hookimpl
+    def callmesh_routing_strategies(self, register: Callable[[object], None]) -> None:
+        """Register ``most-calls``."""
+        owner = type(self)
+
+        class MostCalls:
+            name = "most-calls"
+
+            def choose(self, request: RoutingRequest) -> object:
+                return owner.pick(request)
+
+        register(MostCalls())
+
+
+def strategy_manager(
+    pick: Callable[[RoutingRequest], object],
+) -> tuple[PluginManager, PluginFailures]:
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    catalog.add("most", type("Most", (VendorStrategy,), {"pick": staticmethod(pick)}), source="t")
+    manager = PluginManager([{"name": "most"}], catalog=catalog)
+    return manager, manager.failures
+
+
+def test_vendor_strategy_named_by_the_queue_decides() -> None:
+    def most_calls(request: RoutingRequest) -> RoutingDecision:
+        agent = max(request.candidates, key=lambda a: (a.calls_handled, a.id))
+        return RoutingDecision((agent.id,), "most-calls", "busiest")
+
+    manager, failures = strategy_manager(most_calls)
+    decision = manager.route(make_request(AGENTS, strategy="most-calls"))
+    expected = max(AGENTS, key=lambda a: (a.calls_handled, a.id)).id
+    assert decision is not None and decision.agent_ids == (expected,)
+    assert decision.decided_by == "most:most-calls"
+    assert failures.snapshot() == {}
+
+
+def test_vendor_strategy_answering_a_ghost_falls_back() -> None:
+    manager, failures = strategy_manager(lambda r: RoutingDecision(("ghost",), "x", "?"))
+    decision = manager.route(make_request(AGENTS, strategy="most-calls"))
+    assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
+    assert failures.count("most", reason="invalid") == 1
+
+
+def test_duplicate_strategy_names_are_refused() -> None:
+    class Clash:
+        @hookimpl
+        def callmesh_routing_strategies(self, register: Callable[[object], None]) -> None:
+            """Register a strategy whose name a built-in already uses."""
+            register(type("S", (), {"name": "round-robin", "choose": lambda s, r: None})())
+
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    catalog.add("clash", Clash, source="t")
+    with pytest.raises(PluginContractError, match="'round-robin' is registered by both"):
+        PluginManager([{"name": "clash"}], catalog=catalog)
+
+
+def test_observers_hear_outcomes_off_the_routing_path() -> None:
+    heard: list[RoutingOutcome] = []
+    done = threading.Event()
+
+    class Observer:
+        @hookimpl
+        def callmesh_routing_outcome(self, outcome: RoutingOutcome) -> None:
+            """Remember it."""
+            heard.append(outcome)
+            done.set()
+
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    catalog.add("observer", Observer, source="t")
+    manager = PluginManager([{"name": "observer"}], catalog=catalog)
+    outcome = RoutingOutcome("c", "q", "agent-1", OfferResult.ACCEPTED, "x", 1.0)
+    manager.observe(outcome)
+    assert done.wait(5)
+    assert heard == [outcome]
+
+
+def test_decision_is_not_restamped_when_already_attributed() -> None:
+    decision = RoutingDecision(("a",), "vendor", "r")
+    assert PluginManager._stamp(decision, "vendor") is decision
+    assert PluginManager._stamp(replace(decision, decided_by="vendor:x"), "vendor").decided_by == (
+        "vendor:x"
+    )
