@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 
 # Modules whose ``register(app)`` adds commands, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("callmesh.wfm.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("callmesh.api.commands", "callmesh.wfm.commands")
 
 
 def _register_all() -> None:

@@ -43,7 +43,7 @@ class Agent(Model):
 
     id: Identifier = Field(description="Agent id, unique in the namespace.")
     name: ShortText = Field(description="Display name.")
-    extension: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,8}$")] = Field(
+    extension: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,8}$", max_length=8)] = Field(
         description="SIP extension (2-8 digits), unique in the namespace; the agent registers as <extension>@<sipDomain>."
     )
     skills: Annotated[list[Skill], Field(max_length=32)] = Field(
@@ -62,7 +62,7 @@ class Shift(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.end > self.start",
-                    "message": "end must be after start",
+                    "message": "the shift ends before it starts — set end after start (shifts cannot cross midnight: split them)",
                     "fieldPath": ".end",
                 }
             ]
@@ -89,12 +89,12 @@ class AgentTeamSpec(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.agents.all(a, self.agents.exists_one(b, b.id == a.id))",
-                    "message": "agent ids must be unique in the team",
+                    "message": "two agents share an id — give each agent its own id",
                     "fieldPath": ".agents",
                 },
                 {
                     "rule": "self.agents.all(a, self.agents.exists_one(b, b.extension == a.extension))",
-                    "message": "extensions must be unique in the team",
+                    "message": "two agents share an extension — give each agent its own extension",
                     "fieldPath": ".agents",
                 },
             ]

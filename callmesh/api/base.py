@@ -138,7 +138,7 @@ class Prompt(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "has(self.file) != has(self.text)",
-                    "message": "set exactly one of file or text",
+                    "message": "a prompt needs exactly one of file or text — keep one of them",
                     "fieldPath": ".file",
                     "reason": "FieldValueInvalid",
                 }

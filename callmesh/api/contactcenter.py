@@ -27,6 +27,25 @@ from callmesh.api.base import (
 class ResourceRequirements(Model):
     """CPU and memory for a container, as Kubernetes quantities."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.cpuRequest) || !has(self.cpuLimit) || "
+                    "quantity(self.cpuLimit).compareTo(quantity(self.cpuRequest)) >= 0",
+                    "message": "cpuLimit is below cpuRequest — raise the limit or lower the request",
+                    "fieldPath": ".cpuLimit",
+                },
+                {
+                    "rule": "!has(self.memoryRequest) || !has(self.memoryLimit) || "
+                    "quantity(self.memoryLimit).compareTo(quantity(self.memoryRequest)) >= 0",
+                    "message": "memoryLimit is below memoryRequest — raise the limit or lower the request",
+                    "fieldPath": ".memoryLimit",
+                },
+            ]
+        }
+    )
+
     cpu_request: Quantity | None = Field(default=None, description="Requested CPU, e.g. 500m.")
     memory_request: Quantity | None = Field(
         default=None, description="Requested memory, e.g. 512Mi."
@@ -50,7 +69,7 @@ class RtpPortRange(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.end > self.start",
-                    "message": "end must be greater than start",
+                    "message": "the RTP range ends before it starts — set end above start",
                     "fieldPath": ".end",
                 }
             ]
@@ -80,7 +99,9 @@ class Exposure(Model):
     load_balancer_class: Annotated[str, StringConstraints(max_length=253)] | None = Field(
         default=None, description="spec.loadBalancerClass of the SIP Service (loadBalancer mode)."
     )
-    service_annotations: dict[str, Annotated[str, StringConstraints(max_length=1024)]] = Field(
+    service_annotations: Annotated[
+        dict[str, Annotated[str, StringConstraints(max_length=1024)]], Field(max_length=64)
+    ] = Field(
         default_factory=dict,
         description="Annotations for the SIP Service, e.g. for a cloud load balancer.",
     )
@@ -238,7 +259,7 @@ class WeeklyHours(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.close > self.open",
-                    "message": "close must be after open",
+                    "message": "closes before it opens — set close after open",
                     "fieldPath": ".close",
                 }
             ]
@@ -254,6 +275,23 @@ class WeeklyHours(Model):
 
 class Holiday(Model):
     """A date on which the schedule is closed, or has special hours."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.open) == has(self.close)",
+                    "message": "special hours need both open and close — set both, or neither for a day closed all day",
+                    "fieldPath": ".close",
+                },
+                {
+                    "rule": "!has(self.open) || !has(self.close) || self.close > self.open",
+                    "message": "closes before it opens — set close after open",
+                    "fieldPath": ".close",
+                },
+            ]
+        }
+    )
 
     date: DateString = Field(description="The date, YYYY-MM-DD.")
     name: ShortText = Field(default="", description="What the holiday is.")
@@ -286,17 +324,17 @@ class ContactCenterSpec(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.trunks.all(t, self.trunks.exists_one(u, u.name == t.name))",
-                    "message": "trunk names must be unique",
+                    "message": "two trunks share a name — give each trunk its own name",
                     "fieldPath": ".trunks",
                 },
                 {
                     "rule": "self.numbers.all(n, self.numbers.exists_one(m, m.did == n.did))",
-                    "message": "each DID may be routed only once",
+                    "message": "a DID is routed twice — keep one route per number",
                     "fieldPath": ".numbers",
                 },
                 {
                     "rule": "self.schedules.all(s, self.schedules.exists_one(t, t.name == s.name))",
-                    "message": "schedule names must be unique",
+                    "message": "two schedules share a name — give each schedule its own name",
                     "fieldPath": ".schedules",
                 },
             ]

@@ -49,7 +49,7 @@ class ContactList(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.crmPlugin) ? 1 : 0) == 1",
-                    "message": "set exactly one of configMap, secret or crmPlugin",
+                    "message": "the contact list needs exactly one source — set one of configMap, secret or crmPlugin",
                 }
             ]
         }
@@ -106,7 +106,7 @@ class CallingWindow(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.end > self.start",
-                    "message": "end must be after start",
+                    "message": "the calling window ends before it starts — set end after start",
                     "fieldPath": ".end",
                 }
             ]
@@ -158,7 +158,7 @@ class AnsweringMachine(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.action != 'leaveMessage' || has(self.message)",
-                    "message": "leaveMessage needs a message",
+                    "message": "action leaveMessage has no message to leave — add message or use action hangup",
                     "fieldPath": ".message",
                 }
             ]
@@ -178,11 +178,11 @@ class Agentless(Model):
     """The "press 1" announcement of an agentless campaign."""
 
     message: Prompt = Field(description="The announcement.")
-    transfer_digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")] = Field(
+    transfer_digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$", max_length=1)] = Field(
         default="1", description="Key that transfers the listener to the target queue."
     )
-    opt_out_digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")] | None = Field(
-        default="9", description="Key that adds the number to the do-not-call list."
+    opt_out_digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$", max_length=1)] | None = (
+        Field(default="9", description="Key that adds the number to the do-not-call list.")
     )
     repeat: int = Field(
         default=2, ge=1, le=5, description="Times the message is played while waiting for a key."
@@ -204,12 +204,12 @@ class DialerCampaignSpec(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.mode != 'agentless' || has(self.agentless)",
-                    "message": "mode agentless needs the agentless announcement",
+                    "message": "mode agentless has no announcement — add spec.agentless with the message",
                     "fieldPath": ".agentless",
                 },
                 {
                     "rule": "self.retries.all(r, self.retries.exists_one(s, s.disposition == r.disposition))",
-                    "message": "one retry rule per disposition",
+                    "message": "two retry rules for the same disposition — keep one rule per disposition",
                     "fieldPath": ".retries",
                 },
             ]

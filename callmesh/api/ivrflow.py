@@ -75,8 +75,8 @@ class SayNode(Model):
     kind: SayKind = Field(
         default=SayKind.number, description="number, digits, date, time or currency."
     )
-    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = Field(
-        default="en", description="Language of the say module, e.g. en."
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", max_length=5)] = (
+        Field(default="en", description="Language of the say module, e.g. en.")
     )
     next: NodeRef = Field(description="Node after speaking.")
 
@@ -84,7 +84,7 @@ class SayNode(Model):
 class MenuOption(Model):
     """One key of a menu."""
 
-    digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")] = Field(
+    digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$", max_length=1)] = Field(
         description="The key: 0-9, * or #."
     )
     target: NodeRef = Field(description="Node the key leads to.")
@@ -99,7 +99,7 @@ class MenuNode(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.options.all(o, self.options.exists_one(p, p.digit == o.digit))",
-                    "message": "each digit may appear once in a menu",
+                    "message": "a digit is used twice in this menu — give each option its own digit",
                     "fieldPath": ".options",
                 }
             ]
@@ -134,7 +134,7 @@ class CollectNode(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.maxDigits >= self.minDigits",
-                    "message": "maxDigits must be at least minDigits",
+                    "message": "maxDigits is below minDigits — raise maxDigits or lower minDigits",
                     "fieldPath": ".maxDigits",
                 }
             ]
@@ -145,7 +145,7 @@ class CollectNode(Model):
     attribute: Identifier = Field(description="Call attribute the digits are stored in.")
     min_digits: int = Field(default=1, ge=1, le=32, description="Fewest digits accepted.")
     max_digits: int = Field(default=16, ge=1, le=32, description="Most digits accepted.")
-    terminator: Annotated[str, StringConstraints(pattern=r"^[*#]?$")] = Field(
+    terminator: Annotated[str, StringConstraints(pattern=r"^[*#]?$", max_length=1)] = Field(
         default="#", description="Key that ends input early: # or *, empty for none."
     )
     timeout_seconds: int = Field(default=8, ge=1, le=60, description="Seconds to wait for input.")
@@ -168,7 +168,7 @@ class ConditionNode(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "has(self.schedule) != has(self.expression)",
-                    "message": "set exactly one of schedule or expression",
+                    "message": "a condition needs exactly one of schedule or expression — keep one of them",
                     "fieldPath": ".schedule",
                 }
             ]
@@ -266,7 +266,7 @@ def _one_settings_rule() -> dict[str, JsonValue]:
     checks = " && ".join(f"(self.type == '{t}') == has(self.{f})" for t, f in _TYPE_FIELDS.items())
     return {
         "rule": checks,
-        "message": "set the settings object named by type (e.g. type: menu needs menu:) and no other",
+        "message": "the node's settings do not match its type — add the settings object named like the type (type: menu needs menu:) and remove any other",
         "reason": "FieldValueInvalid",
     }
 
@@ -338,12 +338,12 @@ class IVRFlowSpec(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.nodes.all(n, self.nodes.exists_one(m, m.id == n.id))",
-                    "message": "node ids must be unique",
+                    "message": "two nodes share an id — give each node its own id",
                     "fieldPath": ".nodes",
                 },
                 {
                     "rule": "self.nodes.exists(n, n.id == self.entry)",
-                    "message": "entry must name a node of the flow",
+                    "message": "entry names no node of this flow — set it to the id of the first node",
                     "fieldPath": ".entry",
                 },
             ]
@@ -351,8 +351,8 @@ class IVRFlowSpec(Model):
     )
 
     display_name: ShortText = Field(default="", description="Human name of the flow.")
-    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = Field(
-        default="en", description="Language of prompts and text-to-speech, e.g. en or es-MX."
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", max_length=5)] = (
+        Field(default="en", description="Language of prompts and text-to-speech, e.g. en or es-MX.")
     )
     entry: NodeRef = Field(description="Id of the first node.")
     on_error: NodeRef | None = Field(

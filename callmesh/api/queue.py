@@ -81,12 +81,12 @@ class Overflow(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.action != 'queue' || has(self.queue)",
-                    "message": "action queue needs the queue to overflow to",
+                    "message": "overflow action queue has no target — add overflow.queue or choose another action",
                     "fieldPath": ".queue",
                 },
                 {
                     "rule": "self.action != 'voicemail' || has(self.mailbox)",
-                    "message": "action voicemail needs a mailbox",
+                    "message": "overflow action voicemail has no mailbox — add overflow.mailbox or choose another action",
                     "fieldPath": ".mailbox",
                 },
             ]
@@ -128,18 +128,24 @@ class QueueSpec(Model):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.tiers.all(t, self.tiers.exists_one(u, u.level == t.level))",
-                    "message": "tier levels must be unique",
+                    "message": "two tiers share a level — give each tier its own level (1, 2, 3...)",
                     "fieldPath": ".tiers",
                 },
                 {
                     "rule": "self.tiers.all(t, self.tiers.all(u, u.level <= t.level || "
                     "u.escalateAfterSeconds >= t.escalateAfterSeconds))",
-                    "message": "a higher tier may not escalate before a lower one",
+                    "message": "a higher tier escalates before a lower one — make escalateAfterSeconds grow with the level",
+                    "fieldPath": ".tiers",
+                },
+                {
+                    "rule": "self.maxWaitSeconds == 0 || "
+                    "self.tiers.all(t, t.escalateAfterSeconds < self.maxWaitSeconds)",
+                    "message": "a tier escalates at or after maxWaitSeconds and is never offered a contact — lower its escalateAfterSeconds or raise maxWaitSeconds",
                     "fieldPath": ".tiers",
                 },
                 {
                     "rule": "!has(self.overflow) || self.maxWaitSeconds > 0",
-                    "message": "overflow needs maxWaitSeconds greater than 0",
+                    "message": "overflow is set but maxWaitSeconds is 0 (wait forever) — set maxWaitSeconds or remove overflow",
                     "fieldPath": ".maxWaitSeconds",
                 },
             ]
