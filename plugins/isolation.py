@@ -296,6 +296,9 @@ class Isolation:
         if trusted:
             try:
                 result = fn(*args)
+            except TimeoutError as exc:  # e.g. a gRPC deadline in the remote adapter
+                self.failed(plugin, hook, FailureReason.TIMEOUT, str(exc) or "timed out")
+                return FAILED
             except Exception as exc:
                 self.failed(plugin, hook, FailureReason.RAISED, f"{type(exc).__name__}: {exc}")
                 return FAILED
