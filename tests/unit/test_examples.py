@@ -413,7 +413,7 @@ def run_validate(*paths: Path) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["validate", "--output", "json", *map(str, paths)])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout
 
 
 def test_examples_pass_callmesh_validate() -> None:
