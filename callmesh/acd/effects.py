@@ -1,14 +1,16 @@
 """Effects: what the engine asks its driver (worker or simulator) to carry out.
 
 Every transition of :class:`~callmesh.acd.engine.Router` returns a list of these, in the
-order they happened. They are flat, frozen records: the router worker turns them into gRPC
-messages, the simulator into scheduled events, tests into assertions.
+order they happened. They are flat, immutable, typed records (``NamedTuple``: several are
+built per routing decision, and a named tuple is built four times faster than a frozen
+dataclass): the router worker turns them into gRPC messages, the simulator into scheduled
+events, tests into assertions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from callmesh.acd.strategy import Channel
 
@@ -46,8 +48,7 @@ class EndReason(StrEnum):
     TIMED_OUT = "timed-out"
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
+class DecisionRecord(NamedTuple):
     """One routing decision, for the contact's trace.
 
     Attributes:
@@ -69,8 +70,7 @@ class DecisionRecord:
     discarded: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(NamedTuple):
     """Ring these agents with this contact; the first to accept gets it.
 
     For ring-progressively, later agents are added by further ``Offer`` effects with the
@@ -85,8 +85,7 @@ class Offer:
     decision: DecisionRecord
 
 
-@dataclass(frozen=True, slots=True)
-class OfferWithdrawn:
+class OfferWithdrawn(NamedTuple):
     """Stop ringing these agents for this contact (answered elsewhere, abandoned, ...)."""
 
     contact_id: str
@@ -94,8 +93,7 @@ class OfferWithdrawn:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Connected:
+class Connected(NamedTuple):
     """The agent accepted: bridge the contact to the agent."""
 
     contact_id: str
@@ -103,8 +101,7 @@ class Connected:
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
-class ContactMoved:
+class ContactMoved(NamedTuple):
     """The contact moved to another queue (overflow or supervisor), keeping its enqueue time."""
 
     contact_id: str
@@ -113,8 +110,7 @@ class ContactMoved:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ContactEnded:
+class ContactEnded(NamedTuple):
     """The contact left the ACD, for one reason, exactly once.
 
     Attributes:
@@ -138,8 +134,7 @@ class ContactEnded:
     trace: tuple[DecisionRecord, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AgentStateChanged:
+class AgentStateChanged(NamedTuple):
     """An agent's state changed (also kept in the agent's history)."""
 
     agent_id: str

@@ -23,9 +23,10 @@ import math
 import random
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import NoReturn
+from types import MappingProxyType
+from typing import Any, NamedTuple, NoReturn
 
 from callmesh.acd.config import (
     AgentConfig,
@@ -91,6 +92,7 @@ __all__ = ["ContactSpec", "QueueStats", "Router"]
 _WAITING = ContactState.WAITING
 _OFFERED = ContactState.OFFERED
 _CONNECTED = ContactState.CONNECTED
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _FORCEABLE = (AgentState.LOGGED_OUT, AgentState.AVAILABLE, AgentState.NOT_READY)
 
 
@@ -102,8 +104,7 @@ class _Timer(IntEnum):
     WRAP_END = 4
 
 
-@dataclass(frozen=True, slots=True)
-class ContactSpec:
+class ContactSpec(NamedTuple):
     """A contact to enqueue.
 
     Attributes:
@@ -120,8 +121,8 @@ class ContactSpec:
     id: str
     queue: str
     priority: int | None = None
-    skills: Mapping[str, int] = field(default_factory=dict)
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    skills: Mapping[str, int] = _EMPTY
+    attributes: Mapping[str, str] = _EMPTY
     channel: Channel | None = None
     enqueued_at: float | None = None
 
@@ -237,14 +238,14 @@ class Router:
                 reason = agent.reason
             agent.history.append(StateRecord(now, new, reason))
             effects.append(AgentStateChanged(agent.id, new, reason, now))
-        agent.channel = (
-            next(iter(agent.contacts.values()))
-            if agent.contacts
-            else next(iter(agent.offers.values()))
-            if agent.offers
-            else None
-        )
-        agent.views.clear()
+        if agent.contacts:
+            agent.channel = next(iter(agent.contacts.values()))
+        elif agent.offers:
+            agent.channel = next(iter(agent.offers.values()))
+        else:
+            agent.channel = None
+        if agent.views:
+            agent.views.clear()
         self._indexes.refresh(agent)
         if agent.indexed:
             self._serve.append(agent)
@@ -260,18 +261,21 @@ class Router:
 
     # ------------------------------------------------------------------ routing
 
-    def _route(self, contact: ContactRecord, now: float, effects: list[Effect]) -> bool:
-        """Offer a waiting contact if it has candidates; True when an offer was made."""
-        queue = self._queues[contact.queue]
+    def _decide(
+        self, contact: ContactRecord, queue: QueueRecord, now: float
+    ) -> tuple[DecisionRecord, float | None] | None:
+        """Ask the policy who gets ``contact`` now and check its answer; None: no candidate.
+
+        Returns the decision record (only valid candidates in it) and the progressive delay.
+        """
         cands = Candidates(self._agents, self._indexes, contact, queue, now)
-        skills = contact.skills
-        if skills:
-            key_skill = min(skills, key=lambda s: (-skills[s], s))
+        key_skill = contact.key_skill
+        if key_skill is not None:
             probe = cands.first(CandidateOrder.SKILL_LEVEL, key_skill)
         else:
             probe = cands.first(CandidateOrder.LONGEST_IDLE)
         if probe is None:
-            return False
+            return None
         config = queue.config
         request = RoutingRequest(
             contact.make_view(), queue.name, config.strategy, config.params, cands, now, self._rng
@@ -295,31 +299,54 @@ class Router:
                 problem = f"{decision.decided_by} chose no candidate ({', '.join(discarded)})"
         elif not problem:
             problem = f"policy made no decision for strategy {config.strategy!r}"
-        fallback = not valid
-        if fallback:
+        if not valid:
             strategy = self._fallbacks[queue.name]
             try:
                 decision = strategy.choose(request)
             except ValueError:
                 decision = None
-            if decision is None or not decision.agent_ids:
-                decision = RoutingDecision((probe.id,), "engine", "first candidate")
-            valid = [a for a in dict.fromkeys(decision.agent_ids) if cands.get(a) is not None]
+            if decision is not None:
+                valid = [a for a in dict.fromkeys(decision.agent_ids) if cands.get(a) is not None]
             if not valid:
                 decision = RoutingDecision((probe.id,), "engine", "first candidate")
                 valid = [probe.id]
-        assert decision is not None
-        reason = decision.reason if not problem else f"{problem}; fell back: {decision.reason}"
-        decided_by = decision.decided_by if not fallback else f"engine:{decision.decided_by}"
-        record = DecisionRecord(
-            now, queue.name, tuple(valid), decided_by, reason, fallback, tuple(discarded)
-        )
-        contact.trace.append(record)
+            assert decision is not None
+            record = DecisionRecord(
+                now,
+                queue.name,
+                tuple(valid),
+                f"engine:{decision.decided_by}",
+                f"{problem}; fell back: {decision.reason}",
+                True,
+                tuple(discarded),
+            )
+        else:
+            assert decision is not None
+            record = DecisionRecord(
+                now,
+                queue.name,
+                tuple(valid),
+                decision.decided_by,
+                decision.reason,
+                False,
+                tuple(discarded),
+            )
         delay = decision.progressive_delay
         if delay is not None and (not math.isfinite(delay) or delay <= 0):
             delay = None
+        return record, delay
+
+    def _route(self, contact: ContactRecord, now: float, effects: list[Effect]) -> bool:
+        """Offer a waiting contact if it has candidates; True when an offer was made."""
+        queue = self._queues[contact.queue]
+        decided = self._decide(contact, queue, now)
+        if decided is None:
+            return False
+        record, delay = decided
+        valid = record.agent_ids
+        contact.trace.append(record)
         ringing_now = valid[:1] if delay is not None else valid
-        pending = valid[1:] if delay is not None else []
+        pending = list(valid[1:]) if delay is not None else []
         self._seq += 1
         offer = OfferRecord(record, {}, pending, delay, self._seq)
         if contact.state is _WAITING and queue.waiting:
@@ -332,7 +359,7 @@ class Router:
         first = queue.members[valid[0]]
         queue.last_position = contact.last_position = (first.tier, first.position)
         contact.view = None
-        self._ring(contact, offer, tuple(ringing_now), now, effects, record)
+        self._ring(contact, offer, ringing_now, now, effects, record)
         if pending:
             assert delay is not None
             self._push(now + delay, _Timer.PROGRESS, contact.id, offer.serial)
@@ -363,8 +390,22 @@ class Router:
         contact.state = _WAITING
         contact.offer = None
         contact.view = None
-        if not self._route(contact, now, effects):
-            insort(self._queues[contact.queue].waiting, contact.key)
+        if self._route(contact, now, effects):
+            return
+        queue = self._queues[contact.queue]
+        insort(queue.waiting, contact.key)
+        if contact.escalation_serial != contact.queue_serial:
+            # First wait in this queue: arm the escalation of the tiers not yet eligible.
+            contact.escalation_serial = contact.queue_serial
+            for level, delay, _teams in queue.tiers:
+                if contact.queued_at + delay > now:
+                    self._push(
+                        contact.queued_at + delay,
+                        _Timer.ESCALATE,
+                        contact.id,
+                        contact.queue_serial,
+                        str(level),
+                    )
 
     def _drain(self, now: float, effects: list[Effect]) -> None:
         """Serve every agent that became free: give it the first waiting contact it fits."""
@@ -477,8 +518,8 @@ class Router:
             )
         )
 
-    def _enter(self, contact: ContactRecord, queue: QueueRecord, now: float) -> None:
-        """Place the contact in ``queue`` (skills, timers); the caller routes it."""
+    def _place(self, contact: ContactRecord, queue: QueueRecord, now: float) -> None:
+        """Place the contact in ``queue`` (skills, serial); the caller arms timers, routes."""
         contact.queue = queue.name
         contact.queued_at = now
         self._seq += 1
@@ -487,17 +528,14 @@ class Router:
         for skill, level in contact.own_skills.items():
             merged[skill] = max(level, merged.get(skill, 0))
         contact.skills = merged
+        contact.key_skill = (
+            min(merged, key=lambda s: (-merged[s], s))
+            if len(merged) > 1
+            else next(iter(merged), None)
+        )
+        contact.escalation_serial = 0
         contact.last_position = None
         contact.view = None
-        for level, delay, _teams in queue.tiers:
-            if delay > 0:
-                self._push(
-                    now + delay, _Timer.ESCALATE, contact.id, contact.queue_serial, str(level)
-                )
-        if queue.config.max_wait is not None:
-            self._push(
-                now + queue.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
-            )
 
     def _move(
         self,
@@ -514,22 +552,19 @@ class Router:
             i = bisect_left(queue.waiting, contact.key)
             if i < len(queue.waiting) and queue.waiting[i] == contact.key:
                 del queue.waiting[i]
-        self._enter(contact, target, now)
+        self._place(contact, target, now)
+        if target.config.max_wait is not None:
+            self._push(
+                now + target.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
+            )
         effects.append(ContactMoved(contact.id, source, target.name, why))
         self._wait(contact, now, effects)
 
     # ------------------------------------------------------------------ contacts
 
-    def enqueue(self, spec: ContactSpec, now: float) -> list[Effect]:
-        """A contact arrives in a queue; it is offered at once if an agent is free.
-
-        Raises:
-            DuplicateContactError, UnknownQueueError, ContactStateError (channel mismatch),
-            ClockError.
-        """
+    def _new_contact(self, spec: ContactSpec, now: float) -> tuple[ContactRecord, QueueRecord]:
+        """Check ``spec`` and build its record (not yet registered)."""
         self._clock(now)
-        if spec.id in self._contacts:
-            raise DuplicateContactError(spec.id)
         if not spec.id:
             raise ContactStateError("contact id is empty: give every contact a unique id")
         queue = self._queue(spec.queue)
@@ -549,18 +584,45 @@ class Router:
             raise ContactStateError(
                 f"contact {spec.id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
             )
-        self._now = now
         priority = queue.config.priority if spec.priority is None else spec.priority
         self._seq += 1
         contact = ContactRecord(
             spec.id, channel, priority, spec.attributes, spec.skills, enqueued_at, self._seq
         )
+        self._place(contact, queue, now)
+        return contact, queue
+
+    def enqueue(self, spec: ContactSpec, now: float) -> list[Effect]:
+        """A contact arrives in a queue; it is offered at once if an agent is free.
+
+        Raises:
+            DuplicateContactError, UnknownQueueError, ContactStateError (bad channel, skill
+            level or enqueue time), ClockError.
+        """
+        if spec.id in self._contacts:
+            raise DuplicateContactError(spec.id)
+        contact, queue = self._new_contact(spec, now)
+        self._now = now
         self._contacts[spec.id] = contact
-        self._enter(contact, queue, now)
+        if queue.config.max_wait is not None:
+            self._push(
+                now + queue.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
+            )
         effects: list[Effect] = []
         self._wait(contact, now, effects)
         self._drain(now, effects)
         return effects
+
+    def preview(self, spec: ContactSpec, now: float) -> DecisionRecord | None:
+        """The decision the router would make if ``spec`` arrived now, changing nothing.
+
+        None means no agent could take it now (it would wait). The policy is asked exactly
+        as for a real arrival (so a stateful plugin sees the request); the router's state,
+        traces and timers are left as they were. Raises as :meth:`enqueue` does.
+        """
+        contact, queue = self._new_contact(spec, now)
+        decided = self._decide(contact, queue, now)
+        return None if decided is None else decided[0]
 
     def abandon(self, contact_id: str, now: float) -> list[Effect]:
         """The caller hung up (or the chat closed) before being answered.

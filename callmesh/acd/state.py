@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from callmesh.acd.config import AgentConfig, QueueConfig
 from callmesh.acd.effects import AgentState, DecisionRecord
@@ -32,8 +32,7 @@ __all__ = ["AgentRecord", "Candidates", "ContactRecord", "OfferRecord", "QueueRe
 _AVAILABLE = AgentState.AVAILABLE
 
 
-@dataclass(frozen=True, slots=True)
-class StateRecord:
+class StateRecord(NamedTuple):
     """One entry of an agent's state history."""
 
     at: float
@@ -46,6 +45,7 @@ class AgentRecord:
 
     __slots__ = (
         "calls_handled",
+        "can_work",
         "capacity",
         "channel",
         "config",
@@ -72,6 +72,7 @@ class AgentRecord:
         self.id = config.id
         self.skills: Mapping[str, int] = dict(config.skills)
         self.capacity: Mapping[Channel, int] = dict(config.capacity)
+        self.can_work = any(c > 0 for c in self.capacity.values())
         self.teams: tuple[str, ...] = tuple(teams)
         self.team_pos: dict[str, int] = teams
         self.queues: list[str] = []
@@ -109,9 +110,8 @@ class AgentRecord:
             return False
         load = len(self.offers) + len(self.contacts)
         if load == 0:
-            return any(c > 0 for c in self.capacity.values())
-        assert self.channel is not None
-        return load < self.capacity.get(self.channel, 0)
+            return self.can_work
+        return load < self.capacity.get(self.channel, 0)  # type: ignore[arg-type]
 
     def free_capacity(self, channel: Channel) -> int:
         """How many more contacts of ``channel`` it can take now."""
@@ -162,8 +162,10 @@ class ContactRecord:
         "channel",
         "declined",
         "enqueued_at",
+        "escalation_serial",
         "id",
         "key",
+        "key_skill",
         "last_position",
         "offer",
         "own_skills",
@@ -193,6 +195,8 @@ class ContactRecord:
         self.attributes = dict(attributes)
         self.own_skills = dict(own_skills)
         self.skills: dict[str, int] = {}
+        self.key_skill: str | None = None
+        self.escalation_serial = 0
         self.queue = ""
         self.queued_at = enqueued_at
         self.queue_serial = 0
@@ -364,7 +368,7 @@ class Indexes:
 class Candidates:
     """The engine's :class:`~callmesh.acd.strategy.CandidateSet` for one contact, now."""
 
-    __slots__ = ("_agents", "_contact", "_first", "_indexes", "_queue", "_tiers")
+    __slots__ = ("_agents", "_contact", "_first", "_indexes", "_queue", "_seen", "_tiers")
 
     def __init__(
         self,
@@ -381,6 +385,7 @@ class Candidates:
         since = contact.queued_at
         self._tiers = [t for t in queue.tiers if since + t[1] <= now]
         self._first: dict[tuple[CandidateOrder, str | None], AgentView | None] = {}
+        self._seen: dict[str, AgentView] = {}
 
     @property
     def last_position(self) -> tuple[int, int] | None:
@@ -426,6 +431,7 @@ class Candidates:
                 m.position,
                 agent.free_capacity(self._queue.config.channel),
             )
+        self._seen[agent.id] = view
         return view
 
     def ordered(self, order: CandidateOrder, skill: str | None = None) -> Iterator[AgentView]:
@@ -479,6 +485,9 @@ class Candidates:
 
     def get(self, agent_id: str) -> AgentView | None:
         """The candidate ``agent_id``, or None if it is not one."""
+        seen = self._seen.get(agent_id)
+        if seen is not None:
+            return seen  # already checked and yielded for this request
         agent = self._agents.get(agent_id)
         if agent is None:
             return None

@@ -229,12 +229,15 @@ class SkillsBestMatch:
 
     def choose(self, request: RoutingRequest) -> RoutingDecision | None:
         """The first candidate in SKILL_LEVEL order for the key skill."""
-        skill = request.params.get("skill")
+        params = request.params
+        skill = params.get("skill") if params else None
         if skill is not None and not isinstance(skill, str):
             raise ValueError(f"skills-best-match param 'skill' is {skill!r}: use a skill name")
         if skill is None:
             required = request.contact.skills
-            if required:
+            if len(required) == 1:
+                (skill,) = required
+            elif required:
                 skill = min(required, key=lambda s: (-required[s], s))
         candidates = request.candidates
         if skill is None:
@@ -245,9 +248,7 @@ class SkillsBestMatch:
         agent = candidates.first(CandidateOrder.SKILL_LEVEL, skill)
         if agent is None:
             return None
-        return RoutingDecision(
-            (agent.id,), self.name, f"{skill} level {agent.skills[skill]}, tier {agent.tier}"
-        )
+        return RoutingDecision((agent.id,), self.name, f"{skill} level {agent.skills[skill]}")
 
 
 BUILTIN_STRATEGIES: Mapping[str, RoutingStrategy] = MappingProxyType(
