@@ -423,3 +423,135 @@ def test_examples_pass_callmesh_validate() -> None:
     assert code == 0, f"callmesh validate examples/ reported problems:\n{output}"
     problems = json.loads(output) if output.strip().startswith("[") else []
     assert problems == [], output
+
+
+# --- the examples run on the real engines ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TENANTS)
+def test_plugin_configs_match_the_plugins_config_models(name: str) -> None:
+    from callmesh.plugins.catalog import PluginCatalog
+
+    catalog = PluginCatalog(environ={})
+    for ref in tenant(name).center.spec.plugins:
+        loaded = catalog.load(ref.name)
+        if loaded.config_model is None:
+            assert ref.config == {}, f"{name}: plugin {ref.name} takes no config"
+        else:
+            loaded.config_model.model_validate(ref.config)
+
+
+def _session(name: str, flow: str) -> Any:
+    from callmesh.ivr import IvrSession, compile_flow
+
+    t = tenant(name)
+    center = t.center.spec
+    return IvrSession(compile_flow(t.flows[flow], center.schedules, center.time_zone))
+
+
+def _at(zone: str, *when: int) -> float:
+    import datetime as dt
+
+    year, month, day, hour, minute = when
+    return dt.datetime(year, month, day, hour, minute, tzinfo=zoneinfo.ZoneInfo(zone)).timestamp()
+
+
+NY = "America/New_York"
+
+
+def test_acme_vip_caller_reaches_an_auto_claims_adjuster_first() -> None:
+    from callmesh.ivr import CallInfo, Digits, EnqueueContact, LookupResult, PromptFinished
+
+    s = _session("acme-insurance", "acme-main")
+    now = _at(NY, 2026, 11, 24, 10, 0)  # a Tuesday morning
+    s.start(CallInfo(ani="+12125550142", dnis="+12125550100"), now)
+    s.handle(LookupResult(attributes={"vip": "true", "policy": "HO-2231-8847"}), now)
+    s.handle(PromptFinished(), now)
+    s.handle(Digits("2"), now)
+    (enqueue, *_) = s.handle(Digits("1"), now)
+    assert isinstance(enqueue, EnqueueContact)
+    assert (enqueue.queue, enqueue.priority) == ("claims", 50)
+    assert [(k.name, k.min_level) for k in enqueue.skills] == [("claims-auto", 4)]
+
+
+@pytest.mark.parametrize(
+    ("lookup", "path_has"),
+    [
+        ({"vip": "false"}, "vip-check"),  # known, not a VIP
+        (None, "welcome"),  # unknown caller
+        ("CRM down", "welcome"),  # lookup failed: onError
+    ],
+)
+def test_acme_other_callers_queue_at_normal_priority(lookup: Any, path_has: str) -> None:
+    from callmesh.ivr import CallInfo, Digits, EnqueueContact, LookupResult, PromptFinished
+
+    s = _session("acme-insurance", "acme-main")
+    now = _at(NY, 2026, 11, 24, 15, 0)
+    s.start(CallInfo(ani="+17185550117", dnis="+12125550100"), now)
+    if isinstance(lookup, str):
+        s.handle(LookupResult(error=lookup), now)
+    else:
+        s.handle(LookupResult(attributes=lookup), now)
+    s.handle(PromptFinished(), now)
+    (enqueue, *_) = s.handle(Digits("3"), now)
+    assert isinstance(enqueue, EnqueueContact)
+    assert (enqueue.queue, enqueue.priority) == ("support", 0)
+    assert path_has in s.path
+
+
+def test_acme_three_wrong_keys_reach_the_operator() -> None:
+    from callmesh.ivr import CallInfo, Digits, LookupResult, PromptFinished, Transfer
+
+    s = _session("acme-insurance", "acme-main")
+    now = _at(NY, 2026, 11, 24, 9, 0)
+    s.start(CallInfo(ani="+19175550100", dnis="+12125550100"), now)
+    s.handle(LookupResult(attributes=None), now)
+    s.handle(PromptFinished(), now)
+    actions: list[Any] = []
+    for _ in range(3):
+        actions = s.handle(Digits("7"), now)
+    transfers = [a for a in actions if isinstance(a, Transfer)]
+    assert [t.destination for t in transfers] == ["sip:reception@pbx.acme-insurance.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("when", "open_"),
+    [
+        ((2026, 11, 24, 10, 0), True),  # Tuesday
+        ((2026, 11, 24, 20, 30), False),  # Tuesday evening
+        ((2026, 11, 28, 13, 0), True),  # Saturday, open until 14:00
+        ((2026, 11, 29, 11, 0), False),  # Sunday
+        ((2026, 12, 25, 10, 0), False),  # Christmas Day
+        ((2026, 12, 24, 14, 0), False),  # Christmas Eve, open 08:00-13:00 only
+        ((2027, 6, 18, 16, 30), True),  # Juneteenth observed, open 09:00-17:00
+        ((2027, 7, 5, 10, 0), False),  # Independence Day observed
+    ],
+)
+def test_acme_business_hours_and_holidays(when: tuple[int, ...], open_: bool) -> None:
+    from callmesh.ivr import CallInfo, Timeout, Voicemail
+
+    s = _session("acme-insurance", "acme-main")
+    now = _at(NY, *when)
+    s.start(CallInfo(ani="+19175550100", dnis="+12125550100"), now)
+    assert (s.path[-1] != "closed-menu") is open_, s.path
+    if not open_:  # silence on the closed menu leaves a voicemail
+        mail = [a for a in s.handle(Timeout(), now) if isinstance(a, Voicemail)]
+        assert [m.mailbox for m in mail] == ["after-hours"]
+
+
+def test_globex_care_menu_and_closed_hours() -> None:
+    from callmesh.ivr import CallInfo, Digits, EnqueueContact, Hangup
+
+    chicago = "America/Chicago"
+    s = _session("globex-telecom", "globex-care")
+    now = _at(chicago, 2026, 11, 29, 21, 0)  # Sunday evening, open until 22:00
+    s.start(CallInfo(ani="+13125550160", dnis="+13125550150"), now)
+    s.handle(Digits("1"), now)
+    (enqueue, *_) = s.handle(Digits("1"), now)
+    assert isinstance(enqueue, EnqueueContact)
+    assert enqueue.queue == "voice-support"
+    assert [(k.name, k.min_level) for k in enqueue.skills] == [("internet", 5)]
+
+    late = _session("globex-telecom", "globex-care")
+    actions = late.start(CallInfo(ani="+13125550160", dnis="+13125550150"), now + 3600)
+    assert any(isinstance(a, Hangup) for a in actions)
