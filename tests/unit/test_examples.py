@@ -74,13 +74,22 @@ def manifest_files() -> list[Path]:
     return found
 
 
-def documents() -> list[Doc]:
+#: apiVersion of `callmesh simulate` workloads: YAML that sits beside the manifests but is
+#: never applied to a cluster (issue 6).
+WORKLOAD_API = "sim.callmesh.io/v1alpha1"
+
+
+def all_documents() -> list[Doc]:
     docs = []
     for path in manifest_files():
         for index, body in enumerate(yaml.safe_load_all(path.read_text())):
             if body is not None:
                 docs.append(Doc(path, index, body))
     return docs
+
+
+def is_workload(doc: Doc) -> bool:
+    return isinstance(doc.body, dict) and doc.body.get("apiVersion") == WORKLOAD_API
 
 
 def load(doc: Doc) -> Resource:
@@ -93,7 +102,9 @@ def load(doc: Doc) -> Resource:
     return KIND_BY_NAME[kind].model_validate(doc.body)
 
 
-DOCS = documents()
+ALL_DOCS = all_documents()
+DOCS = [d for d in ALL_DOCS if not is_workload(d)]
+WORKLOADS = [d for d in ALL_DOCS if is_workload(d)]
 
 
 @dataclass
@@ -161,6 +172,28 @@ def test_document_parses_into_its_model(doc: Doc) -> None:
     # What the model writes back is what the file says (no field silently dropped or renamed).
     again = type(obj).model_validate(obj.to_manifest())
     assert again == obj
+
+
+def test_tenant_roots_hold_only_what_kubectl_can_apply() -> None:
+    """`kubectl apply -f examples/TENANT/` reads the folder's own files (not sub-folders):
+    a simulator workload there would be sent to the API server, which has no such kind."""
+    for doc in WORKLOADS:
+        rel = doc.path.relative_to(EXAMPLES).parts
+        assert len(rel) > 2, (
+            f"{doc.label}: a {WORKLOAD_API} workload at the tenant's top level breaks "
+            f"`kubectl apply -f examples/{rel[0]}/`; move it to examples/{rel[0]}/simulate/"
+        )
+
+
+@pytest.mark.parametrize("doc", WORKLOADS, ids=[d.label for d in WORKLOADS])
+def test_workload_parses_and_names_what_its_tenant_has(doc: Doc) -> None:
+    from callmesh.api import group_by_namespace
+    from callmesh.sim.workload import check_against, parse_workload
+
+    folder = doc.path.relative_to(EXAMPLES).parts[0]
+    objects = [load(d) for d in DOCS if d.path.relative_to(EXAMPLES).parts[0] == folder]
+    workload = parse_workload(doc.body, doc.label)
+    check_against(group_by_namespace(objects)[folder], workload, doc.label)
 
 
 # --- cross references inside each tenant -----------------------------------------------------
