@@ -235,10 +235,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Agents needed per interval for a service-level / ASA target (Erlang C or A).
 
-        With --patience the Erlang A model (callers hang up after an exponential patience)
-        is used, otherwise Erlang C. Example, 80% in 20 s for 600 calls an hour, 3 min AHT:
+        Erlang A (callers hang up) with --patience, otherwise Erlang C.
 
-          callmesh staff --rate 600 --aht 180 --target-sl 0.8 --target-time 20
+        ASA counts answered contacts only; SL is answered within T over offered contacts.
+
+        Example, 80% in 20 s for 600 calls an hour with a 3-minute handle time:
+
+        callmesh staff --rate 600 --aht 180 --target-sl 0.8 --target-time 20
+
+        KPI definitions and worked examples: docs/staffing.md.
         """
         try:
             target = StaffingTarget(
