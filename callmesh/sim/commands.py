@@ -1,0 +1,315 @@
+"""``callmesh simulate``: a day of traffic on the real router, before go-live.
+
+This module is the simulator's composition root: it reads the manifests and the workload,
+builds each tenant's routing policy from the plugin manager (so the vendor routing plugins
+of ``ContactCenter.spec.plugins`` decide, as they would in production), runs the
+replications with a progress bar, and prints a table, JSON, and an HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from callmesh.acd.strategy import RoutingPolicy
+    from callmesh.api import Tenant
+    from callmesh.sim.workload import Workload
+
+__all__ = ["register", "simulate_command"]
+
+
+class Output(StrEnum):
+    """Output format of ``callmesh simulate``."""
+
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` to the ``callmesh`` command."""
+    app.command("simulate")(simulate_command)
+
+
+def _find_workloads(paths: list[Path]) -> list[tuple[Path, Workload]]:
+    import yaml
+
+    from callmesh.sim.workload import is_workload_document, load_workload
+
+    found = []
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml"})
+        elif path.is_file():
+            files.append(path)
+    for file in files:
+        try:
+            docs = list(yaml.safe_load_all(file.read_text()))
+        except (OSError, yaml.YAMLError):
+            continue  # the manifest loader reports unreadable files
+        if any(is_workload_document(d) for d in docs):
+            found.append((file, load_workload(file)))
+    return found
+
+
+def _policy_factory(tenant: Tenant) -> Callable[[], RoutingPolicy]:
+    """The tenant's plugin manager, configured from ``ContactCenter.spec.plugins``."""
+    from callmesh.plugins.manager import PluginManager
+
+    specs: list[object] = list(tenant.center.spec.plugins) if tenant.center is not None else []
+    PluginManager(specs)  # fail now, naming the field, rather than inside a replication
+
+    def build() -> RoutingPolicy:
+        return PluginManager(specs)
+
+    return build
+
+
+def _fmt(est: dict[str, Any], digits: int = 1) -> str:
+    mean = est.get("mean")
+    if mean is None:
+        return "-"
+    hw = est.get("halfWidth")
+    if hw is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {hw:.{digits}f}"
+
+
+def _erl(erlang: dict[str, Any] | None, key: str) -> str:
+    if not erlang or erlang.get(key) is None:
+        return ""
+    return f"{erlang[key]:.1f}"
+
+
+def _print_table(run: dict[str, Any], cpu: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    day = run["day"]
+    table = Table(
+        title=(
+            f"{run['tenant']}: workload {run['workload']}, {day['weekday']} {day['start']}-"
+            f"{day['end']}, {run['replications']} replications (seed {run['seed']}),"
+            " mean ± 95% CI half-width"
+        ),
+        title_justify="left",
+    )
+    for col in (
+        "queue",
+        "offered",
+        "answered",
+        "aband. %",
+        "SL % (target)",
+        "SL excl. short ab. %",
+        "ASA s",
+        "AHT s",
+        "longest wait s",
+        "P(wait) %",
+        "RONA",
+        "overflow",
+        "Erlang SL %",
+        "Erlang ASA s",
+    ):
+        table.add_column(col, justify="left" if col == "queue" else "right")
+    for q in run["queues"]:
+        t = q["total"]
+        target = q["serviceLevelTarget"]
+        table.add_row(
+            q["name"],
+            _fmt(t["offered"], 0),
+            _fmt(t["answered"], 0),
+            _fmt(t["abandonedPercent"]),
+            f"{_fmt(t['serviceLevelPercent'])} ({target['percent']:g}/{target['seconds']}s)",
+            _fmt(t["serviceLevelExclShortAbandonsPercent"]),
+            _fmt(t["asaSeconds"]),
+            _fmt(t["ahtSeconds"]),
+            _fmt(t["longestWaitSeconds"], 0),
+            _fmt(t["waitProbabilityPercent"]),
+            _fmt(t["rona"], 0),
+            _fmt(t["overflowed"], 0),
+            _erl(t["erlang"], "serviceLevelPercent"),
+            _erl(t["erlang"], "asaSeconds"),
+        )
+    console.print(table)
+    teams = Table(title="occupancy by team", title_justify="left")
+    teams.add_column("team")
+    teams.add_column("agents", justify="right")
+    teams.add_column("occupancy %", justify="right")
+    for team in run["teams"]:
+        teams.add_row(team["name"], str(team["agents"]), _fmt(team["occupancyPercent"]))
+    console.print(teams)
+    checks = run["checks"]
+    console.print(
+        f"{checks['contactsSimulated']:,} contacts simulated in {cpu:.1f} s of CPU"
+        f" ({checks['contactsSimulated'] / max(cpu, 1e-9):,.0f}/s); Little's law max relative"
+        f" error {checks['littleLawMaxRelativeError']:.1e}; flow conservation violations:"
+        f" {checks['flowConservationViolations']}",
+        highlight=False,
+    )
+
+
+def simulate_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Manifests (a file or a folder read recursively), the same `kubectl apply` takes.",
+            show_default=False,
+        ),
+    ],
+    workload: Annotated[
+        Path | None,
+        typer.Option(
+            "--workload",
+            "-w",
+            help="Workload YAML (kind: Workload); by default every Workload found under PATH,"
+            " one per tenant.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the whole run.")] = 1,
+    replications: Annotated[
+        int,
+        typer.Option(
+            "--replications", "-r", min=1, max=1000, help="Independent replications (>= 2 for CIs)."
+        ),
+    ] = 10,
+    output: Annotated[
+        Output,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table: KPI tables; json: the documented schema"
+            " (callmesh/sim/simulate-result.schema.json).",
+        ),
+    ] = Output.table,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write a self-contained HTML report with charts here."),
+    ] = None,
+    tenant_name: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Simulate only this namespace.")
+    ] = None,
+    progress_bar: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Run a day of traffic through the real router, IVR and routing plugins, before go-live.
+
+    Loads the manifests under PATH and a workload (arrival rates per interval, handle-time
+    and patience distributions, agent behaviour), plays independent replications on a
+    simulated clock, and reports per queue and interval: offered, answered, abandoned %,
+    service level (the queue's own target), ASA, AHT, longest wait, P(wait), RONA and
+    overflow; per team and agent: occupancy and contacts handled; each with a 95% confidence
+    interval, and Erlang C / Erlang A beside it where the model applies.
+
+    The same seed gives the same JSON. Exits 2 on invalid manifests or workload.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from callmesh.api.validate import InvalidManifests, load_tenants
+    from callmesh.sim.report import write_report
+    from callmesh.sim.results import SCHEMA_VERSION, simulate
+    from callmesh.sim.simulator import Simulator
+    from callmesh.sim.workload import WorkloadError, load_workload
+
+    err = Console(stderr=True)
+    try:
+        tenants = load_tenants([path])
+    except InvalidManifests as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    try:
+        workloads = (
+            [(workload, load_workload(workload))]
+            if workload is not None
+            else _find_workloads([path])
+        )
+    except WorkloadError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    if not workloads:
+        err.print(
+            f"no Workload found under {path}: pass --workload FILE (see docs/simulate.md)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    plans: list[tuple[Simulator, Callable[[], RoutingPolicy]]] = []
+    try:
+        for source, wl in workloads:
+            ns = wl.metadata.namespace
+            if ns is None:
+                if len(tenants) != 1:
+                    raise WorkloadError(
+                        str(source),
+                        [
+                            "metadata.namespace: the manifests hold tenants "
+                            f"{', '.join(tenants)}: name the one this workload is for"
+                        ],
+                    )
+                ns = next(iter(tenants))
+            if tenant_name is not None and ns != tenant_name:
+                continue
+            tenant = tenants.get(ns)
+            if tenant is None:
+                raise WorkloadError(
+                    str(source),
+                    [
+                        f"metadata.namespace: no manifests for tenant {ns!r} under {path}"
+                        f" (found: {', '.join(tenants) or 'none'})"
+                    ],
+                )
+            factory = _policy_factory(tenant)
+            plans.append(
+                (Simulator(tenant, wl, policy_factory=factory, source=str(source)), factory)
+            )
+    except (WorkloadError, ValueError) as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    if not plans:
+        err.print(f"no workload for tenant {tenant_name!r}", highlight=False)
+        raise typer.Exit(2)
+
+    runs: list[dict[str, Any]] = []
+    cpus: list[float] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not progress_bar,
+        transient=False,
+    ) as bar:
+        tasks = [bar.add_task(f"simulating {sim.tenant.namespace}", total=1.0) for sim, _ in plans]
+        for (sim, _factory), task in zip(plans, tasks, strict=True):
+
+            def step(fraction: float, task: Any = task) -> None:
+                bar.update(task, completed=fraction)
+
+            cpu0 = time.process_time()
+            runs.append(simulate(sim, seed, replications, step))
+            cpus.append(time.process_time() - cpu0)
+    document = {
+        "schemaVersion": SCHEMA_VERSION,
+        "seed": seed,
+        "replications": replications,
+        "runs": runs,
+    }
+    if report is not None:
+        write_report(document, report)
+        err.print(f"report written to {report}", highlight=False)
+    if output is Output.json:
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    else:
+        for run, cpu in zip(runs, cpus, strict=True):
+            _print_table(run, cpu)

@@ -1,0 +1,606 @@
+"""The discrete-event loop: the real ACD engine on a simulated clock.
+
+One :class:`Simulator` holds what every replication shares (the engine configuration, the
+shift plan, compiled distributions); :meth:`Simulator.run` plays one replication with its
+own ``random.Random`` and its own :class:`~callmesh.acd.engine.Router` and returns a flat
+:class:`ReplicationRecord` of counters.
+
+Nothing of the ACD is reimplemented here. The loop only does what the outside world does
+to a router:
+
+- a caller arrives (Poisson, piecewise-constant rate per interval) -> ``router.enqueue``;
+- an ``Offer`` rings agents -> each picks up after the workload's answer time
+  (``router.accept``), or lets it ring out (``noAnswerPercent``: the router's own offer
+  timeout makes the RONA, and the agent is set ready again ``readyAfterNoAnswer`` later);
+- a ``Connected`` contact talks for a drawn handle time -> ``router.complete`` (the router
+  runs wrap-up on its own timers);
+- a caller's patience runs out while waiting or ringing -> ``router.abandon``;
+- shifts start and end -> ``router.login`` / ``router.logout`` (after the current contact);
+- the router's timers (offer timeout, escalation, max wait, wrap-up end) ->
+  ``router.tick`` at ``router.next_deadline()``.
+
+Events are ordered by ``(time, priority, sequence)``, as SimPy's ``Environment.schedule``,
+so a run is a pure function of its seed. KPIs are read from the router's effects
+(``ContactEnded.waited`` for waits, ``AgentStateChanged`` for occupancy), never recomputed
+from the simulator's own guesses.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callmesh.acd.effects import (
+    AgentState,
+    AgentStateChanged,
+    Connected,
+    ContactEnded,
+    ContactMoved,
+    EndReason,
+    Offer,
+    OfferWithdrawn,
+)
+from callmesh.acd.engine import ContactSpec, Router
+from callmesh.acd.errors import AgentStateError, OfferWithdrawnError
+from callmesh.acd.strategy import RoutingPolicy
+from callmesh.api import Tenant
+from callmesh.sim.build import AcdSetup, Shift, build_acd, shift_plan
+from callmesh.sim.distributions import Sampler
+from callmesh.sim.workload import Workload, check_against
+
+__all__ = [
+    "HIST_BINS",
+    "HIST_BIN_SECONDS",
+    "ReplicationRecord",
+    "Simulator",
+    "replication_seed",
+]
+
+#: Width of a bin of the wait histogram, and number of bins (the last one is "and more").
+HIST_BIN_SECONDS = 10.0
+HIST_BINS = 31
+
+# Event kinds, also their priority at equal times: agents get free before contacts arrive.
+_TIMER = 0
+_COMPLETE = 1
+_ACCEPT = 2
+_READY = 3
+_LOGOUT = 4
+_LOGIN = 5
+_ABANDON = 6
+_ARRIVAL = 7
+
+_WORKING = frozenset({AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP})
+_ANSWERED = EndReason.ANSWERED
+_ABANDONED = EndReason.ABANDONED
+_OVERFLOWED = EndReason.OVERFLOWED
+_WRAP_UP = AgentState.WRAP_UP
+_AVAILABLE = AgentState.AVAILABLE
+_NOT_READY = AgentState.NOT_READY
+_LOGGED_OUT = AgentState.LOGGED_OUT
+
+
+def replication_seed(seed: int, replication: int) -> str:
+    """The seed of one replication's generator: independent streams from one run seed."""
+    return f"callmesh-sim:{seed}:{replication}"
+
+
+@dataclass
+class ReplicationRecord:
+    """Counters of one replication, flat, indexed ``queue * intervals + interval``.
+
+    Contacts are counted in the interval in which they first entered the ACD (also in the
+    queues they overflow to); contacts that entered before the warm-up ended are simulated
+    but not counted. Agent times are seconds inside the measured window
+    ``[warm-up, end of day)``, indexed ``agent * intervals + interval``.
+    """
+
+    seed: str
+    queues: tuple[str, ...]
+    agents: tuple[str, ...]
+    intervals: int
+    offered: list[int]
+    answered: list[int]
+    answered_in_sl: list[int]
+    immediate: list[int]
+    abandoned: list[int]
+    abandoned_short: list[int]
+    overflowed: list[int]
+    timed_out: list[int]
+    unfinished: list[int]
+    rona: list[int]
+    completed: list[int]
+    wait_answered: list[float]
+    talk: list[float]
+    wrap: list[float]
+    longest_wait: list[float]
+    wait_hist: list[int]
+    agent_work: list[float]
+    agent_idle: list[float]
+    agent_handled: list[int]
+    contacts: int = 0
+    events: int = 0
+    end_time: float = 0.0
+    waiting_area: float = 0.0
+    wait_total: float = 0.0
+    entered: int = 0
+    engine_ended: int = 0
+    max_waiting: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Simulator:
+    """A tenant and a workload, ready to play replications.
+
+    Args:
+        tenant: the manifests of one namespace.
+        workload: the traffic (already validated with
+            :func:`~callmesh.sim.workload.parse_workload`); checked against the tenant here.
+        policy_factory: builds the routing policy of one replication (the plugin manager
+            configured from ``ContactCenter.spec.plugins``); None uses the engine's
+            built-in strategies.
+        source: name of the workload for error messages.
+
+    Raises:
+        WorkloadError: the workload names something the tenant lacks.
+        ConfigError: the manifests do not form a valid ACD configuration.
+    """
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        workload: Workload,
+        *,
+        policy_factory: Callable[[], RoutingPolicy] | None = None,
+        source: str = "workload",
+    ) -> None:
+        check_against(tenant, workload, source)
+        spec = workload.spec
+        for i, arrival in enumerate(spec.arrivals):
+            if arrival.flow is not None:
+                from callmesh.sim.workload import WorkloadError
+
+                raise WorkloadError(
+                    source,
+                    [
+                        f"spec.arrivals[{i}].flow: IVR flows cannot be simulated yet"
+                        " (the IVR engine is not wired in): send the stream to a queue"
+                    ],
+                )
+        self.tenant = tenant
+        self.workload = workload
+        self.policy_factory = policy_factory
+        self.setup: AcdSetup = build_acd(tenant, workload)
+        # Validate the engine configuration once, now, so errors come before any run.
+        Router(self.setup.queues, self.setup.teams)
+        self.queue_names = tuple(q.name for q in self.setup.queues)
+        self.queue_index = {name: i for i, name in enumerate(self.queue_names)}
+        agent_ids: dict[str, None] = {}
+        for team in self.setup.teams:
+            for agent in team.agents:
+                agent_ids.setdefault(agent.id, None)
+        self.agent_names = tuple(agent_ids)
+        self.agent_index = {a: i for i, a in enumerate(self.agent_names)}
+        self.intervals = spec.intervals
+        self.interval_seconds = spec.interval_seconds
+        self.day_seconds = spec.day_seconds
+        self.warmup_seconds = spec.warmup_minutes * 60.0
+        self.horizon = self.day_seconds + spec.drain_minutes * 60.0
+        self.shifts: list[Shift] = shift_plan(tenant, workload, self.horizon)
+        self.streams = [
+            (self.queue_index[a.queue], workload.rates_per_second(i))
+            for i, a in enumerate(spec.arrivals)
+            if a.queue is not None
+        ]
+        self.handle: list[Sampler] = []
+        self.patience: list[Sampler | None] = []
+        self.sl_seconds: list[float] = []
+        self.short_abandon: list[float] = []
+        for name in self.queue_names:
+            traffic = spec.queues.get(name)
+            q = tenant.queues[name].spec
+            self.sl_seconds.append(float(q.service_level.seconds))
+            self.short_abandon.append(float(q.service_level.exclude_abandoned_under_seconds))
+            if traffic is None:
+                self.handle.append(_unused)
+                self.patience.append(None)
+            else:
+                self.handle.append(traffic.handle_time.sampler())
+                self.patience.append(
+                    traffic.patience.sampler() if traffic.patience is not None else None
+                )
+        self.answer = spec.agents.answer.sampler()
+        self.answer_is_zero = spec.agents.answer.type == "constant" and (
+            spec.agents.answer.mean_value == 0.0
+        )
+        self.no_answer = spec.agents.no_answer_percent / 100.0
+        self.ready_after = spec.agents.ready_after_no_answer.sampler()
+
+    # ------------------------------------------------------------------------------------
+    def run(
+        self,
+        seed: int,
+        replication: int = 0,
+        progress: Callable[[float], None] | None = None,
+    ) -> ReplicationRecord:
+        """Play one replication; ``progress`` gets the simulated fraction of the day done."""
+        key = replication_seed(seed, replication)
+        rng = random.Random(key)
+        router = Router(
+            self.setup.queues,
+            self.setup.teams,
+            policy=self.policy_factory() if self.policy_factory is not None else None,
+            seed=rng.getrandbits(63),
+            history_limit=1,
+        )
+        nq, ni, na = len(self.queue_names), self.intervals, len(self.agent_names)
+        size = nq * ni
+        rec = ReplicationRecord(
+            seed=key,
+            queues=self.queue_names,
+            agents=self.agent_names,
+            intervals=ni,
+            offered=[0] * size,
+            answered=[0] * size,
+            answered_in_sl=[0] * size,
+            immediate=[0] * size,
+            abandoned=[0] * size,
+            abandoned_short=[0] * size,
+            overflowed=[0] * size,
+            timed_out=[0] * size,
+            unfinished=[0] * size,
+            rona=[0] * size,
+            completed=[0] * size,
+            wait_answered=[0.0] * size,
+            talk=[0.0] * size,
+            wrap=[0.0] * size,
+            longest_wait=[0.0] * size,
+            wait_hist=[0] * (nq * HIST_BINS),
+            agent_work=[0.0] * (na * ni),
+            agent_idle=[0.0] * (na * ni),
+            agent_handled=[0] * na,
+        )
+        # Bound locals: this loop is the hot path.
+        heappush, heappop = heapq.heappush, heapq.heappop
+        expovariate, uniform01 = rng.expovariate, rng.random
+        # (time, kind = priority, sequence, payload, payload)
+        events: list[tuple[float, int, int, Any, Any]] = []
+        seq = 0
+        L = self.interval_seconds
+        day = self.day_seconds
+        horizon = self.horizon
+        w0 = self.warmup_seconds
+        qidx = self.queue_index
+        aidx = self.agent_index
+        handle, patience = self.handle, self.patience
+        sl_seconds, short_abandon = self.sl_seconds, self.short_abandon
+        answer, answer_is_zero = self.answer, self.answer_is_zero
+        no_answer, ready_after = self.no_answer, self.ready_after
+        offered, answered, answered_in_sl = rec.offered, rec.answered, rec.answered_in_sl
+        immediate, abandoned, abandoned_short = rec.immediate, rec.abandoned, rec.abandoned_short
+        overflowed, timed_out, rona = rec.overflowed, rec.timed_out, rec.rona
+        wait_answered, talk_sum, wrap_sum = rec.wait_answered, rec.talk, rec.wrap
+        completed, longest_wait, wait_hist = rec.completed, rec.longest_wait, rec.wait_hist
+        agent_work, agent_idle, agent_handled = rec.agent_work, rec.agent_idle, rec.agent_handled
+        hist_last = HIST_BINS - 1
+        enqueue, accept, complete = router.enqueue, router.accept, router.complete
+        next_deadline = router.next_deadline
+
+        contacts: dict[str, _Contact] = {}
+        waiting: set[str] = set()  # in the ACD, not yet answered
+        # per agent: state category (0 off, 1 idle, 2 working), since, wrap slot, logout due
+        a_cat = [0] * na
+        a_since = [0.0] * na
+        a_wrap_k = [-1] * na
+        a_wrap_at = [0.0] * na
+        logout_due = [False] * na
+        completing_k = -1  # the slot of the contact being completed, for its wrap-up
+
+        n_waiting = 0
+        area = 0.0
+        last_change = 0.0
+        timer_at = math.inf
+        counter = 0
+
+        def accrue(arr: list[float], base: int, t0: float, t1: float) -> None:
+            if t0 < w0:
+                t0 = w0
+            if t1 > day:
+                t1 = day
+            if t1 <= t0:
+                return
+            i = int(t0 // L)
+            end = (i + 1) * L
+            while t1 > end:
+                arr[base + i] += end - t0
+                t0 = end
+                i += 1
+                end += L
+            arr[base + i] += t1 - t0
+
+        for qi, rates in self.streams:
+            t = _next_arrival(0.0, rates, L, expovariate)
+            if t is not None:
+                seq += 1
+                heappush(events, (t, _ARRIVAL, seq, qi, rates))
+        for shift in self.shifts:
+            seq += 1
+            heappush(events, (shift.login, _LOGIN, seq, shift.agent_id, None))
+            if shift.logout is not None:
+                seq += 1
+                heappush(events, (shift.logout, _LOGOUT, seq, shift.agent_id, None))
+
+        now = 0.0
+        in_system = 0
+        arrivals_open = len(self.streams)
+        next_id = 0
+        while events:
+            ev = heappop(events)
+            now = ev[0]
+            if now > horizon:
+                now = horizon
+                break
+            kind = ev[1]
+            counter += 1
+            if kind == _TIMER:
+                if now != timer_at:
+                    continue
+                timer_at = math.inf
+                effects = router.tick(now)
+            elif kind == _COMPLETE:
+                completing_k, t_talk = ev[4]
+                if completing_k >= 0:
+                    talk_sum[completing_k] += t_talk
+                effects = complete(ev[3], now)
+                in_system -= 1
+            elif kind == _ARRIVAL:
+                qi = ev[3]
+                rates = ev[4]
+                nxt = _next_arrival(now, rates, L, expovariate)
+                if nxt is not None:
+                    seq += 1
+                    heappush(events, (nxt, _ARRIVAL, seq, qi, rates))
+                else:
+                    arrivals_open -= 1
+                next_id += 1
+                cid = f"c{next_id}"
+                interval = int(now // L) if now >= w0 else -1
+                contacts[cid] = _Contact(interval, qi, now)
+                waiting.add(cid)
+                in_system += 1
+                area += n_waiting * (now - last_change)
+                last_change = now
+                n_waiting += 1
+                if n_waiting > rec.max_waiting:
+                    rec.max_waiting = n_waiting
+                rec.entered += 1
+                if interval >= 0:
+                    offered[qi * ni + interval] += 1
+                    rec.contacts += 1
+                draw = patience[qi]
+                if draw is not None:
+                    seq += 1
+                    heappush(events, (now + draw(rng), _ABANDON, seq, cid, None))
+                effects = enqueue(ContactSpec(cid, self.queue_names[qi]), now)
+            elif kind == _ACCEPT:
+                try:
+                    effects = accept(ev[3], ev[4], now)
+                except OfferWithdrawnError:
+                    continue  # answered elsewhere, abandoned, or the offer timed out first
+            elif kind == _ABANDON:
+                cid = ev[3]
+                if cid not in waiting:
+                    continue
+                effects = router.abandon(cid, now)
+            elif kind == _READY:
+                agent_id = ev[3]
+                if router.agent_state(agent_id) is not _NOT_READY:
+                    continue
+                effects = router.set_ready(agent_id, now)
+            elif kind == _LOGIN:
+                agent_id = ev[3]
+                a = aidx[agent_id]
+                if logout_due[a]:
+                    logout_due[a] = False  # back-to-back shifts: stays on
+                    continue
+                effects = router.login(agent_id, now)
+            else:  # _LOGOUT
+                agent_id = ev[3]
+                try:
+                    effects = router.logout(agent_id, now)
+                except AgentStateError:
+                    logout_due[aidx[agent_id]] = True  # after its current contact
+                    continue
+
+            # -- carry out the router's effects ------------------------------------------------
+            j = 0
+            while j < len(effects):
+                e = effects[j]
+                j += 1
+                cls = type(e)
+                if cls is AgentStateChanged:
+                    assert isinstance(e, AgentStateChanged)
+                    a = aidx[e.agent_id]
+                    at = e.at
+                    cat = a_cat[a]
+                    if cat:
+                        accrue(agent_work if cat == 2 else agent_idle, a * ni, a_since[a], at)
+                    state = e.state
+                    a_since[a] = at
+                    if a_wrap_k[a] >= 0:
+                        k = a_wrap_k[a]
+                        wrap_sum[k] += at - a_wrap_at[a]
+                        a_wrap_k[a] = -1
+                    if state in _WORKING:
+                        a_cat[a] = 2
+                        if state is _WRAP_UP:
+                            if logout_due[a]:
+                                logout_due[a] = False
+                                effects.extend(router.logout(e.agent_id, now))
+                            elif completing_k >= 0:
+                                a_wrap_k[a] = completing_k
+                                a_wrap_at[a] = at
+                    elif state is _AVAILABLE:
+                        a_cat[a] = 1
+                        if logout_due[a]:
+                            logout_due[a] = False
+                            effects.extend(router.logout(e.agent_id, now))
+                    else:
+                        a_cat[a] = 0
+                        if state is _NOT_READY and e.reason == "no-answer":
+                            seq += 1
+                            heappush(
+                                events, (now + ready_after(rng), _READY, seq, e.agent_id, None)
+                            )
+                        elif state is _NOT_READY and logout_due[a]:
+                            logout_due[a] = False
+                            effects.extend(router.logout(e.agent_id, now))
+                elif cls is Offer:
+                    assert isinstance(e, Offer)
+                    for agent_id in e.agent_ids:
+                        if no_answer and uniform01() < no_answer:
+                            continue  # lets it ring out: the router's timeout makes the RONA
+                        if answer_is_zero:
+                            effects.extend(accept(agent_id, e.contact_id, now))
+                            break
+                        delay = answer(rng)
+                        if delay < e.timeout:
+                            seq += 1
+                            heappush(events, (now + delay, _ACCEPT, seq, agent_id, e.contact_id))
+                elif cls is ContactEnded:
+                    assert isinstance(e, ContactEnded)
+                    cid = e.contact_id
+                    interval = contacts.pop(cid).interval
+                    waited = e.waited
+                    rec.wait_total += waited
+                    rec.engine_ended += 1
+                    waiting.discard(cid)
+                    area += n_waiting * (now - last_change)
+                    last_change = now
+                    n_waiting -= 1
+                    qi = qidx[e.queue]
+                    reason = e.reason
+                    if reason is not _ANSWERED:
+                        in_system -= 1
+                    if interval < 0:
+                        continue
+                    k = qi * ni + interval
+                    if waited > longest_wait[k]:
+                        longest_wait[k] = waited
+                    if reason is _ANSWERED:
+                        answered[k] += 1
+                        wait_answered[k] += waited
+                        if waited <= sl_seconds[qi]:
+                            answered_in_sl[k] += 1
+                        if waited <= 0.0:
+                            immediate[k] += 1
+                        b = int(waited / HIST_BIN_SECONDS)
+                        wait_hist[qi * HIST_BINS + (b if b < hist_last else hist_last)] += 1
+                    elif reason is _ABANDONED:
+                        abandoned[k] += 1
+                        if waited < short_abandon[qi]:
+                            abandoned_short[k] += 1
+                    elif reason is _OVERFLOWED:
+                        overflowed[k] += 1
+                    else:
+                        timed_out[k] += 1
+                elif cls is Connected:
+                    assert isinstance(e, Connected)
+                    cid = e.contact_id
+                    interval = contacts[cid].interval
+                    qi = qidx[e.queue]
+                    t_talk = handle[qi](rng)
+                    k = qi * ni + interval if interval >= 0 else -1
+                    if k >= 0:
+                        agent_handled[aidx[e.agent_id]] += 1
+                    seq += 1
+                    heappush(events, (now + t_talk, _COMPLETE, seq, cid, (k, t_talk)))
+                elif cls is OfferWithdrawn:
+                    assert isinstance(e, OfferWithdrawn)
+                    if e.reason == "no answer":
+                        c = contacts.get(e.contact_id)
+                        if c is not None and c.interval >= 0:
+                            rona[c.queue * ni + c.interval] += 1
+                elif cls is ContactMoved:
+                    assert isinstance(e, ContactMoved)
+                    c = contacts[e.contact_id]
+                    interval = c.interval
+                    to_q = qidx[e.to_queue]
+                    c.queue = to_q
+                    if interval >= 0:
+                        overflowed[qidx[e.from_queue] * ni + interval] += 1
+                        offered[to_q * ni + interval] += 1
+            if kind == _COMPLETE:
+                k = completing_k
+                if k >= 0:
+                    completed[k] += 1
+                completing_k = -1
+
+            deadline = next_deadline()
+            if deadline is not None and deadline < timer_at:
+                timer_at = deadline if deadline > now else now
+                seq += 1
+                heappush(events, (timer_at, _TIMER, seq, None, None))
+            if in_system == 0 and arrivals_open == 0 and now >= day:
+                break
+            if progress is not None and not counter & 0x3FFF:
+                progress(min(1.0, now / day))
+
+        # -- close the books at the end of the run -------------------------------------------
+        end = now
+        rec.end_time = end
+        rec.events = counter
+        area += n_waiting * (end - last_change)
+        rec.waiting_area = area
+        for cid in waiting:
+            c = contacts[cid]
+            rec.wait_total += end - c.entered
+            if c.interval >= 0:
+                rec.unfinished[c.queue * ni + c.interval] += 1
+        for a in range(na):
+            cat = a_cat[a]
+            if cat:
+                accrue(agent_work if cat == 2 else agent_idle, a * ni, a_since[a], end)
+        if progress is not None:
+            progress(1.0)
+        return rec
+
+
+class _Contact:
+    """What the loop remembers of a contact in the ACD."""
+
+    __slots__ = ("entered", "interval", "queue")
+
+    def __init__(self, interval: int, queue: int, entered: float) -> None:
+        self.interval = interval  # -1 during the warm-up: simulated, not counted
+        self.queue = queue
+        self.entered = entered
+
+
+def _unused(rng: random.Random) -> float:  # pragma: no cover - guarded by check_against
+    raise AssertionError("a queue without handle time received a contact")
+
+
+def _next_arrival(
+    t: float, rates: list[float], length: float, expovariate: Callable[[float], float]
+) -> float | None:
+    """Next arrival after ``t`` of a Poisson process with a constant rate per interval.
+
+    Memorylessness makes restarting at an interval boundary exact.
+    """
+    n = len(rates)
+    while True:
+        i = int(t // length)
+        if i >= n:
+            return None
+        rate = rates[i]
+        end = (i + 1) * length
+        if rate > 0.0:
+            nxt = t + expovariate(rate)
+            if nxt < end:
+                return nxt
+        t = end

@@ -1,0 +1,559 @@
+"""The workload file: the traffic `callmesh simulate` plays against a tenant's manifests.
+
+A workload is YAML, read once and checked twice: first on its own (types, ranges, an
+interval grid that tiles the day), then against the tenant it is played on (every queue,
+flow, menu and team it names exists). Every problem names its field and the fix, and all of
+them are reported together, before any simulation starts. ``docs/simulate.md`` documents
+each field with an example; in short::
+
+    apiVersion: sim.callmesh.io/v1alpha1
+    kind: Workload
+    metadata: {name: monday, namespace: acme-insurance}
+    spec:
+      weekday: mon              # which AgentTeam shifts apply
+      start: "08:00"            # the simulated day, in the center's time zone
+      end: "20:00"
+      intervalMinutes: 30       # must tile start..end
+      arrivals:                 # Poisson arrivals, a rate per interval
+        - queue: claims
+          perHour: [60, 90, ...] # one per interval, a mapping {"08:00": 60, ...}, or one number
+        - flow: acme-main        # calls that walk an IVRFlow first
+          perHour: 120
+      queues:
+        claims:
+          handleTime: {type: lognormal, mean: 320, sd: 150}
+          patience: {type: exponential, mean: 120}   # omit: callers never hang up
+      ivr:
+        - flow: acme-main
+          menus:
+            - node: main-menu
+              choices: {"1": 0.6, "2": 0.3}          # the rest presses nothing
+      agents:
+        answer: {type: constant, value: 2}          # ring time before an agent picks up
+        noAnswerPercent: 1                          # offers left ringing (RONA)
+      teams:
+        chat-team: {chatConcurrency: 3}
+
+The kind is not a Kubernetes resource: it lives next to the manifests but is only read by
+the simulator (its ``apiVersion`` is ``sim.callmesh.io/v1alpha1`` so nothing applies it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from callmesh.api import Channel, NodeType, Tenant
+from callmesh.api.base import Weekday
+from callmesh.sim.distributions import Constant, Distribution
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "AgentBehaviour",
+    "Arrival",
+    "FlowChoices",
+    "MenuChoices",
+    "QueueTraffic",
+    "TeamTraffic",
+    "Workload",
+    "WorkloadError",
+    "WorkloadSpec",
+    "check_against",
+    "clock",
+    "is_workload_document",
+    "load_workload",
+    "parse_workload",
+]
+
+API_VERSION = "sim.callmesh.io/v1alpha1"
+KIND = "Workload"
+
+#: ``HH:MM``; the end of the day may be ``24:00``.
+Clock = Annotated[
+    str, StringConstraints(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", max_length=5)
+]
+_Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+_Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def clock(hhmm: str) -> int:
+    """Minutes since midnight of an ``HH:MM`` string (``24:00`` is 1440)."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Arrival(_Model):
+    """A stream of Poisson arrivals into a queue, or into an IVR flow that leads to queues."""
+
+    queue: _Name | None = Field(default=None, description="Queue the contacts enter directly.")
+    flow: _Name | None = Field(
+        default=None, description="IVRFlow the calls walk first (voice only)."
+    )
+    per_hour: _Rate | list[_Rate] | dict[str, _Rate] = Field(
+        description=(
+            "Arrival rate in contacts per hour: one number for the whole day, a list with one"
+            ' rate per interval, or a mapping from interval start ("08:30") to rate.'
+        )
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Arrival:
+        if (self.queue is None) == (self.flow is None):
+            raise ValueError("set exactly one of queue or flow")
+        return self
+
+
+class QueueTraffic(_Model):
+    """How long contacts of one queue take, and how long callers are willing to wait."""
+
+    handle_time: Distribution = Field(
+        description="Talk (or chat, or email) time in seconds, without wrap-up."
+    )
+    patience: Distribution | None = Field(
+        default=None,
+        description="Time a caller waits before hanging up; omit for callers who never do.",
+    )
+
+
+class MenuChoices(_Model):
+    """What callers press at one menu node."""
+
+    node: _Name = Field(description="Id of a menu node of the flow.")
+    choices: dict[str, Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = Field(
+        description="Digit -> probability; the rest (1 - sum) press nothing (timeout)."
+    )
+    seconds: Distribution = Field(
+        default_factory=lambda: Constant(type="constant", value=5.0),
+        description="Time from the menu prompt to the key press.",
+    )
+
+    @model_validator(mode="after")
+    def _sums_to_at_most_one(self) -> MenuChoices:
+        total = sum(self.choices.values())
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"choices sum to {total:g}: probabilities must add up to at most 1"
+                " (the rest press nothing)"
+            )
+        return self
+
+
+class FlowChoices(_Model):
+    """Menu behaviour for one IVR flow."""
+
+    flow: _Name = Field(description="Name of the IVRFlow.")
+    menus: list[MenuChoices] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Per menu node, the digit probabilities.",
+    )
+    prompt_seconds: Distribution = Field(
+        default_factory=lambda: Constant(type="constant", value=4.0),
+        description="Time a play/say/announcement node takes.",
+    )
+
+
+class AgentBehaviour(_Model):
+    """How simulated agents react to an offer."""
+
+    answer: Distribution = Field(
+        default_factory=lambda: Constant(type="constant", value=0.0),
+        description="Ring time from the offer to the agent accepting it, in seconds.",
+    )
+    no_answer_percent: float = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Percent of offers an agent lets ring out (a RONA).",
+    )
+    ready_after_no_answer: Distribution = Field(
+        default_factory=lambda: Constant(type="constant", value=30.0),
+        description="After a RONA the router sets the agent NotReady; it is ready again after this.",
+    )
+
+
+class TeamTraffic(_Model):
+    """Per-team settings the simulation may override."""
+
+    chat_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Chats each agent of the team takes at once (overrides capacity.chat).",
+    )
+
+
+class WorkloadSpec(_Model):
+    """One simulated day of traffic."""
+
+    weekday: Weekday = Field(default=Weekday.mon, description="Day whose shifts apply.")
+    start: Clock = Field(default="00:00", description="Start of the simulated day, HH:MM.")
+    end: Clock = Field(default="24:00", description="End of the day (arrivals stop), HH:MM.")
+    interval_minutes: int = Field(
+        default=30, ge=1, le=1440, description="Reporting interval; must tile start..end."
+    )
+    warmup_minutes: int = Field(
+        default=0,
+        ge=0,
+        le=1440,
+        description="Contacts arriving this early are simulated but left out of the KPIs.",
+    )
+    drain_minutes: int = Field(
+        default=120,
+        ge=0,
+        le=1440,
+        description="After end, contacts still in the center are followed this long.",
+    )
+    arrivals: Annotated[list[Arrival], Field(min_length=1, max_length=256)] = Field(
+        description="Arrival streams."
+    )
+    queues: dict[str, QueueTraffic] = Field(
+        default_factory=dict, description="Handle time and patience per queue."
+    )
+    ivr: list[FlowChoices] = Field(
+        default_factory=list, max_length=64, description="Menu choices per IVR flow."
+    )
+    agents: AgentBehaviour = Field(
+        default_factory=AgentBehaviour, description="How agents answer offers."
+    )
+    teams: dict[str, TeamTraffic] = Field(
+        default_factory=dict, description="Per-team overrides, e.g. chat concurrency."
+    )
+
+    @model_validator(mode="after")
+    def _grid(self) -> WorkloadSpec:
+        start, end = clock(self.start), clock(self.end)
+        if end <= start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        length = end - start
+        if length % self.interval_minutes:
+            raise ValueError(
+                f"intervalMinutes {self.interval_minutes} does not tile the day"
+                f" {self.start}-{self.end} ({length} min): pick a divisor of {length},"
+                " e.g. 15, 30 or 60, or move start/end"
+            )
+        if self.warmup_minutes >= length:
+            raise ValueError(f"warmupMinutes {self.warmup_minutes} leaves no time to measure")
+        return self
+
+    @property
+    def day_seconds(self) -> float:
+        """Length of the day (arrivals happen in [0, day_seconds))."""
+        return (clock(self.end) - clock(self.start)) * 60.0
+
+    @property
+    def interval_seconds(self) -> float:
+        """Length of one interval in seconds."""
+        return self.interval_minutes * 60.0
+
+    @property
+    def intervals(self) -> int:
+        """Number of intervals in the day."""
+        return (clock(self.end) - clock(self.start)) // self.interval_minutes
+
+    def interval_labels(self) -> list[str]:
+        """``HH:MM`` start of each interval."""
+        s = clock(self.start)
+        return [_hhmm(s + i * self.interval_minutes) for i in range(self.intervals)]
+
+
+class _Meta(_Model):
+    name: _Name = Field(description="Name of the workload.")
+    namespace: _Name | None = Field(
+        default=None, description="Tenant (namespace) it applies to; the only one if unset."
+    )
+
+
+class Workload(_Model):
+    """A workload document."""
+
+    api_version: Literal["sim.callmesh.io/v1alpha1"] = Field(
+        default="sim.callmesh.io/v1alpha1", alias="apiVersion", description=API_VERSION
+    )
+    kind: Literal["Workload"] = Field(default="Workload", description="Workload.")
+    metadata: _Meta = Field(description="Name and tenant.")
+    spec: WorkloadSpec = Field(description="The traffic.")
+
+    def rates_per_second(self, index: int) -> list[float]:
+        """Arrival rate of stream ``index``, per interval, in contacts per second.
+
+        Assumes the workload passed :func:`parse_workload` (the rate shape was checked).
+        """
+        spec = self.spec
+        rate = spec.arrivals[index].per_hour
+        if isinstance(rate, int | float):
+            hourly = [float(rate)] * spec.intervals
+        elif isinstance(rate, list):
+            hourly = [float(r) for r in rate]
+        else:
+            labels = spec.interval_labels()
+            hourly = [float(rate[label]) for label in labels]
+        return [r / 3600.0 for r in hourly]
+
+
+class WorkloadError(ValueError):
+    """A workload that cannot be simulated; ``problems`` lists every field at fault."""
+
+    def __init__(self, source: str, problems: Iterable[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{source}: the workload is invalid:\n{lines}")
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {
+            "exponential",
+            "lognormal",
+            "constant",
+            "uniform",
+            "empirical",
+            "float",
+            "list[float]",
+            "dict[str,float]",
+            "function-after[_one_target(), Arrival]",
+        }:
+            continue  # union branch names pydantic adds: not a field the user wrote
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _check_rates(spec: WorkloadSpec) -> list[str]:
+    problems = []
+    labels = spec.interval_labels()
+    for i, arrival in enumerate(spec.arrivals):
+        where = f"spec.arrivals[{i}].perHour"
+        rate = arrival.per_hour
+        if isinstance(rate, list) and len(rate) != spec.intervals:
+            problems.append(
+                f"{where}: {len(rate)} rates for {spec.intervals} intervals of"
+                f" {spec.interval_minutes} min from {spec.start} to {spec.end}:"
+                " give one rate per interval"
+            )
+        elif isinstance(rate, dict):
+            extra = sorted(set(rate) - set(labels))
+            missing = [label for label in labels if label not in rate]
+            if extra:
+                problems.append(
+                    f"{where}: {', '.join(extra)} not on the interval grid"
+                    f" ({labels[0]}, {labels[1] if len(labels) > 1 else labels[0]}, ...):"
+                    " use interval start times"
+                )
+            if missing:
+                problems.append(
+                    f"{where}: no rate for {', '.join(missing[:5])}"
+                    f"{' ...' if len(missing) > 5 else ''}: give a rate for every interval"
+                )
+    return problems
+
+
+def parse_workload(data: object, source: str = "workload") -> Workload:
+    """Validate a workload document (already parsed from YAML).
+
+    Raises:
+        WorkloadError: every problem, each naming its field, e.g.
+            ``spec.queues.claims.handleTime.sd: Input should be greater than 0``.
+    """
+    if not isinstance(data, Mapping):
+        raise WorkloadError(source, [f"expected a mapping (a Workload), got {type(data).__name__}"])
+    try:
+        workload = Workload.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = _loc(err["loc"]) or "(document)"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}")
+        raise WorkloadError(source, problems) from None
+    problems = _check_rates(workload.spec)
+    if problems:
+        raise WorkloadError(source, problems)
+    return workload
+
+
+def is_workload_document(data: object) -> bool:
+    """Whether a YAML document is a Workload (so manifest loaders can set it aside)."""
+    return isinstance(data, Mapping) and data.get("kind") == KIND
+
+
+def load_workload(path: Path) -> Workload:
+    """Read and validate the single Workload document of a YAML file.
+
+    Raises:
+        WorkloadError: the file is not YAML, holds no or several Workloads, or is invalid.
+    """
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        raise WorkloadError(str(path), [f"cannot read it: {exc}"]) from None
+    found = [d for d in docs if is_workload_document(d)]
+    if len(found) != 1:
+        raise WorkloadError(
+            str(path),
+            [f"expected one document with kind: {KIND}, found {len(found)}"],
+        )
+    return parse_workload(found[0], str(path))
+
+
+# --- against the tenant ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Reach:
+    queues: set[str]
+    flows: set[str]
+
+
+def _queues_reached(tenant: Tenant, workload: Workload) -> _Reach:
+    """Queues contacts can end up in: direct arrivals, IVR queue nodes, overflow targets."""
+    queues: set[str] = set()
+    flows: set[str] = set()
+    for arrival in workload.spec.arrivals:
+        if arrival.queue is not None:
+            queues.add(arrival.queue)
+        elif arrival.flow is not None:
+            flows.add(arrival.flow)
+    for name in flows:
+        flow = tenant.flows.get(name)
+        if flow is None:
+            continue
+        for node in flow.spec.nodes:
+            if node.type is NodeType.queue and node.queue is not None:
+                queues.add(node.queue.queue)
+    todo = list(queues)
+    while todo:
+        q = tenant.queues.get(todo.pop())
+        if q is None or q.spec.overflow is None or q.spec.overflow.queue is None:
+            continue
+        target = q.spec.overflow.queue
+        if target not in queues and q.spec.overflow.action.value == "queue":
+            queues.add(target)
+            todo.append(target)
+    return _Reach(queues, flows)
+
+
+def check_against(tenant: Tenant, workload: Workload, source: str = "workload") -> None:
+    """Check that everything the workload names exists in ``tenant``.
+
+    Raises:
+        WorkloadError: listing every unknown queue, flow, menu node, digit or team, and
+            every queue that can receive contacts but has no handle time.
+    """
+    spec = workload.spec
+    problems: list[str] = []
+    known_q = ", ".join(sorted(tenant.queues)) or "none"
+    known_f = ", ".join(sorted(tenant.flows)) or "none"
+    if workload.metadata.namespace and workload.metadata.namespace != tenant.namespace:
+        problems.append(
+            f"metadata.namespace: {workload.metadata.namespace!r} but the manifests are"
+            f" tenant {tenant.namespace!r}: fix the namespace"
+        )
+    for i, arrival in enumerate(spec.arrivals):
+        if arrival.queue is not None and arrival.queue not in tenant.queues:
+            problems.append(
+                f"spec.arrivals[{i}].queue: unknown queue {arrival.queue!r} in tenant"
+                f" {tenant.namespace} (known: {known_q}): fix the name or add the Queue"
+            )
+        if arrival.flow is not None and arrival.flow not in tenant.flows:
+            problems.append(
+                f"spec.arrivals[{i}].flow: unknown IVRFlow {arrival.flow!r} in tenant"
+                f" {tenant.namespace} (known: {known_f}): fix the name or add the IVRFlow"
+            )
+    for name in spec.queues:
+        if name not in tenant.queues:
+            problems.append(
+                f"spec.queues.{name}: unknown queue {name!r} (known: {known_q}): fix the name"
+            )
+    reach = _queues_reached(tenant, workload)
+    for name in sorted(reach.queues):
+        if name in tenant.queues and name not in spec.queues:
+            problems.append(
+                f"spec.queues.{name}.handleTime: queue {name!r} receives contacts but has no"
+                " handle time: add e.g. handleTime: {type: exponential, mean: 180}"
+            )
+    for i, fc in enumerate(spec.ivr):
+        flow = tenant.flows.get(fc.flow)
+        if flow is None:
+            problems.append(
+                f"spec.ivr[{i}].flow: unknown IVRFlow {fc.flow!r} (known: {known_f}): fix the name"
+            )
+            continue
+        nodes = {n.id: n for n in flow.spec.nodes}
+        for j, menu in enumerate(fc.menus):
+            where = f"spec.ivr[{i}].menus[{j}]"
+            node = nodes.get(menu.node)
+            if node is None or node.type is not NodeType.menu or node.menu is None:
+                menus = ", ".join(n for n, v in nodes.items() if v.type is NodeType.menu)
+                problems.append(
+                    f"{where}.node: {menu.node!r} is not a menu node of flow {fc.flow}"
+                    f" (menus: {menus or 'none'}): fix the node id"
+                )
+                continue
+            digits = {o.digit for o in node.menu.options}
+            for digit in menu.choices:
+                if digit not in digits:
+                    problems.append(
+                        f"{where}.choices.{digit}: menu {menu.node} has no option {digit!r}"
+                        f" (options: {', '.join(sorted(digits))}): fix the digit"
+                    )
+    for name, team in spec.teams.items():
+        if name not in tenant.teams:
+            known_t = ", ".join(sorted(tenant.teams)) or "none"
+            problems.append(
+                f"spec.teams.{name}: unknown AgentTeam {name!r} (known: {known_t}): fix the name"
+            )
+        elif team.chat_concurrency is not None and not any(
+            tenant.queues[q].spec.channel is Channel.chat
+            for q in tenant.queues
+            if any(name in t.teams for t in tenant.queues[q].spec.tiers)
+        ):
+            problems.append(
+                f"spec.teams.{name}.chatConcurrency: team {name!r} serves no chat queue:"
+                " remove it or add the team to a chat queue's tiers"
+            )
+    for name in spec.queues:
+        q = tenant.queues.get(name)
+        if q is not None and q.spec.channel is not Channel.voice:
+            traffic = spec.queues[name]
+            if traffic.patience is not None and q.spec.channel is Channel.email:
+                problems.append(
+                    f"spec.queues.{name}.patience: emails do not hang up: remove patience"
+                )
+    if problems:
+        raise WorkloadError(source, problems)
+
+
+def mean_rate_per_hour(workload: Workload, index: int) -> float:
+    """Mean hourly rate of one stream over the day (for summaries)."""
+    rates = workload.rates_per_second(index)
+    return math.fsum(rates) / len(rates) * 3600.0
