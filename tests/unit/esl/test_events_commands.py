@@ -20,7 +20,7 @@ from callmesh.workers.esl.events import (
 )
 from callmesh.workers.esl.frames import EventFrame
 from callmesh.workers.esl.parser import FrameParser
-from fakes import esl_captures
+from esl_peer import captures as esl_captures
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -16,7 +16,7 @@ from callmesh.workers.esl.frames import (
     Frame,
 )
 from callmesh.workers.esl.parser import FrameParser
-from fakes import esl_captures
+from esl_peer import captures as esl_captures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
