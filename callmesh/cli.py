@@ -35,7 +35,11 @@ app = typer.Typer(
 )
 
 # Modules whose ``register(app)`` adds commands, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("callmesh.api.commands", "callmesh.wfm.commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "callmesh.api.commands",
+    "callmesh.wfm.commands",
+    "callmesh.plugins.commands",
+)
 
 
 def _register_all() -> None:

@@ -196,8 +196,9 @@ class PluginCatalog:
         return info
 
     def infos(self) -> list[PluginInfo]:
-        """Every usable plugin, built-ins first, then by name."""
-        return sorted(self._infos.values(), key=lambda i: (not i.builtin, i.name))
+        """Every usable plugin: built-ins in declaration order, then the others by name."""
+        order = {name: n for n, name in enumerate(BUILTIN_PLUGINS)}
+        return sorted(self._infos.values(), key=lambda i: (order.get(i.name, len(order)), i.name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._infos

@@ -135,6 +135,15 @@ def _dig(document: Any, path: str) -> Any:
     return node
 
 
+def _plain(record: object) -> dict[str, object]:
+    """A dataclass record as JSON-ready data (mappings copied to dicts)."""
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(record):  # type: ignore[arg-type]
+        value = getattr(record, f.name)
+        out[f.name] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code >= 500
@@ -194,9 +203,7 @@ class HttpCRM:
         """GET the URL for this caller and map the answer; None when the CRM does not know them."""
         values = {name: quote(str(getattr(query, name)), safe="") for name in URL_FIELDS}
         url = self.config.url.format_map(values)
-        body = dataclasses.asdict(query) if self.config.method == "POST" else None
-        if body is not None:
-            body["attributes"] = dict(query.attributes)
+        body = _plain(query) if self.config.method == "POST" else None
         response = await self._send(self.config.method, url, body)
         if response is None:
             return None
@@ -233,8 +240,7 @@ class HttpCRM:
         """POST the interaction as JSON to ``record_url`` (when configured)."""
         if self.config.record_url is None:
             return
-        body = dataclasses.asdict(interaction)
-        body["attributes"] = dict(interaction.attributes)
+        body = _plain(interaction)
         url = self.config.record_url.format_map(
             {
                 "ani": quote(interaction.ani, safe=""),
