@@ -213,3 +213,22 @@ def test_expression_cache_keys_only_on_what_it_reads() -> None:
     assert reads_all.evaluate("+1", "2", {"a": "1"}) is True
     assert reads_all.evaluate("+1", "2", {}) is False
     assert reads_all.evaluate("", "2", {"a": "1"}) is False
+
+
+def test_expression_falls_back_when_the_process_parser_builds_plain_trees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """celpy keeps one parser per process: another component may have built it first."""
+    import celpy
+    from celpy.celparser import CELParser
+
+    import callmesh.ivr.expressions as expressions
+
+    monkeypatch.setattr(CELParser, "CEL_PARSER", None)
+    monkeypatch.setattr(expressions, "_environments", {})
+    celpy.Environment()  # someone else's interpreting environment builds the parser first
+    vip = CelExpression('attributes["tier"] == "gold"')
+    assert isinstance(vip._runner, celpy.InterpretedRunner)
+    assert vip.evaluate("+1", "2", {"tier": "gold"}) is True
+    with pytest.raises(ExpressionError, match="missing attribute or variable 'tier'"):
+        vip.evaluate("+1", "2", {})
