@@ -552,7 +552,10 @@ class InboundClient:
 
 
 class CallHangup(EslConnectionLost):
-    """The call hung up (linger notice or connection end) before the action completed."""
+    """The call hung up before or while the action ran (CHANNEL_HANGUP, the linger notice or
+    the socket closing). :attr:`event` is the CHANNEL_EXECUTE_COMPLETE when one arrived."""
+
+    event: Event | None = None
 
 
 class CallSession:
@@ -665,7 +668,8 @@ class CallSession:
 
         With ``wait`` (the default) return its CHANNEL_EXECUTE_COMPLETE event, matched by the
         ``Event-UUID`` we send (needs ``myevents`` or an event subscription). Raises
-        :class:`CallHangup` if the call ends first.
+        :class:`CallHangup` if the call ends first or hung up while it ran (FreeSWITCH still
+        completes an interrupted playback, with ``PLAYBACK ERROR``).
         """
         if self.hungup:
             raise CallHangup(f"call {self.uuid} already ended; cannot execute {app}")
@@ -680,7 +684,12 @@ class CallSession:
             if fut is None:
                 return None
             async with asyncio.timeout(timeout):
-                return await fut
+                done = await fut
+            if self._hungup.is_set() and app != "hangup":
+                error = CallHangup(f"call {self.uuid} hung up during {app}")
+                error.event = done
+                raise error
+            return done
         except EslConnectionLost as exc:
             if isinstance(exc, CallHangup):
                 raise

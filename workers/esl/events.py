@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
-from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from callmesh.workers.esl.errors import EslProtocolError
@@ -34,9 +33,110 @@ def url_encode(value: str) -> str:
     return "".join(_ENCODE_TABLE[byte] for byte in value.encode("utf-8"))
 
 
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
 def url_decode(value: str) -> str:
     """Decode ``%XX`` escapes (``+`` stays ``+``, invalid escapes stay as they are)."""
-    return unquote(value, errors="replace") if "%" in value else value
+    if "%" not in value:
+        return value
+    parts = value.split("%")
+    out = bytearray(parts[0].encode("utf-8"))
+    for part in parts[1:]:
+        if len(part) >= 2 and part[0] in _HEX and part[1] in _HEX:
+            out.append(int(part[:2], 16))
+            out += part[2:].encode("utf-8")
+        else:
+            out += b"%" + part.encode("utf-8")
+    return out.decode("utf-8", errors="replace")
+
+
+class Headers(Mapping[str, str]):
+    """Read-only header lookup; the first of repeated names wins (``switch_event_get_header``).
+
+    ``encoded`` values (as parsed from the wire) are URL-decoded when asked for.
+    """
+
+    __slots__ = ("_encoded", "_raw")
+
+    def __init__(self, raw: dict[str, str], *, encoded: bool = False) -> None:
+        self._raw = raw
+        self._encoded = encoded
+
+    def __getitem__(self, name: str) -> str:
+        value = self._raw[name]
+        return url_decode(value) if self._encoded else value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self)!r})"
+
+
+class BlockHeaders(Mapping[str, str]):
+    """Header lookup straight from a ``text/event-plain`` header block, parsed on demand.
+
+    A channel event carries ~150 headers and a handler reads a handful, so a lookup is a
+    C-speed ``str.find`` of ``"\nName: "`` plus a URL-decode of that one value; the full list
+    is only split when someone iterates (then a malformed line raises EslProtocolError).
+    """
+
+    __slots__ = ("_block", "_pairs")
+
+    def __init__(self, block: str) -> None:
+        self._block = block
+        self._pairs: dict[str, str] | None = None
+
+    def _find(self, name: str) -> int:
+        key = name + ": "
+        if self._block.startswith(key):
+            return len(key)
+        at = self._block.find("\n" + key)
+        return -1 if at < 0 else at + 1 + len(key)
+
+    def __getitem__(self, name: str) -> str:
+        start = self._find(name) if "\n" not in name else -1
+        if start < 0:
+            raise KeyError(name)
+        end = self._block.find("\n", start)
+        return url_decode(self._block[start:] if end < 0 else self._block[start:end])
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and "\n" not in name and self._find(name) >= 0
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """All ``(name, raw value)`` pairs in order (validated)."""
+        return parse_header_lines(self._block, decode=False, what="event")
+
+    def _all(self) -> dict[str, str]:
+        if self._pairs is None:
+            self._pairs = _first_wins(tuple(self.pairs()))
+        return self._pairs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return f"BlockHeaders({len(self._block)} bytes)"
+
+
+def _first_wins(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    lookup = dict(items)
+    if len(lookup) != len(items):  # repeated names: keep the first, as FreeSWITCH does
+        lookup = {}
+        for name, value in items:
+            lookup.setdefault(name, value)
+    return lookup
 
 
 class Event:
@@ -49,18 +149,47 @@ class Event:
     ``Content-Length`` header, as FreeSWITCH reports it in every encoding.
     """
 
-    __slots__ = ("body", "headers", "items")
+    __slots__ = ("_block", "_items", "_raw", "body", "headers")
 
     def __init__(
         self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), body: str = ""
     ) -> None:
         items = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
-        lookup: dict[str, str] = {}
-        for name, value in items:
-            lookup.setdefault(name, value)
-        self.items: tuple[tuple[str, str], ...] = items
-        self.headers: Mapping[str, str] = lookup
+        self._raw: tuple[tuple[str, str], ...] | None = None
+        self._block: BlockHeaders | None = None
+        self._items: tuple[tuple[str, str], ...] | None = items
+        self.headers: Mapping[str, str] = Headers(_first_wins(items))
         self.body = body
+
+    @classmethod
+    def from_wire(cls, raw: list[tuple[str, str]], body: str = "") -> Event:
+        """An event whose header values are still URL-encoded (``text/event-xml``)."""
+        event = cls.__new__(cls)
+        event._raw = tuple(raw)
+        event._block = None
+        event._items = None
+        event.headers = Headers(_first_wins(event._raw), encoded=True)
+        event.body = body
+        return event
+
+    @classmethod
+    def from_block(cls, block: str, body: str = "") -> Event:
+        """A ``text/event-plain`` event, headers parsed on demand (see :class:`BlockHeaders`)."""
+        event = cls.__new__(cls)
+        event._raw = None
+        event._block = BlockHeaders(block)
+        event._items = None
+        event.headers = event._block
+        event.body = body
+        return event
+
+    @property
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """Every header as decoded ``(name, value)``, in order, repeats included."""
+        if self._items is None:
+            raw = self._block.pairs() if self._block is not None else self._raw or ()
+            self._items = tuple((name, url_decode(value)) for name, value in raw)
+        return self._items
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
@@ -128,37 +257,58 @@ def _text(data: bytes, what: str) -> str:
 def parse_header_lines(block: str, *, decode: bool, what: str) -> list[tuple[str, str]]:
     """Parse ``Name: value`` lines (LF separated) into ordered ``(name, value)`` pairs.
 
-    A line without ``": "`` is a protocol error naming the line; ``decode`` URL-decodes values.
+    A line without ``":"`` is a protocol error naming the line; ``decode`` URL-decodes values.
     """
+    split = [line.partition(": ") for line in block.split("\n")]
+    if all(sep and name for name, sep, _ in split) and "\r" not in block:
+        pairs = [(name, value) for name, _, value in split]
+    else:
+        pairs = _parse_header_lines_slowly(block, what)  # blank lines, CR, odd spacing
+    if decode:
+        return [(name, url_decode(value)) for name, value in pairs]
+    return pairs
+
+
+def _parse_header_lines_slowly(block: str, what: str) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     for line in block.split("\n"):
-        if not line:
-            continue
         if line.endswith("\r"):
             line = line[:-1]
+        if not line:
+            continue
         name, sep, value = line.partition(":")
         if not sep or not name:
             raise EslProtocolError(f"{what}: header line {line[:80]!r} is not 'Name: value'")
-        if value.startswith(" "):
-            value = value[1:]
-        headers.append((name, url_decode(value) if decode else value))
+        headers.append((name, value[1:] if value.startswith(" ") else value))
     return headers
 
 
 def decode_plain(body: bytes) -> Event:
-    """Decode a ``text/event-plain`` body: URL-encoded header lines, then an inner body."""
-    head, _, rest = body.partition(b"\n\n")
-    headers = parse_header_lines(_text(head, "event-plain headers"), decode=True, what="event")
+    """Decode a ``text/event-plain`` body: URL-encoded header lines, then an inner body.
+
+    The header block is checked for shape here (UTF-8, ``Name: value`` first line, at least
+    as many ``": "`` as lines) and split lazily (:class:`BlockHeaders`).
+    """
+    head_bytes, _, rest = body.partition(b"\n\n")
+    head = _text(head_bytes, "event-plain headers").rstrip("\n")
+    first = head.partition("\n")[0]
+    if ": " not in first or first.startswith(":") or head.count(": ") < head.count("\n") + 1:
+        parse_header_lines(head, decode=False, what="event")  # raises, naming the bad line
     inner = ""
-    length = next((v for k, v in headers if k == "Content-Length"), None)
-    if length is not None:
-        size = _content_length(length, "event-plain inner Content-Length")
-        if len(rest) < size:
-            raise EslProtocolError(
-                f"event-plain inner body has {len(rest)} bytes, Content-Length says {size}"
-            )
-        inner = _text(rest[:size], "event-plain body")
-    return Event(headers, inner)
+    if b"Content-Length: " in head_bytes:
+        headers = BlockHeaders(head)
+        length = headers.get("Content-Length")
+        last = head.rpartition("\nContent-Length: ")[2]
+        if last and last.isdigit():  # the inner body's length is the last header
+            length = last
+        if length is not None:
+            size = _content_length(length, "event-plain inner Content-Length")
+            if len(rest) < size:
+                raise EslProtocolError(
+                    f"event-plain inner body has {len(rest)} bytes, Content-Length says {size}"
+                )
+            inner = _text(rest[:size], "event-plain body")
+    return Event.from_block(head, inner)
 
 
 def decode_json(body: bytes) -> Event:
@@ -169,6 +319,12 @@ def decode_json(body: bytes) -> Event:
         raise EslProtocolError(f"event-json body is not JSON: {exc}") from exc
     if not isinstance(data, _Pairs):
         raise EslProtocolError("event-json body must be a JSON object")
+    if all(type(value) is str for _, value in data):  # the usual case: all strings
+        body_at = next((i for i, (name, _) in enumerate(data) if name == "_body"), -1)
+        if body_at < 0:
+            return Event(data)
+        inner = data[body_at][1]
+        return Event(data[:body_at] + data[body_at + 1 :], inner)
     headers: list[tuple[str, str]] = []
     inner = ""
     for name, value in data:
@@ -210,7 +366,7 @@ def decode_xml(body: bytes) -> Event:
     headers: list[tuple[str, str]] = []
     node = root.find("headers")
     for child in node if node is not None else ():
-        headers.append((child.tag, url_decode(child.text or "")))
+        headers.append((child.tag, child.text or ""))
     inner = ""
     body_node = root.find("body")
     if body_node is not None and body_node.text:
@@ -221,7 +377,7 @@ def decode_xml(body: bytes) -> Event:
         inner = raw.decode("utf-8", errors="replace")
         if length_node is not None and length_node.text is not None:
             headers.append(("Content-Length", length_node.text.strip()))
-    return Event(headers, inner)
+    return Event.from_wire(headers, inner)
 
 
 def _content_length(value: str, what: str) -> int:

@@ -1,0 +1,210 @@
+"""The outbound-socket server: the test FreeSWITCH delivers calls, one connection per call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from callmesh.workers.esl.connection import CallHangup, CallSession, OutboundServer
+from callmesh.workers.esl.errors import EslCommandError
+from esl_peer.channel import Channel
+from esl_peer.peer import FakeFreeSwitch
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll a condition on the event loop (returns as soon as it holds)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.001)
+
+
+@pytest.fixture
+async def media_peer() -> AsyncIterator[FakeFreeSwitch]:
+    """A peer whose prompts and digit timeouts take (1/100 of) real time."""
+    async with FakeFreeSwitch(time_scale=0.01) as peer:
+        yield peer
+
+
+async def serve(handler: Callable[[CallSession], Awaitable[None]]) -> OutboundServer:
+    server = OutboundServer(handler, "127.0.0.1", 0)
+    await server.start()
+    return server
+
+
+def press_after_prompt(*answers: str) -> Callable[[Channel], None]:
+    """A caller who answers the n-th digit prompt with ``answers[n]`` (then stays silent)."""
+
+    def setup(channel: Channel) -> None:
+        pending = list(answers)
+
+        async def press(ch: Channel, arg: str) -> None:
+            if not pending:
+                return
+            digits = pending.pop(0)
+            await ch.wait_event("PLAYBACK_STOP")
+            ch.caller_dtmf(digits)
+
+        channel.when_app("play_and_get_digits", press)
+
+    return setup
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+async def test_ivr_call_walkthrough(media_peer: FakeFreeSwitch, mode: str) -> None:
+    seen: dict[str, object] = {}
+
+    async def handler(call: CallSession) -> None:
+        seen["mode"] = call.socket_mode
+        seen["caller"] = call.channel["Caller-Caller-ID-Number"]
+        seen["marker"] = call.channel.variable("callmesh_tenant")
+        await call.myevents()
+        await call.linger()
+        await call.answer()
+        seen["played"] = await call.playback("tone_stream://%(100,0,440)")
+        seen["digits"] = await call.play_and_get_digits(
+            "tone_stream://%(300,0,800)", max_digits=4, timeout_ms=3000, variable="pagd_digits"
+        )
+        await call.set_variable("esl_capture_var", "hello world")
+        seen["var"] = await call.getvar("esl_capture_var")
+        seen["missing"] = await call.getvar("no_such_var")
+        with pytest.raises(CallHangup):
+            await call.playback("silence_stream://20000")  # the caller hangs up during it
+        seen["cause"] = call.hangup_cause
+        await call.wait_hangup()
+        seen["linger"] = call.linger_notice is not None
+        with pytest.raises(EslCommandError, match="No such channel"):
+            await call.getvar("esl_capture_var")
+        await call.exit()
+
+    def caller(channel: Channel) -> None:
+        press_after_prompt("12#")(channel)
+
+        async def bye(ch: Channel, arg: str) -> None:
+            if arg.startswith("silence_stream://"):
+                ch.hangup("NORMAL_CLEARING")
+
+        channel.when_app("playback", bye)
+
+    server = await serve(handler)
+    call = await media_peer.call(
+        "127.0.0.1", server.port, mode=mode, caller_id_number="5551234",
+        variables={"callmesh_tenant": "acme"}, setup=caller,
+    )  # fmt: skip
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await wait_until(lambda: not server.sessions)
+    await server.stop()
+    assert seen == {
+        "mode": "async" if mode == "async" else "static",
+        "caller": "5551234",
+        "marker": "acme",
+        "played": "FILE PLAYED",
+        "digits": "12",
+        "var": "hello world",
+        "missing": None,
+        "cause": "NORMAL_CLEARING",
+        "linger": True,
+    }
+    assert server.calls_failed == 0
+    names = [e.name for e in call.channel.events]
+    assert names.count("DTMF") == 3 and "CHANNEL_HANGUP_COMPLETE" in names
+
+
+async def test_invalid_then_timeout_digits(media_peer: FakeFreeSwitch) -> None:
+    results: list[str] = []
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        await call.answer()
+        results.append(await call.play_and_get_digits("silence_stream://10", max_digits=2,
+                                                      regexp="[12]", timeout_ms=100))  # fmt: skip
+        results.append(await call.play_and_get_digits("silence_stream://10", timeout_ms=100))
+        await call.hangup("NORMAL_CLEARING")
+        await call.wait_hangup()
+
+    server = await serve(handler)
+    call = await media_peer.call("127.0.0.1", server.port, setup=press_after_prompt("9#"))
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await server.stop()
+    assert results == ["", ""]  # 9 fails the regexp; then nobody presses anything
+    assert call.channel.variables["read_result"] == "timeout"
+    assert call.channel.hangup_cause == "NORMAL_CLEARING"
+
+
+async def test_handler_crash_closes_the_socket_and_the_call(esl_peer: FakeFreeSwitch) -> None:
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        raise RuntimeError("bug in the IVR")
+
+    server = await serve(handler)
+    call = await esl_peer.call("127.0.0.1", server.port)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await wait_until(lambda: call.channel.hungup.is_set())
+    await server.stop()
+    assert server.calls_failed == 1 and not server.sessions
+
+
+async def test_caller_hangs_up_before_anything_happens(esl_peer: FakeFreeSwitch) -> None:
+    gone = asyncio.Event()
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        call.conn.notice_hooks.append(lambda notice: gone.set())
+        esl_peer.channels[call.uuid].hangup("ORIGINATOR_CANCEL")
+        await call.wait_hangup()
+        with pytest.raises(CallHangup):
+            await call.answer()
+
+    server = await serve(handler)
+    call = await esl_peer.call("127.0.0.1", server.port)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await server.stop()
+    assert gone.is_set() and server.calls_failed == 0
+
+
+async def test_fifty_concurrent_calls(media_peer: FakeFreeSwitch) -> None:
+    digits: list[str] = []
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        await call.answer()
+        digits.append(await call.play_and_get_digits("tone_stream://%(50,0,800)", max_digits=3))
+        await call.hangup()
+        await call.wait_hangup()
+
+    server = await serve(handler)
+    calls = await asyncio.gather(
+        *(media_peer.call("127.0.0.1", server.port, setup=press_after_prompt(f"{i % 10}#"))
+          for i in range(50))
+    )  # fmt: skip
+    await asyncio.wait_for(asyncio.gather(*(c.ended.wait() for c in calls)), 10)
+    await wait_until(lambda: not server.sessions)
+    await server.stop()
+    assert sorted(digits) == sorted(str(i % 10) for i in range(50))
+    assert server.calls_accepted == 50 and server.calls_failed == 0
+
+
+async def test_stop_cancels_calls_after_the_grace_period(esl_peer: FakeFreeSwitch) -> None:
+    started = asyncio.Event()
+
+    async def handler(call: CallSession) -> None:
+        started.set()
+        await asyncio.Event().wait()  # a call that never ends by itself
+
+    server = await serve(handler)
+    call = await esl_peer.call("127.0.0.1", server.port)
+    await asyncio.wait_for(started.wait(), 5)
+    await server.stop(grace=0.05)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    assert not server.sessions
+
+
+async def test_something_that_is_not_freeswitch_is_refused() -> None:
+    server = await serve(lambda call: asyncio.sleep(0))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await reader.readuntil(b"\n\n") == b"connect\n\n"
+    writer.write(b"Content-Type: command/reply\nReply-Text: +OK\n\n")  # no channel data
+    assert await reader.read() == b""  # the server hangs up
+    writer.close()
+    await server.stop()
+    assert server.calls_failed == 1 and not server.sessions
