@@ -8,6 +8,7 @@ import urllib.parse
 import pytest
 from callmesh.workers.esl import commands
 from callmesh.workers.esl.backoff import Backoff
+from callmesh.workers.esl.errors import EslProtocolError
 from callmesh.workers.esl.events import (
     Event,
     decode_event,
@@ -18,7 +19,7 @@ from callmesh.workers.esl.events import (
     url_decode,
     url_encode,
 )
-from callmesh.workers.esl.frames import EventFrame
+from callmesh.workers.esl.frames import BadEventFrame, EventFrame
 from callmesh.workers.esl.parser import FrameParser
 from esl_peer import captures as esl_captures
 from hypothesis import given
@@ -163,3 +164,37 @@ def test_backoff_is_capped_jittered_and_repeatable() -> None:
         Backoff(base=0)
     with pytest.raises(ValueError, match="must be >= base"):
         Backoff(base=1, cap=0.5)
+
+
+def test_lazy_plain_headers_agree_with_the_full_parse() -> None:
+    """BlockHeaders' find-based lookup equals a full split, on every captured plain event."""
+    checked = 0
+    for stream in esl_captures.s2c_streams():
+        for frame in FrameParser().feed(stream.data):
+            if isinstance(frame, EventFrame) and frame.content_type == "text/event-plain":
+                event = frame.event
+                first: dict[str, str] = {}
+                for name, value in event.items:
+                    first.setdefault(name, value)
+                assert {name: event.headers[name] for name in first} == first
+                assert list(event.headers) == list(first) and len(event.headers) == len(first)
+                assert "No-Such-Header" not in event.headers
+                assert event.get("No-Such-Header") is None
+                assert "Event-Name\nX" not in event.headers
+                checked += 1
+    assert checked > 100
+
+
+def test_malformed_plain_event_lines() -> None:
+    # a line without ": " is caught when the frame is parsed...
+    body = b"Event-Name: CUSTOM\nno colon here\n\n"
+    head = b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body)
+    (frame,) = FrameParser().feed(head + body)
+    assert isinstance(frame, BadEventFrame) and "no colon here" in frame.error
+    # ...unless another line hides it by carrying two ": "; then reading the full list says so
+    body = b"Event-Name: CUSTOM\nA: b: c\nno colon here\n\n"
+    head = b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body)
+    (frame,) = FrameParser().feed(head + body)
+    assert isinstance(frame, EventFrame) and frame.event.name == "CUSTOM"
+    with pytest.raises(EslProtocolError, match="no colon here"):
+        _ = frame.event.items
