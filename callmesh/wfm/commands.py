@@ -1,14 +1,15 @@
 """``callmesh staff``: Erlang C / Erlang A staffing from the command line.
 
 Takes plain options for now (one AHT and patience, one or more interval arrival rates);
-the workload file of ``callmesh simulate`` will feed :func:`callmesh.wfm.staffing.staff`
-the same way once it exists.
+the workload file of ``callmesh simulate`` can feed :func:`callmesh.wfm.staffing.staff`
+the same way. ``--verify`` replays the plan in the simulator (:mod:`callmesh.wfm.verify`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from callmesh.wfm.staffing import (
     StaffingTarget,
     staff,
 )
+from callmesh.wfm.verify import IntervalVerification
 
 __all__ = ["build_intervals", "register", "staffing_json"]
 
@@ -102,9 +104,20 @@ def build_intervals(
 
 
 def staffing_json(
-    rows: list[IntervalStaffing], target: StaffingTarget, fixed_agents: int | None
+    rows: list[IntervalStaffing],
+    target: StaffingTarget,
+    fixed_agents: int | None,
+    verification: list[IntervalVerification] | None = None,
 ) -> dict[str, Any]:
-    """The documented JSON document printed by ``callmesh staff --output json``."""
+    """The documented JSON document printed by ``callmesh staff --output json``.
+
+    With ``verification`` (``--verify``) every interval carries a ``verification`` object:
+    its verdict, the contacts simulated and, per KPI, the Erlang value, the simulated mean
+    with its 95 % interval, the target and a verdict; otherwise ``verification`` is null.
+    """
+    checked: list[IntervalVerification | None] = (
+        list(verification) if verification is not None else [None] * len(rows)
+    )
     return {
         "model": rows[0].performance.model if rows else None,
         "mode": "evaluate" if fixed_agents is not None else "staff",
@@ -128,8 +141,9 @@ def staffing_json(
                 "patience": row.interval.load.patience,
                 "meets_target": target.is_met(row.performance),
                 **row.performance.as_dict(),
+                "verification": None if check is None else check.as_dict(),
             }
-            for row in rows
+            for row, check in zip(rows, checked, strict=True)
         ],
     }
 
@@ -189,6 +203,73 @@ def _print_table(rows: list[IntervalStaffing], target: StaffingTarget, evaluate:
         console.print(f"misses target at {note}", markup=False)
 
 
+def _interval(low: float | None, high: float | None, fmt: Callable[[float], str]) -> str:
+    if low is None or high is None:
+        return "n/a"
+    return f"{fmt(max(low, 0.0))}-{fmt(high)}"
+
+
+def _print_verification(checks: list[IntervalVerification], hours: int, reps: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Simulated at the staffing above: {reps} replications x {hours} h, 95% intervals",
+        caption="holds: the interval meets every target; misses: it fails one; marginal: "
+        "it straddles a target (more --verify-hours narrow it).",
+    )
+    for col in ("start", "agents", "contacts", "SL", "ASA s", "P(abandon)", "occupancy"):
+        table.add_column(col, justify="right")
+    table.add_column("verdict", justify="center")
+    for check in checks:
+        by = {c.kpi: c for c in check.checks}
+        cells = [check.row.interval.start, str(check.row.agents), str(check.contacts)]
+        if not by:
+            cells += ["", "", "", ""]
+        else:
+            cells += [
+                _interval(by["service_level"].low, by["service_level"].high, _pct),
+                _interval(by["asa"].low, by["asa"].high, _secs),
+                _interval(by["p_abandon"].low, by["p_abandon"].high, _pct),
+                _interval(by["occupancy"].low, by["occupancy"].high, _pct),
+            ]
+        verdict = check.verdict + (f" ({check.note})" if check.note else "")
+        table.add_row(*cells, verdict)
+    Console().print(table)
+
+
+def _run_verify(
+    rows: list[IntervalStaffing], target: StaffingTarget, seed: int, reps: int, hours: int
+) -> list[IntervalVerification]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from callmesh.wfm.verify import verify
+
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verify", total=1.0)
+        return verify(
+            rows,
+            target,
+            seed=seed,
+            replications=reps,
+            hours=hours,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``callmesh staff`` to ``app``."""
 
@@ -232,6 +313,21 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Evaluate this staffing instead of computing the minimum."),
         ] = None,
         output: Annotated[Output, typer.Option(help="table or json.")] = Output.table,
+        verify: Annotated[
+            bool,
+            typer.Option(
+                "--verify/--no-verify",
+                help="Replay each interval in the simulator at the staffing found and report "
+                "whether the targets hold (exit code 1 if one clearly misses).",
+            ),
+        ] = False,
+        seed: Annotated[int, typer.Option(help="Base seed of --verify.")] = 1,
+        replications: Annotated[
+            int, typer.Option(help="Independent replications per interval for --verify.")
+        ] = 5,
+        verify_hours: Annotated[
+            int, typer.Option(help="Simulated hours per replication for --verify (1-24).")
+        ] = 8,
     ) -> None:
         """Agents needed per interval for a service-level / ASA target (Erlang C or A).
 
@@ -267,10 +363,15 @@ def register(app: typer.Typer) -> None:
                 ]
             else:
                 rows = staff(intervals, target)
+            checks = _run_verify(rows, target, seed, replications, verify_hours) if verify else None
         except (ValueError, StaffingInfeasibleError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         if output is Output.json:
-            typer.echo(json.dumps(staffing_json(rows, target, agents), indent=2))
+            typer.echo(json.dumps(staffing_json(rows, target, agents, checks), indent=2))
         else:
             _print_table(rows, target, evaluate=agents is not None)
+            if checks is not None:
+                _print_verification(checks, verify_hours, replications)
+        if checks is not None and any(c.verdict == "misses" for c in checks):
+            raise typer.Exit(code=1)
