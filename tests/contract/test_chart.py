@@ -18,7 +18,7 @@ CHART = ROOT / "charts" / "callmesh"
 HELM = shutil.which("helm") or str(ROOT / ".venv" / "bin" / "helm")
 K8S_VERSIONS = ["1.30.0", "1.33.0", "1.35.0"]
 
-pytestmark = pytest.mark.skipif(
+needs_helm = pytest.mark.skipif(
     not Path(HELM).exists(), reason="helm is installed by scripts/setup.sh test"
 )
 
@@ -35,6 +35,7 @@ def template(*sets: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+@needs_helm
 def test_chart_lints_strictly() -> None:
     result = helm("lint", "--strict", str(CHART))
     assert "0 chart(s) failed" in result.stdout
@@ -53,6 +54,7 @@ def test_chart_lints_strictly() -> None:
     ids=["defaults", "namespaced-ha-no-webhook"],
 )
 @pytest.mark.parametrize("version", K8S_VERSIONS)
+@needs_helm
 def test_rendered_objects_are_valid_kubernetes(sets: tuple[str, ...], version: str) -> None:
     objects = template(*sets)
     kinds = {o["kind"] for o in objects}
@@ -61,6 +63,7 @@ def test_rendered_objects_are_valid_kubernetes(sets: tuple[str, ...], version: s
         kubernetes_validate.validate(obj, version, strict=True)
 
 
+@needs_helm
 def test_namespaces_and_peering_reach_the_operator_args() -> None:
     (deployment,) = [
         o for o in template("watchNamespaces={a,b}", "replicaCount=2") if o["kind"] == "Deployment"
@@ -71,6 +74,7 @@ def test_namespaces_and_peering_reach_the_operator_args() -> None:
     assert "--all-namespaces" not in args
 
 
+@needs_helm
 def test_unknown_values_are_rejected_by_the_schema() -> None:
     result = helm("template", "cm", str(CHART), "--set", "replicas=2", check=False)
     assert result.returncode != 0
@@ -102,6 +106,7 @@ def test_every_value_is_documented() -> None:
     assert missing == [], f"values.yaml keys without a comment: {missing}"
 
 
+@needs_helm
 def test_cluster_role_grants_only_what_the_operator_uses() -> None:
     (role,) = [o for o in template() if o["kind"] == "ClusterRole"]
     verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
@@ -112,3 +117,26 @@ def test_cluster_role_grants_only_what_the_operator_uses() -> None:
     assert all(
         "patch" not in rule["verbs"] and "update" not in rule["verbs"] for rule in secret_rules
     )
+
+
+def test_chart_crds_are_the_generated_ones() -> None:
+    """charts/callmesh/crds is `callmesh crds --output-dir charts/callmesh/crds`, byte for byte."""
+    from callmesh.api.crd import drift
+
+    stale = drift(CHART / "crds")
+    assert stale == [], (
+        f"charts/callmesh/crds differs from the models in {stale} — run "
+        "`callmesh crds --output-dir charts/callmesh/crds`"
+    )
+
+
+@needs_helm
+def test_chart_installs_the_crds() -> None:
+    crds = [o for o in template() if o["kind"] == "CustomResourceDefinition"]
+    assert {c["spec"]["names"]["kind"] for c in crds} == {
+        "ContactCenter",
+        "Queue",
+        "AgentTeam",
+        "IVRFlow",
+        "DialerCampaign",
+    }
