@@ -144,11 +144,11 @@ async def test_transient_5xx_is_retried(crm: tuple[FakeCRM, int], secret_file: P
 
 
 @pytest.mark.parametrize(
-    ("ani", "reason", "detail"),
+    ("ani", "budget", "reason", "detail"),
     [
-        ("+15550002", "timeout", "overran"),
-        ("+15550003", "raised", "500"),
-        ("+15550004", "raised", "malformed JSON"),
+        ("+15550002", 0.3, "timeout", "overran"),
+        ("+15550003", 5.0, "raised", "500"),
+        ("+15550004", 5.0, "raised", "malformed JSON"),
     ],
     ids=["slow", "500", "malformed-json"],
 )
@@ -157,12 +157,13 @@ async def test_broken_crm_degrades_to_unknown_caller(
     secret_file: Path,
     caplog: pytest.LogCaptureFixture,
     ani: str,
+    budget: float,
     reason: str,
     detail: str,
 ) -> None:
     _, port = crm
-    manager = make_manager(port, secret_file, attempts=2)
-    manager.budgets["callmesh_crm_lookup"] = 0.4
+    manager = make_manager(port, secret_file, attempts=2, timeout_seconds=5)
+    manager.budgets["callmesh_crm_lookup"] = budget
     try:
         record = await manager.lookup_caller(CallerQuery("c1", "voice", ani))
         assert not record.found and record.display_name == "unknown caller"

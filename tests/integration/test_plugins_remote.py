@@ -116,26 +116,31 @@ class AcmeService(pb_grpc.PluginServiceServicer):
 
 @pytest.fixture(scope="module")
 def acme() -> Iterator[tuple[AcmeService, int]]:
+    """The service on a loopback port the OS picks, served by its own thread and event loop
+    (the adapter's routing calls block, as the router's do, so they cannot share a loop)."""
     service = AcmeService()
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        holder["stop"] = stop
         server = grpc.aio.server()
         pb_grpc.add_PluginServiceServicer_to_server(service, server)
         holder["port"] = server.add_insecure_port("127.0.0.1:0")
         await server.start()
-        holder["server"] = server
         ready.set()
-        await server.wait_for_termination()
+        await stop.wait()
+        await server.stop(None)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
     assert ready.wait(10)
     yield service, holder["port"]
-    asyncio.run_coroutine_threadsafe(holder["server"].stop(0), loop).result(10)
+    loop.call_soon_threadsafe(holder["stop"].set)
     thread.join(10)
+    assert not thread.is_alive(), "the gRPC test server did not stop"
 
 
 @pytest.fixture
@@ -145,12 +150,28 @@ def service(acme: tuple[AcmeService, int]) -> Iterator[AcmeService]:
     svc.delay, svc.fail, svc.ghost = 0.0, False, False
 
 
+_open: list[PluginManager] = []
+
+
 def manager_for(port: int, **extra: Any) -> PluginManager:
     config = {"name": "acme", "target": f"127.0.0.1:{port}", "retry_seconds": 0, **extra}
-    return PluginManager(
+    manager = PluginManager(
         [{"name": "remote", "config": config}],
         catalog=PluginCatalog(environ={}, entry_points=[]),
     )
+    _open.append(manager)
+    return manager
+
+
+@pytest.fixture(autouse=True)
+def close_managers() -> Iterator[None]:
+    yield
+    while _open:
+        manager = _open.pop()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(manager.aclose())
 
 
 def vip_request(strategy: str = "longest-idle-agent") -> Any:
