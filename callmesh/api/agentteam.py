@@ -16,6 +16,7 @@ from callmesh.api.base import (
     Status,
     TimeOfDay,
     Weekday,
+    list_map,
 )
 
 
@@ -84,26 +85,10 @@ class Shift(Model):
 class AgentTeamSpec(Model):
     """Desired state of a team."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.agents.all(a, self.agents.exists_one(b, b.id == a.id))",
-                    "message": "two agents share an id — give each agent its own id",
-                    "fieldPath": ".agents",
-                },
-                {
-                    "rule": "self.agents.all(a, self.agents.exists_one(b, b.extension == a.extension))",
-                    "message": "two agents share an extension — give each agent its own extension",
-                    "fieldPath": ".agents",
-                },
-            ]
-        }
-    )
-
     display_name: ShortText = Field(default="", description="Human name of the team.")
     agents: Annotated[list[Agent], Field(min_length=1, max_length=500)] = Field(
-        description="The team's agents."
+        description="The team's agents; ids and extensions are unique in the namespace.",
+        json_schema_extra=list_map("id"),
     )
     shifts: Annotated[list[Shift], Field(max_length=32)] = Field(
         default_factory=list,

@@ -12,7 +12,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP = "callmesh.io"
@@ -91,6 +91,16 @@ class Channel(StrEnum):
     voice = "voice"
     chat = "chat"
     email = "email"
+
+
+def list_map(*keys: str) -> dict[str, JsonValue]:
+    """Schema extra for a list of objects keyed by ``keys`` (``x-kubernetes-list-type: map``).
+
+    The API server then rejects two items with the same key (a "Duplicate value" error)
+    natively, at no CEL cost, and server-side apply merges such lists item by item.
+    Each key must be a required field (or have a default).
+    """
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
 
 
 # --- the model base ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ as a failure with the evaluator's reason, the way the API server rejects the obj
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -167,7 +168,24 @@ class Outcome:
 
 
 def evaluate(rule: str, value: Any) -> Outcome:
-    """Run ``rule`` with ``self`` bound to ``value`` (plain JSON-like data)."""
+    """Run ``rule`` with ``self`` bound to ``value`` (plain JSON-like data).
+
+    Results are memoised on (rule, the value as JSON): evaluation is pure, cel-python is a
+    tree-walking interpreter, and a tenant repeats many small values (prompts, tiers).
+    """
+    try:
+        text = json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        return _evaluate(rule, value)  # not JSON (a YAML set or binary): evaluate uncached
+    return _evaluate_json(rule, text)
+
+
+@lru_cache(maxsize=8192)
+def _evaluate_json(rule: str, text: str) -> Outcome:
+    return _evaluate(rule, json.loads(text))
+
+
+def _evaluate(rule: str, value: Any) -> Outcome:
     program = compile_rule(rule)
     try:
         result = program.evaluate({"self": json_to_cel(value)})

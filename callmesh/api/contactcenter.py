@@ -21,6 +21,7 @@ from callmesh.api.base import (
     TimeOfDay,
     TimeZoneName,
     Weekday,
+    list_map,
 )
 
 
@@ -319,28 +320,6 @@ class Schedule(Model):
 class ContactCenterSpec(Model):
     """Desired state of a tenant's contact center."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.trunks.all(t, self.trunks.exists_one(u, u.name == t.name))",
-                    "message": "two trunks share a name — give each trunk its own name",
-                    "fieldPath": ".trunks",
-                },
-                {
-                    "rule": "self.numbers.all(n, self.numbers.exists_one(m, m.did == n.did))",
-                    "message": "a DID is routed twice — keep one route per number",
-                    "fieldPath": ".numbers",
-                },
-                {
-                    "rule": "self.schedules.all(s, self.schedules.exists_one(t, t.name == s.name))",
-                    "message": "two schedules share a name — give each schedule its own name",
-                    "fieldPath": ".schedules",
-                },
-            ]
-        }
-    )
-
     display_name: ShortText = Field(
         default="", description="Human name of the tenant, e.g. ACME Insurance."
     )
@@ -359,13 +338,18 @@ class ContactCenterSpec(Model):
         default_factory=FreeSwitchSpec, description="The FreeSWITCH switch."
     )
     trunks: Annotated[list[Trunk], Field(max_length=32)] = Field(
-        default_factory=list, description="SIP trunks to carriers."
+        default_factory=list,
+        json_schema_extra=list_map("name"),
+        description="SIP trunks to carriers.",
     )
     numbers: Annotated[list[NumberRoute], Field(max_length=512)] = Field(
-        default_factory=list, description="DIDs and the IVR flow each is routed to."
+        default_factory=list,
+        json_schema_extra=list_map("did"),
+        description="DIDs and the IVR flow each is routed to.",
     )
     schedules: Annotated[list[Schedule], Field(max_length=32)] = Field(
         default_factory=list,
+        json_schema_extra=list_map("name"),
         description="Named business hours with holidays, used by IVR conditions.",
     )
     recording: Recording = Field(

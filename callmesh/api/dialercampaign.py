@@ -22,6 +22,7 @@ from callmesh.api.base import (
     TimeOfDay,
     TimeZoneName,
     Weekday,
+    list_map,
 )
 
 
@@ -207,11 +208,6 @@ class DialerCampaignSpec(Model):
                     "message": "mode agentless has no announcement — add spec.agentless with the message",
                     "fieldPath": ".agentless",
                 },
-                {
-                    "rule": "self.retries.all(r, self.retries.exists_one(s, s.disposition == r.disposition))",
-                    "message": "two retry rules for the same disposition — keep one rule per disposition",
-                    "fieldPath": ".retries",
-                },
             ]
         }
     )
@@ -235,7 +231,9 @@ class DialerCampaignSpec(Model):
         default_factory=CallingWindow, description="When contacts may be called."
     )
     retries: Annotated[list[RetryRule], Field(max_length=4)] = Field(
-        default_factory=list, description="Retry rules per outcome."
+        default_factory=list,
+        json_schema_extra=list_map("disposition"),
+        description="Retry rules per outcome.",
     )
     answering_machine: AnsweringMachine = Field(
         default_factory=AnsweringMachine, description="Answering-machine handling."

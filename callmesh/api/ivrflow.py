@@ -22,6 +22,7 @@ from callmesh.api.base import (
     ShortText,
     SkillRequirement,
     Status,
+    list_map,
 )
 
 #: Reference to another node of the same flow.
@@ -94,21 +95,10 @@ class MenuOption(Model):
 class MenuNode(Model):
     """Play a prompt and branch on one key press."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.options.all(o, self.options.exists_one(p, p.digit == o.digit))",
-                    "message": "a digit is used twice in this menu — give each option its own digit",
-                    "fieldPath": ".options",
-                }
-            ]
-        }
-    )
-
     prompt: Prompt = Field(description="The menu prompt.")
     options: Annotated[list[MenuOption], Field(min_length=1, max_length=12)] = Field(
-        description="Keys and targets."
+        description="Keys and targets, one option per digit.",
+        json_schema_extra=list_map("digit"),
     )
     timeout_seconds: int = Field(default=5, ge=1, le=60, description="Seconds to wait for a key.")
     retries: int = Field(
@@ -337,11 +327,6 @@ class IVRFlowSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.nodes.all(n, self.nodes.exists_one(m, m.id == n.id))",
-                    "message": "two nodes share an id — give each node its own id",
-                    "fieldPath": ".nodes",
-                },
-                {
                     "rule": "self.nodes.exists(n, n.id == self.entry)",
                     "message": "entry names no node of this flow — set it to the id of the first node",
                     "fieldPath": ".entry",
@@ -360,7 +345,8 @@ class IVRFlowSpec(Model):
         description="Node taken when a step fails (menu exhausted, lookup error, bad expression); hang up if unset.",
     )
     nodes: Annotated[list[Node], Field(min_length=1, max_length=200)] = Field(
-        description="The flow's nodes."
+        description="The flow's nodes, each with its own id.",
+        json_schema_extra=list_map("id"),
     )
     caller_id_number: E164 | None = Field(
         default=None, description="Caller ID used for transfers out of the flow."

@@ -36,6 +36,8 @@ class Document:
     line: int = 1
     index: int = 0
     lines: Mapping[PathKey, int] = field(default_factory=dict)
+    #: Problems found while reading (duplicate keys): the object is not checked further.
+    problems: tuple[Problem, ...] = ()
 
     def line_of(self, path: Iterable[str | int]) -> int:
         """The line of ``path``, or of its nearest written ancestor (for a missing field)."""
@@ -124,7 +126,10 @@ def parse_yaml(text: str, file: str = "<input>") -> tuple[list[Document], list[P
     """
     docs: list[Document] = []
     problems: list[Problem] = []
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        return docs, [_problem(file, 1, (), f"YAML error: {exc} — remove the character")]
     index = 0
     try:
         while True:
@@ -177,18 +182,20 @@ def parse_yaml(text: str, file: str = "<input>") -> tuple[list[Document], list[P
                 )
                 index += 1
                 continue
-            for path, line, first in dupes:
-                problems.append(
-                    _problem(
-                        file,
-                        line,
-                        path,
-                        f"duplicate key (first written on line {first}); kubectl rejects it — "
-                        "keep one of the two",
-                    )
+            duplicates = tuple(
+                _problem(
+                    file,
+                    line,
+                    path,
+                    f"duplicate key (first written on line {first}); kubectl rejects it — "
+                    "keep one of the two",
                 )
+                for path, line, first in dupes
+            )
             if data is not None:
-                docs.append(Document(data, file, start, index, lines))
+                docs.append(Document(data, file, start, index, lines, duplicates))
+            else:
+                problems.extend(duplicates)
             index += 1
     finally:
         loader.dispose()

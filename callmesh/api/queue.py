@@ -18,6 +18,7 @@ from callmesh.api.base import (
     ShortText,
     SkillRequirement,
     Status,
+    list_map,
 )
 
 
@@ -127,11 +128,6 @@ class QueueSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.tiers.all(t, self.tiers.exists_one(u, u.level == t.level))",
-                    "message": "two tiers share a level — give each tier its own level (1, 2, 3...)",
-                    "fieldPath": ".tiers",
-                },
-                {
                     "rule": "self.tiers.all(t, self.tiers.all(u, u.level <= t.level || "
                     "u.escalateAfterSeconds >= t.escalateAfterSeconds))",
                     "message": "a higher tier escalates before a lower one — make escalateAfterSeconds grow with the level",
@@ -160,7 +156,8 @@ class QueueSpec(Model):
         description="Skills every contact of this queue needs (the IVR may add more).",
     )
     tiers: Annotated[list[Tier], Field(min_length=1, max_length=9)] = Field(
-        description="Teams by tier, with escalation delays."
+        description="Teams by tier, with escalation delays; one entry per level.",
+        json_schema_extra=list_map("level"),
     )
     priority: int = Field(
         default=0,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import re
 import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 from callmesh.api import KIND_BY_NAME, Resource
 from callmesh.api.agentteam import AgentTeam
 from callmesh.api.base import API_VERSION, GROUP
-from callmesh.api.cel import evaluate
+from callmesh.api.cel import CelSyntaxError, compile_rule, evaluate
 from callmesh.api.contactcenter import ContactCenter
 from callmesh.api.crd import openapi_schema
 from callmesh.api.dialercampaign import DialerCampaign
@@ -115,14 +116,35 @@ def check(objects: Iterable[Document | Mapping[str, Any]]) -> tuple[list[Problem
     """Problems of ``objects``, and the objects that passed the per-object checks."""
     problems: list[Problem] = []
     checked: list[Checked] = []
+    present: set[tuple[str, str, str]] = set()
     for i, item in enumerate(objects):
         doc = item if isinstance(item, Document) else Document(item, "<input>", i + 1, i)
         found, obj = _check_document(doc)
         problems.extend(found)
         if obj is not None:
             checked.append(Checked(obj, doc))
-    problems.extend(_cross_checks(checked))
+        elif (key := _identity(doc.data)) is not None:
+            present.add(key)
+    problems.extend(_cross_checks(checked, present))
     return sorted(problems, key=_sort_key), checked
+
+
+def _identity(data: Any) -> tuple[str, str, str] | None:
+    """(namespace, kind, name) of a callmesh object that failed its own checks, if readable.
+
+    Such an object exists (its problems are reported); references to it are not reported
+    again as dangling, and checks that need its content are skipped.
+    """
+    if not isinstance(data, dict) or data.get("apiVersion") != API_VERSION:
+        return None
+    meta = data.get("metadata")
+    kind = data.get("kind")
+    if not isinstance(meta, dict) or not isinstance(kind, str):
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace", "default")
+    if isinstance(name, str) and isinstance(namespace, str):
+        return (namespace, kind, name)
+    return None
 
 
 def _sort_key(p: Problem) -> tuple[str, int, str, str]:
@@ -202,6 +224,12 @@ def _check_document(doc: Document) -> tuple[list[Problem], Resource | None]:
         return report.problems, None
 
     model = KIND_BY_NAME[kind]
+    if doc.problems:
+        report.problems.extend(
+            Problem(p.file, p.line, report.kind, report.name, p.path, p.message)
+            for p in doc.problems
+        )
+        return report.problems, None
     _check_metadata(metadata, report)
     schema = _schema(kind)
     error_paths = _check_schema(data, schema, report)
@@ -370,7 +398,9 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
             f"is {len(value)} characters long — shorten it to at most {schema['maxLength']}{about}"
         )
     if v == "pattern":
-        return f"{_short(value)} is not in the expected form — write {desc or schema['pattern']}"
+        return (
+            f"{_short(value)} is not in the expected form — expected: {desc or schema['pattern']}"
+        )
     if v == "minItems":
         n = schema["minItems"]
         if not value:
@@ -408,8 +438,39 @@ def _check_unknown_fields(
                     f"{where} accepts: {', '.join(known)}",
                 )
     elif isinstance(data, list) and isinstance(schema.get("items"), Mapping):
+        _check_list_type(data, schema, path, report)
         for i, item in enumerate(data):
             _check_unknown_fields(item, schema["items"], (*path, i), report)
+
+
+def _check_list_type(
+    data: list[Any], schema: Mapping[str, Any], path: PathKey, report: _Reporter
+) -> None:
+    """``x-kubernetes-list-type`` map/set: the API server rejects duplicate keys or items."""
+    list_type = schema.get("x-kubernetes-list-type")
+    if list_type not in ("map", "set"):
+        return
+    keys: list[str] = list(schema.get("x-kubernetes-list-map-keys", ()))
+    seen: dict[str, int] = {}
+    for i, item in enumerate(data):
+        if list_type == "map":
+            if not isinstance(item, dict) or not all(k in item for k in keys):
+                continue  # the schema reports the wrong type or the missing key
+            identity = json.dumps([item[k] for k in keys], default=repr)
+            where: PathKey = (*path, i, keys[0]) if len(keys) == 1 else (*path, i)
+            shown = ", ".join(f"{k} {item[k]}" for k in keys)
+            what = "/".join(keys)
+        else:
+            identity = json.dumps(item, sort_keys=True, default=repr)
+            where, shown, what = (*path, i), repr(item), "entry"
+        if identity in seen:
+            first = format_path((*path, seen[identity]))
+            report.add(
+                where,
+                f"duplicate {shown} (also in {first}) — each entry needs its own {what}",
+            )
+        else:
+            seen[identity] = i
 
 
 def apply_defaults(data: Any, schema: Mapping[str, Any]) -> Any:
@@ -510,6 +571,19 @@ def _check_object_semantics(obj: Resource, report: _Reporter) -> None:
         for path, zone in zones:
             if (msg := _zone_problem(zone)) is not None:
                 report.add(path, msg)
+    elif isinstance(obj, IVRFlow):
+        for i, node in enumerate(obj.spec.nodes):
+            if node.condition is None or node.condition.expression is None:
+                continue
+            try:
+                compile_rule(node.condition.expression)
+            except CelSyntaxError as exc:
+                first = str(exc.__cause__ or exc).strip().splitlines()[0]
+                report.add(
+                    ("spec", "nodes", i, "condition", "expression"),
+                    f"is not a valid CEL expression ({first}) — fix the syntax, e.g. "
+                    'attributes["crm.vip"] == "true"',
+                )
     elif isinstance(obj, DialerCampaign):
         zone = obj.spec.calling_window.default_time_zone
         if (msg := _zone_problem(zone)) is not None:
@@ -524,21 +598,26 @@ def _names(objects: Iterable[str]) -> str:
     return ", ".join(listed) if listed else "none"
 
 
-def _cross_checks(checked: Sequence[Checked]) -> list[Problem]:
+def _cross_checks(checked: Sequence[Checked], present: set[tuple[str, str, str]]) -> list[Problem]:
     problems: list[Problem] = []
     by_ns: dict[str, list[Checked]] = {}
     for c in checked:
         by_ns.setdefault(c.obj.namespace, []).append(c)
     for namespace, items in by_ns.items():
-        problems.extend(_Namespace(namespace, items).run())
+        invalid = {(kind, name) for ns, kind, name in present if ns == namespace}
+        problems.extend(_Namespace(namespace, items, invalid).run())
     return problems
 
 
 class _Namespace:
     """The cross-object checks of one tenant."""
 
-    def __init__(self, namespace: str, items: Sequence[Checked]) -> None:
+    def __init__(
+        self, namespace: str, items: Sequence[Checked], invalid: set[tuple[str, str]]
+    ) -> None:
         self.namespace = namespace
+        #: (kind, name) of objects present but invalid (already reported).
+        self.invalid = invalid
         self.items = items
         self.problems: list[Problem] = []
         self.centers = [c for c in items if isinstance(c.obj, ContactCenter)]
@@ -558,9 +637,11 @@ class _Namespace:
 
     def run(self) -> list[Problem]:
         seen: dict[tuple[str, str], Checked] = {}
+        twins: list[Checked] = []
         for c in self.items:
             key = (c.obj.kind_name, c.obj.name)
             if key in seen:
+                twins.append(c)
                 first = seen[key]
                 r = self.reporter(c)
                 r.add(
@@ -571,6 +652,9 @@ class _Namespace:
                 self.problems.extend(r.problems)
             else:
                 seen[key] = c
+        # A second object of the same kind and name is reported once, as a twin, and then
+        # left out: it would otherwise repeat every problem of the first.
+        self.items = [c for c in self.items if not any(c is t for t in twins)]
         for c in self.items:
             r = self.reporter(c)
             if isinstance(c.obj, ContactCenter):
@@ -589,6 +673,17 @@ class _Namespace:
 
     # -- references ---------------------------------------------------------------------
 
+    def _ref(
+        self, r: _Reporter, path: PathKey, kind: str, name: str, existing: Iterable[str]
+    ) -> bool:
+        """Report a dangling reference; True when ``name`` is usable (exists and valid)."""
+        names = list(existing)
+        if name in names:
+            return True
+        if (kind, name) not in self.invalid:
+            r.add(path, self._missing(kind, name, names))
+        return False
+
     def _missing(self, kind: str, name: str, existing: Iterable[str]) -> str:
         names = list(existing)
         return (
@@ -598,20 +693,17 @@ class _Namespace:
 
     def _center(self, cc: ContactCenter, r: _Reporter) -> None:
         first = self.centers[0].obj
-        if cc is not first:
+        if cc is not first and cc.name != first.name:  # a same-named one is reported as a twin
             r.add(
                 ("metadata", "name"),
                 f"namespace {self.namespace} already has ContactCenter {first.name} "
                 f"(in {self.centers[0].doc.file}:{self.centers[0].doc.line}) — "
                 "a namespace is one tenant: keep one ContactCenter per namespace",
             )
+        if cc is not first:
             return
         for i, number in enumerate(cc.spec.numbers):
-            if number.flow not in self.flows:
-                r.add(
-                    ("spec", "numbers", i, "flow"),
-                    self._missing("IVRFlow", number.flow, self.flows),
-                )
+            self._ref(r, ("spec", "numbers", i, "flow"), "IVRFlow", number.flow, self.flows)
 
     def _agents_of(self, queue: Queue) -> list[Any]:
         return [
@@ -626,12 +718,9 @@ class _Namespace:
         missing_team = False
         for i, tier in enumerate(q.spec.tiers):
             for j, team in enumerate(tier.teams):
-                if team not in self.teams:
+                path: PathKey = ("spec", "tiers", i, "teams", j)
+                if not self._ref(r, path, "AgentTeam", team, self.teams):
                     missing_team = True
-                    r.add(
-                        ("spec", "tiers", i, "teams", j),
-                        self._missing("AgentTeam", team, self.teams),
-                    )
         if q.spec.overflow is not None and q.spec.overflow.queue is not None:
             target = q.spec.overflow.queue
             if target == q.name:
@@ -639,8 +728,8 @@ class _Namespace:
                     ("spec", "overflow", "queue"),
                     "a queue cannot overflow to itself — name another queue or choose voicemail",
                 )
-            elif target not in self.queues:
-                r.add(("spec", "overflow", "queue"), self._missing("Queue", target, self.queues))
+            else:
+                self._ref(r, ("spec", "overflow", "queue"), "Queue", target, self.queues)
         if missing_team:
             return
         agents = self._agents_of(q)
@@ -714,11 +803,12 @@ class _Namespace:
                     ("id", agent.id, seen_id),
                     ("extension", agent.extension, seen_ext),
                 ):
-                    if value in seen and seen[value][0] != c.obj.name:
+                    if value in seen:
                         other, j = seen[value]
+                        owner = "this team" if other == c.obj.name else f"AgentTeam/{other}"
                         r.add(
                             ("spec", "agents", i, field),
-                            f"{field} {value} is already used by AgentTeam/{other} "
+                            f"{field} {value} is already used by {owner} "
                             f"spec.agents[{j}] — agent {field}s must be unique in namespace "
                             f"{self.namespace}; pick another",
                         )
@@ -727,10 +817,10 @@ class _Namespace:
             self.problems.extend(r.problems)
 
     def _campaign(self, camp: DialerCampaign, r: _Reporter) -> None:
-        queue = self.queues.get(camp.spec.queue)
-        if queue is None:
-            r.add(("spec", "queue"), self._missing("Queue", camp.spec.queue, self.queues))
-        elif queue.spec.channel.value != "voice":
+        if not self._ref(r, ("spec", "queue"), "Queue", camp.spec.queue, self.queues):
+            return
+        queue = self.queues[camp.spec.queue]
+        if queue.spec.channel.value != "voice":
             r.add(
                 ("spec", "queue"),
                 f"Queue {queue.name} is a {queue.spec.channel.value} queue — a campaign places "
@@ -772,11 +862,8 @@ class _Namespace:
                 settings = node.queue if node.type == NodeType.queue else node.callback
                 assert settings is not None
                 key = "queue" if node.type == NodeType.queue else "callback"
-                if settings.queue not in self.queues:
-                    r.add(
-                        (*base, key, "queue"), self._missing("Queue", settings.queue, self.queues)
-                    )
-                elif node.queue is not None and node.queue.skills:
+                usable = self._ref(r, (*base, key, "queue"), "Queue", settings.queue, self.queues)
+                if usable and node.queue is not None and node.queue.skills:
                     q = self.queues[node.queue.queue]
                     if all(t in self.teams for tier in q.spec.tiers for t in tier.teams):
                         self._skills(
@@ -818,7 +905,7 @@ class _Namespace:
             start = trapped[0]
             cycle = _cycle_from(start, edges, set(trapped))
             r.add(
-                ("spec", "nodes", ids[start], "id"),
+                ("spec", "nodes", ids[cycle[0]], "id"),
                 f"nodes {' -> '.join(cycle)} loop with no way out — give one of them a "
                 "target that leads to a queue, voicemail, callback, transfer or hangup node",
             )
