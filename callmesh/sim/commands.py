@@ -95,6 +95,8 @@ def _print_table(run: dict[str, Any], cpu: float) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=180)  # piped or captured: keep the table on one line per row
     day = run["day"]
     table = Table(
         title=(

@@ -145,7 +145,8 @@ def _bar_chart(labels: Sequence[str], values: Sequence[dict[str, Any]], *, y_lab
     """Bars of means with 95% whiskers."""
     n = len(labels)
     top = _nice_max(max([(e.get("high") or e.get("mean") or 0.0) for e in values] + [1e-9]))
-    pw, ph = _W - _L - 40, _H - _T - _B
+    width = _W - _R + 60
+    pw, ph = width - _L - 24, _H - _T - _B
     bw = pw / max(n, 1)
 
     def y(v: float) -> float:

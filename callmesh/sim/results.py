@@ -30,7 +30,13 @@ from typing import Any
 
 from callmesh.api import Channel
 from callmesh.sim.distributions import Exponential
-from callmesh.sim.simulator import HIST_BIN_SECONDS, HIST_BINS, ReplicationRecord, Simulator
+from callmesh.sim.simulator import (
+    HIST_BIN_SECONDS,
+    HIST_BINS,
+    OUTCOMES,
+    ReplicationRecord,
+    Simulator,
+)
 from callmesh.sim.stats import estimate
 from callmesh.wfm.erlang import QueueLoad, performance
 
@@ -295,6 +301,25 @@ def summarize(sim: Simulator, records: Sequence[ReplicationRecord], seed: int) -
                 "occupancyPercentByInterval": by_interval,
             }
         )
+    flows_out = []
+    n_out = len(OUTCOMES)
+    for f, name in enumerate(sim.flow_names):
+        outcomes = {}
+        for o, kind in enumerate(OUTCOMES):
+            outcomes[kind.value] = estimate(
+                [_ratio(r.flow_outcomes[f * n_out + o], r.flow_calls[f], 100.0) for r in records]
+            ).as_dict()
+        done = [sum(r.flow_outcomes[f * n_out : (f + 1) * n_out]) for r in records]
+        flows_out.append(
+            {
+                "name": name,
+                "calls": estimate([r.flow_calls[f] for r in records]).as_dict(),
+                "outcomesPercent": outcomes,
+                "ivrSecondsMean": estimate(
+                    [_ratio(r.flow_seconds[f], d) for r, d in zip(records, done, strict=True)]
+                ).as_dict(),
+            }
+        )
     little = max(
         (abs(r.waiting_area - r.wait_total) / r.wait_total if r.wait_total > 0 else 0.0)
         for r in records
@@ -322,6 +347,7 @@ def summarize(sim: Simulator, records: Sequence[ReplicationRecord], seed: int) -
             "intervals": labels,
         },
         "queues": queues,
+        "flows": flows_out,
         "teams": teams_out,
         "agents": agents,
         "checks": {

@@ -27,11 +27,14 @@ from the simulator's own guesses.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import math
 import random
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from callmesh.acd.effects import (
@@ -45,20 +48,42 @@ from callmesh.acd.effects import (
     OfferWithdrawn,
 )
 from callmesh.acd.engine import ContactSpec, Router
-from callmesh.acd.errors import AgentStateError, OfferWithdrawnError
+from callmesh.acd.errors import AgentStateError, OfferWithdrawnError, UnknownContactError
 from callmesh.acd.strategy import RoutingPolicy
 from callmesh.api import Tenant
+from callmesh.ivr import (
+    CallInfo,
+    CollectDigits,
+    CompiledFlow,
+    CrmLookup,
+    Digits,
+    EnqueueContact,
+    IvrSession,
+    LookupResult,
+    Outcome,
+    OutcomeKind,
+    Play,
+    PromptFinished,
+    Say,
+    Timeout,
+    compile_flow,
+)
 from callmesh.sim.build import AcdSetup, Shift, build_acd, shift_plan
 from callmesh.sim.distributions import Sampler
-from callmesh.sim.workload import Workload, check_against
+from callmesh.sim.workload import Workload, check_against, clock
 
 __all__ = [
     "HIST_BINS",
     "HIST_BIN_SECONDS",
+    "OUTCOMES",
     "ReplicationRecord",
     "Simulator",
     "replication_seed",
 ]
+
+#: How calls leave an IVR flow, in the order records count them.
+OUTCOMES: tuple[OutcomeKind, ...] = tuple(OutcomeKind)
+_OUTCOME_INDEX = {kind: i for i, kind in enumerate(OUTCOMES)}
 
 #: Width of a bin of the wait histogram, and number of bins (the last one is "and more").
 HIST_BIN_SECONDS = 10.0
@@ -72,7 +97,8 @@ _READY = 3
 _LOGOUT = 4
 _LOGIN = 5
 _ABANDON = 6
-_ARRIVAL = 7
+_IVR = 7
+_ARRIVAL = 8
 
 _WORKING = frozenset({AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP})
 _ANSWERED = EndReason.ANSWERED
@@ -122,6 +148,9 @@ class ReplicationRecord:
     agent_work: list[float]
     agent_idle: list[float]
     agent_handled: list[int]
+    flow_calls: list[int]
+    flow_outcomes: list[int]
+    flow_seconds: list[float]
     contacts: int = 0
     events: int = 0
     end_time: float = 0.0
@@ -160,17 +189,6 @@ class Simulator:
     ) -> None:
         check_against(tenant, workload, source)
         spec = workload.spec
-        for i, arrival in enumerate(spec.arrivals):
-            if arrival.flow is not None:
-                from callmesh.sim.workload import WorkloadError
-
-                raise WorkloadError(
-                    source,
-                    [
-                        f"spec.arrivals[{i}].flow: IVR flows cannot be simulated yet"
-                        " (the IVR engine is not wired in): send the stream to a queue"
-                    ],
-                )
         self.tenant = tenant
         self.workload = workload
         self.policy_factory = policy_factory
@@ -191,10 +209,41 @@ class Simulator:
         self.warmup_seconds = spec.warmup_minutes * 60.0
         self.horizon = self.day_seconds + spec.drain_minutes * 60.0
         self.shifts: list[Shift] = shift_plan(tenant, workload, self.horizon)
+        center = tenant.center
+        time_zone = center.spec.time_zone if center is not None else "UTC"
+        schedules = list(center.spec.schedules) if center is not None else []
+        self.flow_names = tuple(sorted({a.flow for a in spec.arrivals if a.flow is not None}))
+        self.flow_index = {name: i for i, name in enumerate(self.flow_names)}
+        self.flows: list[CompiledFlow] = [
+            compile_flow(tenant.flows[name], schedules, time_zone) for name in self.flow_names
+        ]
+        start = dt.datetime.combine(
+            spec.calendar_date(), dt.time(), tzinfo=zoneinfo.ZoneInfo(time_zone)
+        ) + dt.timedelta(minutes=clock(spec.start))
+        #: POSIX time of the simulated clock's 0 (IVR business-hours conditions read it).
+        self.epoch = start.timestamp()
+        choices = {fc.flow: fc for fc in spec.ivr}
+        self.prompt_seconds: list[Sampler] = []
+        self.menus: list[dict[str, tuple[tuple[str, ...], tuple[float, ...], Sampler]]] = []
+        for name in self.flow_names:
+            fc = choices.get(name)
+            self.prompt_seconds.append(
+                fc.prompt_seconds.sampler() if fc is not None else _constant(4.0)
+            )
+            menus: dict[str, tuple[tuple[str, ...], tuple[float, ...], Sampler]] = {}
+            for menu in fc.menus if fc is not None else []:
+                digits = tuple(menu.choices)
+                cum = tuple(accumulate(menu.choices[d] for d in digits))
+                menus[menu.node] = (digits, cum, menu.seconds.sampler())
+            self.menus.append(menus)
+        # (is a flow, queue or flow index, rates per interval)
         self.streams = [
-            (self.queue_index[a.queue], workload.rates_per_second(i))
+            (
+                a.flow is not None,
+                self.flow_index[a.flow] if a.flow is not None else self.queue_index[a.queue or ""],
+                workload.rates_per_second(i),
+            )
             for i, a in enumerate(spec.arrivals)
-            if a.queue is not None
         ]
         self.handle: list[Sampler] = []
         self.patience: list[Sampler | None] = []
@@ -263,6 +312,9 @@ class Simulator:
             agent_work=[0.0] * (na * ni),
             agent_idle=[0.0] * (na * ni),
             agent_handled=[0] * na,
+            flow_calls=[0] * len(self.flow_names),
+            flow_outcomes=[0] * (len(self.flow_names) * len(OUTCOMES)),
+            flow_seconds=[0.0] * len(self.flow_names),
         )
         # Bound locals: this loop is the hot path.
         heappush, heappop = heapq.heappush, heapq.heappop
@@ -322,11 +374,99 @@ class Simulator:
                 end += L
             arr[base + i] += t1 - t0
 
-        for qi, rates in self.streams:
+        now = 0.0
+        in_system = 0
+        arrivals_open = len(self.streams)
+        next_id = 0
+        queue_names = self.queue_names
+        epoch = self.epoch
+        prompt_seconds, menus = self.prompt_seconds, self.menus
+        flow_outcomes, flow_seconds = rec.flow_outcomes, rec.flow_seconds
+        n_outcomes = len(OUTCOMES)
+
+        def enter(cid: str, qi: int, contact: ContactSpec, now: float) -> list[Any]:
+            """A contact enters the ACD: bookkeeping, patience, then ``router.enqueue``."""
+            nonlocal in_system, area, last_change, n_waiting, seq
+            interval = int(now // L) if now >= w0 else -1
+            contacts[cid] = _Contact(interval, qi, now)
+            waiting.add(cid)
+            in_system += 1
+            area += n_waiting * (now - last_change)
+            last_change = now
+            n_waiting += 1
+            if n_waiting > rec.max_waiting:
+                rec.max_waiting = n_waiting
+            rec.entered += 1
+            if interval >= 0:
+                offered[qi * ni + interval] += 1
+                rec.contacts += 1
+            draw = patience[qi]
+            if draw is not None:
+                seq += 1
+                heappush(events, (now + draw(rng), _ABANDON, seq, cid, None))
+            effects = enqueue(contact, now)
+            if interval >= 0:
+                for e in effects:  # offered at once: it found a free agent (not Erlang's wait)
+                    if type(e) is Offer and e.contact_id == cid:
+                        immediate[qi * ni + interval] += 1
+                        break
+            return effects
+
+        def run_ivr(call: _Call, actions: list[Any], now: float) -> list[Any]:
+            """Carry out IVR actions: prompts and key presses become timed events."""
+            nonlocal in_system, seq
+            effects: list[Any] = []
+            f = call.flow
+            for action in actions:
+                cls = type(action)
+                if cls is Play or cls is Say:
+                    if action.wait:
+                        seq += 1
+                        at = now + prompt_seconds[f](rng)
+                        heappush(events, (at, _IVR, seq, call, PromptFinished()))
+                elif cls is CollectDigits:
+                    seq += 1
+                    menu = menus[f].get(action.node)
+                    if menu is None:  # a collect node: enter the shortest valid input
+                        reply: object = Digits("1" * max(1, action.min_digits))
+                        at = now + 5.0
+                    else:
+                        digits, cum, secs = menu
+                        u = uniform01()
+                        reply = Timeout()
+                        at = now + action.timeout
+                        for d, c in zip(digits, cum, strict=True):
+                            if u < c:
+                                reply = Digits(d)
+                                at = now + secs(rng)
+                                break
+                    heappush(events, (at, _IVR, seq, call, reply))
+                elif cls is CrmLookup:
+                    seq += 1  # callers are unknown to the CRM in a simulation
+                    heappush(events, (now, _IVR, seq, call, LookupResult(None)))
+                elif cls is EnqueueContact:
+                    qi = qidx[action.queue]
+                    skills = {n.name: n.min_level for n in action.skills}
+                    contact = ContactSpec(
+                        call.cid,
+                        action.queue,
+                        priority=action.priority,
+                        skills=skills,
+                        attributes=dict(action.attributes),
+                    )
+                    effects = enter(call.cid, qi, contact, now)
+                elif cls is Outcome:
+                    in_system -= 1
+                    if call.arrived >= w0:
+                        flow_outcomes[f * n_outcomes + _OUTCOME_INDEX[action.kind]] += 1
+                        flow_seconds[f] += now - call.arrived
+            return effects
+
+        for is_flow, qi, rates in self.streams:
             t = _next_arrival(0.0, rates, L, expovariate)
             if t is not None:
                 seq += 1
-                heappush(events, (t, _ARRIVAL, seq, qi, rates))
+                heappush(events, (t, _ARRIVAL, seq, (is_flow, qi), rates))
         for shift in self.shifts:
             seq += 1
             heappush(events, (shift.login, _LOGIN, seq, shift.agent_id, None))
@@ -334,10 +474,6 @@ class Simulator:
                 seq += 1
                 heappush(events, (shift.logout, _LOGOUT, seq, shift.agent_id, None))
 
-        now = 0.0
-        in_system = 0
-        arrivals_open = len(self.streams)
-        next_id = 0
         while events:
             ev = heappop(events)
             now = ev[0]
@@ -358,38 +494,35 @@ class Simulator:
                 effects = complete(ev[3], now)
                 in_system -= 1
             elif kind == _ARRIVAL:
-                qi = ev[3]
+                is_flow, qi = ev[3]
                 rates = ev[4]
                 nxt = _next_arrival(now, rates, L, expovariate)
                 if nxt is not None:
                     seq += 1
-                    heappush(events, (nxt, _ARRIVAL, seq, qi, rates))
+                    heappush(events, (nxt, _ARRIVAL, seq, ev[3], rates))
                 else:
                     arrivals_open -= 1
                 next_id += 1
                 cid = f"c{next_id}"
-                interval = int(now // L) if now >= w0 else -1
-                contacts[cid] = _Contact(interval, qi, now)
-                waiting.add(cid)
-                in_system += 1
-                area += n_waiting * (now - last_change)
-                last_change = now
-                n_waiting += 1
-                if n_waiting > rec.max_waiting:
-                    rec.max_waiting = n_waiting
-                rec.entered += 1
-                if interval >= 0:
-                    offered[qi * ni + interval] += 1
-                    rec.contacts += 1
-                draw = patience[qi]
-                if draw is not None:
-                    seq += 1
-                    heappush(events, (now + draw(rng), _ABANDON, seq, cid, None))
-                effects = enqueue(ContactSpec(cid, self.queue_names[qi]), now)
+                if is_flow:
+                    call = _Call(cid, qi, IvrSession(self.flows[qi]), now)
+                    in_system += 1
+                    if now >= w0:
+                        rec.flow_calls[qi] += 1
+                    actions = call.session.start(
+                        CallInfo(f"+1555{next_id:07d}", ""), self.epoch + now
+                    )
+                    effects = run_ivr(call, actions, now)
+                else:
+                    effects = enter(cid, qi, ContactSpec(cid, queue_names[qi]), now)
+            elif kind == _IVR:
+                call = ev[3]
+                effects = run_ivr(call, call.session.handle(ev[4], epoch + now), now)
+
             elif kind == _ACCEPT:
                 try:
                     effects = accept(ev[3], ev[4], now)
-                except OfferWithdrawnError:
+                except (OfferWithdrawnError, UnknownContactError):
                     continue  # answered elsewhere, abandoned, or the offer timed out first
             elif kind == _ABANDON:
                 cid = ev[3]
@@ -496,8 +629,6 @@ class Simulator:
                         wait_answered[k] += waited
                         if waited <= sl_seconds[qi]:
                             answered_in_sl[k] += 1
-                        if waited <= 0.0:
-                            immediate[k] += 1
                         b = int(waited / HIST_BIN_SECONDS)
                         wait_hist[qi * HIST_BINS + (b if b < hist_last else hist_last)] += 1
                     elif reason is _ABANDONED:
@@ -568,6 +699,25 @@ class Simulator:
         if progress is not None:
             progress(1.0)
         return rec
+
+
+class _Call:
+    """A call in an IVR flow."""
+
+    __slots__ = ("arrived", "cid", "flow", "session")
+
+    def __init__(self, cid: str, flow: int, session: IvrSession, arrived: float) -> None:
+        self.cid = cid
+        self.flow = flow
+        self.session = session
+        self.arrived = arrived
+
+
+def _constant(value: float) -> Sampler:
+    def draw(rng: random.Random) -> float:
+        return value
+
+    return draw
 
 
 class _Contact:

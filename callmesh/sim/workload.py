@@ -40,11 +40,12 @@ the simulator (its ``apiVersion`` is ``sim.callmesh.io/v1alpha1`` so nothing app
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -58,7 +59,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from callmesh.api import Channel, NodeType, Tenant
-from callmesh.api.base import Weekday
+from callmesh.api.base import DateString, Weekday
 from callmesh.sim.distributions import Constant, Distribution
 
 __all__ = [
@@ -89,6 +90,9 @@ Clock = Annotated[
 ]
 _Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 _Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def clock(hhmm: str) -> int:
@@ -212,6 +216,14 @@ class WorkloadSpec(_Model):
     """One simulated day of traffic."""
 
     weekday: Weekday = Field(default=Weekday.mon, description="Day whose shifts apply.")
+    date: DateString | None = Field(
+        default=None,
+        description=(
+            "Calendar date simulated (YYYY-MM-DD), for business hours and holidays in IVR"
+            " conditions; its weekday must match weekday. Default: a date in the first week"
+            " of June 2026 with that weekday."
+        ),
+    )
     start: Clock = Field(default="00:00", description="Start of the simulated day, HH:MM.")
     end: Clock = Field(default="24:00", description="End of the day (arrivals stop), HH:MM.")
     interval_minutes: int = Field(
@@ -257,6 +269,13 @@ class WorkloadSpec(_Model):
                 f" {self.start}-{self.end} ({length} min): pick a divisor of {length},"
                 " e.g. 15, 30 or 60, or move start/end"
             )
+        if self.date is not None:
+            actual = _WEEKDAYS[dt.date.fromisoformat(self.date).weekday()]
+            if actual != self.weekday.value:
+                raise ValueError(
+                    f"date {self.date} is a {actual} but weekday is {self.weekday.value}:"
+                    f" set weekday: {actual}, or pick another date"
+                )
         if self.warmup_minutes >= length:
             raise ValueError(f"warmupMinutes {self.warmup_minutes} leaves no time to measure")
         return self
@@ -275,6 +294,12 @@ class WorkloadSpec(_Model):
     def intervals(self) -> int:
         """Number of intervals in the day."""
         return (clock(self.end) - clock(self.start)) // self.interval_minutes
+
+    def calendar_date(self) -> dt.date:
+        """The simulated date: ``date``, or the first-week-of-June-2026 day of ``weekday``."""
+        if self.date is not None:
+            return dt.date.fromisoformat(self.date)
+        return dt.date(2026, 6, 1) + dt.timedelta(days=_WEEKDAYS.index(self.weekday.value))
 
     def interval_labels(self) -> list[str]:
         """``HH:MM`` start of each interval."""
@@ -326,26 +351,53 @@ class WorkloadError(ValueError):
         super().__init__(f"{source}: the workload is invalid:\n{lines}")
 
 
+_DISTRIBUTION_FIELDS = {
+    "handleTime",
+    "patience",
+    "answer",
+    "seconds",
+    "promptSeconds",
+    "readyAfterNoAnswer",
+}
+_DISTRIBUTION_TAGS = {"exponential", "lognormal", "constant", "uniform", "empirical"}
+_SCALAR_TAGS = {"float", "int", "str", "constrained-float", "constrained-int", "constrained-str"}
+
+
 def _loc(loc: Iterable[int | str]) -> str:
+    """A pydantic error location as the user wrote it: camelCase, no union branch tags."""
     out = ""
+    previous: int | str = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {
-            "exponential",
-            "lognormal",
-            "constant",
-            "uniform",
-            "empirical",
-            "float",
-            "list[float]",
-            "dict[str,float]",
-            "function-after[_one_target(), Arrival]",
-        }:
-            continue  # union branch names pydantic adds: not a field the user wrote
-        else:
-            out += f".{part}" if out else str(part)
+        tag = isinstance(part, str) and (
+            "[" in part
+            or part in _SCALAR_TAGS
+            or (part in _DISTRIBUTION_TAGS and previous in _DISTRIBUTION_FIELDS)
+        )
+        if not tag:
+            if isinstance(part, int):
+                out += f"[{part}]"
+            else:
+                out += f".{part}" if out else str(part)
+        previous = part
     return out
+
+
+def _pick_branch(errors: list[Any]) -> list[Any]:
+    """Of the errors a union produces, drop "wrong type" ones when a branch of the right
+    type reports something more precise at (or under) the same field."""
+    located = [(_loc(e["loc"]), e) for e in errors]
+    keep = []
+    for where, err in located:
+        wrong_type = str(err["type"]).endswith("_type") and len(err["loc"]) > 0
+        if wrong_type and any(
+            other is not err
+            and not str(other["type"]).endswith("_type")
+            and (w == where or w.startswith(where + ".") or w.startswith(where + "["))
+            for w, other in located
+        ):
+            continue
+        keep.append((where, err))
+    return [err for _, err in keep]
 
 
 def _check_rates(spec: WorkloadSpec) -> list[str]:
@@ -390,7 +442,7 @@ def parse_workload(data: object, source: str = "workload") -> Workload:
         workload = Workload.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        for err in _pick_branch(list(exc.errors())):
             where = _loc(err["loc"]) or "(document)"
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{where}: {msg}")
@@ -526,6 +578,18 @@ def check_against(tenant: Tenant, workload: Workload, source: str = "workload") 
                         f"{where}.choices.{digit}: menu {menu.node} has no option {digit!r}"
                         f" (options: {', '.join(sorted(digits))}): fix the digit"
                     )
+    listed = {fc.flow: {m.node for m in fc.menus} for fc in spec.ivr}
+    for name in sorted(reach.flows):
+        flow = tenant.flows.get(name)
+        if flow is None:
+            continue
+        for node in flow.spec.nodes:
+            if node.type is NodeType.menu and node.id not in listed.get(name, set()):
+                problems.append(
+                    f"spec.ivr: flow {name} receives calls but its menu {node.id!r} has no"
+                    f" choices: add {{flow: {name}, menus: [{{node: {node.id}, choices:"
+                    ' {"1": 0.5, ...}}]} (the rest of the callers press nothing)'
+                )
     for name, team in spec.teams.items():
         if name not in tenant.teams:
             known_t = ", ".join(sorted(tenant.teams)) or "none"
