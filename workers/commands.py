@@ -1,0 +1,102 @@
+"""``callmesh worker ROLE``: run one of the data-plane workers of a tenant.
+
+One subcommand per role (``router`` now; ``callcontrol`` and ``dialer`` join the group the
+same way). Each imports its server (grpc, OpenTelemetry) only when it runs, so
+``callmesh --help`` stays fast. The operator's Deployments run exactly these commands
+(``operator/render.py``: ``worker <role> --config /etc/callmesh/tenant.yaml --port 50051``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register", "worker_app"]
+
+worker_app = typer.Typer(
+    name="worker",
+    help="Run a data-plane worker of one tenant (what the operator's Deployments run).",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``worker`` command group to the ``callmesh`` command."""
+    app.add_typer(worker_app)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@worker_app.command("router")
+def router_command(
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The tenant's rendered tenant.yaml (the router ConfigMap), or a folder of"
+            " manifests.",
+            envvar="CALLMESH_CONFIG",
+        ),
+    ] = Path("/etc/callmesh/tenant.yaml"),
+    port: Annotated[int, typer.Option(help="gRPC port; 0 picks a free one.", min=0)] = 50051,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "[::]",
+    grace: Annotated[
+        float, typer.Option(help="Seconds in-flight rpcs get on SIGTERM.", min=0)
+    ] = 10.0,
+    reload_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between checks of the config file for changes; 0: never.", min=0
+        ),
+    ] = 5.0,
+    seed: Annotated[int, typer.Option(help="Seed of the routing engine's random generator.")] = 0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve one tenant's ACD over gRPC (callmesh.v1.RouterService).
+
+    Loads queues and teams from the config, enables the ContactCenter's plugins, reloads
+    the config when the file changes (or on SIGHUP) without dropping a waiting contact or a
+    logged-in agent, and stops gracefully on SIGTERM. Health and reflection are served on
+    the same port. OTEL_EXPORTER_OTLP_ENDPOINT (with opentelemetry-exporter-otlp
+    installed) or CALLMESH_OTEL_CONSOLE=1 export traces and metrics.
+    """
+    import asyncio
+
+    from callmesh.workers.router.config import RouterConfigError, load_config
+    from callmesh.workers.router.server import RouterServer, run_router
+    from callmesh.workers.telemetry import setup_telemetry
+
+    _logging(log_level)
+    try:
+        tenant = load_config(config).namespace
+    except RouterConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    telemetry = setup_telemetry(
+        "router", tenant=tenant or os.environ.get("CALLMESH_TENANT", ""), install_global=True
+    )
+    server = RouterServer(
+        config,
+        address=f"{host}:{port}",
+        grace=grace,
+        reload_interval=reload_interval,
+        seed=seed,
+        telemetry=telemetry,
+    )
+    try:
+        asyncio.run(run_router(server))
+    except (RouterConfigError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        telemetry.shutdown()

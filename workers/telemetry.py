@@ -1,0 +1,294 @@
+"""OpenTelemetry for the workers: tracer and meter providers, and a gRPC server interceptor.
+
+Every worker calls :func:`setup_telemetry` once with its role and tenant, and installs
+:class:`ServerTelemetryInterceptor` on its ``grpc.aio`` server: one SERVER span and one
+duration measurement per rpc, named ``package.Service/Method`` as the OpenTelemetry RPC
+semantic conventions say, with the gRPC status code. Health checks (``grpc.health.v1``,
+probed every few seconds by the kubelet) and reflection are filtered out, so they do not
+drown the traces.
+
+Exporters: spans and metrics go to the exporters and readers passed in (tests pass
+in-memory ones). In a pod, ``OTEL_EXPORTER_OTLP_ENDPOINT`` turns on OTLP export when the
+``opentelemetry-exporter-otlp`` package is installed, and ``CALLMESH_OTEL_CONSOLE=1`` prints
+spans and metrics to stdout (for a quick look); with neither, spans and metrics are recorded
+and dropped, at almost no cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+__all__ = [
+    "FILTERED_PREFIXES",
+    "ServerTelemetryInterceptor",
+    "Telemetry",
+    "setup_telemetry",
+]
+
+log = logging.getLogger("callmesh.workers.telemetry")
+
+FILTERED_PREFIXES: tuple[str, ...] = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+"""Methods the interceptor leaves alone (health probes and reflection)."""
+
+
+@dataclass
+class Telemetry:
+    """A worker's providers, with the tracer and meter its code uses."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    tracer: trace.Tracer
+    meter: metrics.Meter
+
+    def shutdown(self) -> None:
+        """Flush and stop exporters (call once, at the end of the process)."""
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def setup_telemetry(
+    role: str,
+    *,
+    tenant: str = "",
+    span_exporters: Sequence[SpanExporter] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    install_global: bool = False,
+    environ: dict[str, str] | None = None,
+) -> Telemetry:
+    """Providers for a worker (``service.name`` = ``callmesh-<role>``).
+
+    Args:
+        role: the worker role (router, callcontrol, dialer...).
+        tenant: the tenant namespace, recorded as ``callmesh.tenant`` on everything.
+        span_exporters: exported synchronously (tests: an in-memory exporter).
+        metric_readers: metric readers (tests: an in-memory reader).
+        install_global: also make them the process-wide providers (the CLI does; tests
+            do not, so several servers can run in one process).
+        environ: where the OTEL_* / CALLMESH_OTEL_* settings are read (default os.environ).
+    """
+    env = os.environ if environ is None else environ
+    attrs: dict[str, Any] = {"service.name": f"callmesh-{role}", "callmesh.role": role}
+    if tenant:
+        attrs["callmesh.tenant"] = tenant
+        attrs["service.namespace"] = tenant
+    if env.get("POD_NAME"):
+        attrs["service.instance.id"] = env["POD_NAME"]
+    resource = Resource.create(attrs)
+    tracer_provider = TracerProvider(resource=resource)
+    for exporter in span_exporters:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    readers = list(metric_readers)
+    if env.get("CALLMESH_OTEL_CONSOLE") == "1":
+        tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPMetricExporter,
+            )
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPSpanExporter,
+            )
+        except ImportError:
+            log.warning(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-exporter-otlp is not"
+                " installed: pip install opentelemetry-exporter-otlp to export"
+            )
+        else:
+            tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    if install_global:
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+    scope = f"callmesh.workers.{role}"
+    return Telemetry(
+        tracer_provider,
+        meter_provider,
+        tracer_provider.get_tracer(scope),
+        meter_provider.get_meter(scope),
+    )
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name
+
+
+class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """A span and a duration per rpc (health checks and reflection filtered out).
+
+    Spans are ``SpanKind.SERVER``, named ``<package.Service>/<Method>``, with
+    ``rpc.system``, ``rpc.service``, ``rpc.method`` and ``rpc.grpc.status_code``; a unary
+    rpc's span is current while its handler runs, so spans and events the handler makes
+    nest under it. Durations go to the ``rpc.server.duration`` histogram (seconds).
+    """
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        meter: metrics.Meter,
+        filtered: Sequence[str] = FILTERED_PREFIXES,
+    ) -> None:
+        self._tracer = tracer
+        self._filtered = tuple(filtered)
+        self._duration = meter.create_histogram(
+            "rpc.server.duration", unit="s", description="Duration of each gRPC call served."
+        )
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        handler_call_details: Any,
+    ) -> Any:
+        """Wrap the handler of every method not filtered out."""
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(self._filtered):
+            return handler
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            self._unary(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _attributes(self, method: str) -> dict[str, Any]:
+        service, name = _split(method)
+        return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+    def _finish(
+        self, span: trace.Span, attrs: dict[str, Any], context: Any, start: float, exc: Any
+    ) -> None:
+        code = _code(context, exc)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {_details(context, exc)}"))
+        self._duration.record(
+            time.perf_counter() - start, {**attrs, "rpc.grpc.status_code": code.value[0]}
+        )
+
+    def _unary(
+        self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
+    ) -> Callable[[Any, Any], Awaitable[Any]]:
+        attrs = self._attributes(method)
+        name = method.lstrip("/")
+
+        async def wrapped(request: Any, context: Any) -> Any:
+            start = time.perf_counter()
+            with self._tracer.start_as_current_span(
+                name, kind=SpanKind.SERVER, attributes=attrs, record_exception=False
+            ) as span:
+                failure: BaseException | None = None
+                try:
+                    return await behavior(request, context)
+                except BaseException as exc:
+                    failure = exc
+                    raise
+                finally:
+                    self._finish(span, attrs, context, start, failure)
+
+        return wrapped
+
+    def _streaming(
+        self, method: str, behavior: Callable[[Any, Any], AsyncIterator[Any]]
+    ) -> Callable[[Any, Any], AsyncIterator[Any]]:
+        attrs = self._attributes(method)
+        name = method.lstrip("/")
+
+        async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
+            start = time.perf_counter()
+            # Not made current: an async generator may resume in another context.
+            span = self._tracer.start_span(name, kind=SpanKind.SERVER, attributes=attrs)
+            failure: BaseException | None = None
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                self._finish(span, attrs, context, start, failure)
+                span.end()
+
+        return wrapped
+
+
+def _code(context: Any, exc: BaseException | None) -> grpc.StatusCode:
+    code = None
+    try:
+        code = context.code()
+    except Exception:  # pragma: no cover - older grpc without code()
+        code = None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        for candidate in grpc.StatusCode:
+            if candidate.value[0] == code:
+                return candidate
+    if exc is None:
+        return grpc.StatusCode.OK
+    if isinstance(exc, GeneratorExit | _cancelled()):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
+def _cancelled() -> type[BaseException]:
+    import asyncio
+
+    return asyncio.CancelledError
+
+
+def _details(context: Any, exc: BaseException | None) -> str:
+    try:
+        details = context.details()
+    except Exception:  # pragma: no cover
+        details = None
+    if details:
+        return str(details)
+    return f"{type(exc).__name__}: {exc}" if exc is not None else ""
