@@ -832,10 +832,9 @@ class _Namespace:
     def _flow(self, flow: IVRFlow, r: _Reporter) -> None:
         spec = flow.spec
         ids = {n.id: i for i, n in enumerate(spec.nodes)}
+        center = self.centers[0].obj if self.centers else None
         schedules = (
-            {s.name for s in self.centers[0].obj.spec.schedules}  # type: ignore[attr-defined]
-            if self.centers
-            else set()
+            {s.name for s in center.spec.schedules} if isinstance(center, ContactCenter) else set()
         )
         if spec.on_error is not None and spec.on_error not in ids:
             r.add(("spec", "onError"), self._missing_node(spec.on_error, ids))

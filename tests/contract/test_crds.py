@@ -237,3 +237,18 @@ def test_optional_fields_are_absent_not_nullable() -> None:
     assert overflow["type"] == "object"
     assert "overflow" not in spec.get("required", [])
     assert "default" not in overflow
+
+
+def test_list_map_keys_are_required_scalars() -> None:
+    """The API server refuses a list-type map whose keys may be absent or are not scalars."""
+    maps = 0
+    for kind, path, node in _nodes():
+        if node.get("x-kubernetes-list-type") != "map":
+            continue
+        maps += 1
+        items = node["items"]
+        for key in node["x-kubernetes-list-map-keys"]:
+            prop = items["properties"][key]
+            assert key in items.get("required", []) or "default" in prop, f"{kind}{path}: {key}"
+            assert prop["type"] in {"string", "integer", "boolean"}, f"{kind}{path}: {key}"
+    assert maps == 8
