@@ -1,0 +1,452 @@
+"""One outbound campaign as a pure engine: calls in, effects out, clock passed in.
+
+The dialer worker carries the effects out over ESL (``Dial`` becomes ``bgapi originate``) and
+reports what happened (``on_outcome``, ``on_agent_connected``, ``on_digit``); the simulator
+schedules the same effects on its clock. Every dial decision is audited.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from callmesh.api.base import Prompt
+from callmesh.api.dialercampaign import (
+    CampaignState,
+    DialerCampaignSpec,
+    DialerMode,
+    Disposition,
+    MachineAction,
+)
+from callmesh.dialer.compliance import (
+    AbandonMeter,
+    AuditEntry,
+    local_day,
+    window_ever_opens,
+    window_open,
+)
+from callmesh.dialer.contacts import Contact, ContactList, normalize_phone
+from callmesh.dialer.pacing import PacingInput, predictive_calls, progressive_calls
+
+#: How long a contact whose calling window is closed waits before it is looked at again.
+RECHECK_SECONDS = 900.0
+
+
+class Outcome(StrEnum):
+    """What became of a placed call."""
+
+    HUMAN = "human"
+    MACHINE = "machine"
+    BUSY = "busy"
+    NO_ANSWER = "noAnswer"
+    FAILED = "failed"
+
+
+_RETRY_DISPOSITION = {
+    Outcome.MACHINE: Disposition.machine,
+    Outcome.BUSY: Disposition.busy,
+    Outcome.NO_ANSWER: Disposition.no_answer,
+    Outcome.FAILED: Disposition.failed,
+}
+
+
+# --- effects -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Place a call (``originate`` with the campaign's caller ID and variables)."""
+
+    attempt_id: str
+    contact: Contact
+    caller_id_number: str
+    caller_id_name: str
+    timeout_seconds: int
+    variables: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """A person answered (or pressed the transfer key): queue the call to the target queue."""
+
+    attempt_id: str
+    queue: str
+    priority: int
+    attributes: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PlayAnnouncement:
+    """Agentless: play the message and wait for the transfer or opt-out key."""
+
+    attempt_id: str
+    prompt: Prompt
+    transfer_digit: str
+    opt_out_digit: str | None
+    repeat: int
+
+
+@dataclass(frozen=True, slots=True)
+class SafeHarbour:
+    """No agent within the compliance window: play the safe-harbour message, then hang up."""
+
+    attempt_id: str
+    prompt: Prompt | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveMessage:
+    """An answering machine answered: leave the message, then hang up."""
+
+    attempt_id: str
+    prompt: Prompt
+
+
+@dataclass(frozen=True, slots=True)
+class HangupCall:
+    """End the call."""
+
+    attempt_id: str
+    reason: str
+
+
+Effect = Dial | Connect | PlayAnnouncement | SafeHarbour | LeaveMessage | HangupCall
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _ContactState:
+    contact: Contact
+    order: int
+    attempts: int = 0
+    by_disposition: dict[Disposition, int] = field(default_factory=dict)
+    per_day: dict[str, int] = field(default_factory=dict)
+    next_at: float = 0.0
+    done: str | None = None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    contact_id: str
+    placed_at: float
+    answered_at: float | None = None
+    window_ends: float | None = None
+    connected: bool = False
+    abandoned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """The agents of the target queue as the pacer sees them."""
+
+    free: int
+    soon_free: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStats:
+    """Counters for status and reports."""
+
+    contacts: int
+    rejected_rows: int
+    dialled: int
+    answered: int
+    abandoned: int
+    abandon_rate: float
+    reached: int
+    exhausted: int
+    in_flight: int
+    human_rate: float
+
+
+class Campaign:
+    """The pacing and compliance engine of one DialerCampaign."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: DialerCampaignSpec,
+        contacts: ContactList,
+        do_not_call: frozenset[str],
+        *,
+        time_zone: str = "UTC",
+        initial_human_rate: float = 0.3,
+        agentless_lines: int = 10,
+        history: int = 300,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.rejected_rows = len(contacts.problems)
+        self._dnc = set(do_not_call)
+        self._states = {c.id: _ContactState(c, i) for i, c in enumerate(contacts.contacts)}
+        self._ready: list[tuple[float, int, str]] = [
+            (0.0, s.order, s.contact.id) for s in self._states.values()
+        ]
+        heapq.heapify(self._ready)
+        self._attempts: dict[str, _Attempt] = {}
+        self._in_flight: set[str] = set()
+        self._windows: list[tuple[float, str]] = []  # compliance deadlines of answered calls
+        self._meter = AbandonMeter(spec.pacing.period, time_zone)
+        self._results: deque[bool] = deque(maxlen=history)
+        self._prior = initial_human_rate
+        self._agentless_lines = agentless_lines
+        self._dialled = 0
+        self.audit: list[AuditEntry] = []
+
+    # --- what the pacer knows ------------------------------------------------------------
+
+    @property
+    def human_rate(self) -> float:
+        """Measured share of placed calls a person answers (a prior of 10 calls blended in)."""
+        weight = 10
+        return (sum(self._results) + self._prior * weight) / (len(self._results) + weight)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls placed and not yet answered or failed."""
+        return len(self._in_flight)
+
+    def stats(self, now: float) -> CampaignStats:
+        """Counters for the campaign's status."""
+        answered, abandoned = self._meter.totals(now)
+        states = self._states.values()
+        return CampaignStats(
+            contacts=len(self._states),
+            rejected_rows=self.rejected_rows,
+            dialled=self._dialled,
+            answered=answered,
+            abandoned=abandoned,
+            abandon_rate=self._meter.rate(now),
+            reached=sum(1 for s in states if s.done == "reached"),
+            exhausted=sum(1 for s in states if s.done == "exhausted"),
+            in_flight=len(self._in_flight),
+            human_rate=self.human_rate,
+        )
+
+    def next_deadline(self) -> float | None:
+        """The earliest compliance-window end the engine must be told about (``tick``)."""
+        return self._windows[0][0] if self._windows else None
+
+    # --- deciding --------------------------------------------------------------------------
+
+    def calls_wanted(self, now: float, agents: AgentSnapshot) -> int:
+        """How many new calls the campaign's mode wants placed now."""
+        mode = self.spec.mode
+        if self.spec.state is CampaignState.paused or mode is DialerMode.preview:
+            return 0
+        if mode is DialerMode.progressive:
+            return progressive_calls(agents.free, self.in_flight)
+        if mode is DialerMode.agentless:
+            return max(0, self._agentless_lines - self.in_flight)
+        answered, abandoned = self._meter.totals(now)
+        return predictive_calls(
+            PacingInput(
+                free_agents=agents.free,
+                soon_free=agents.soon_free,
+                in_flight=self.in_flight,
+                human_rate=self.human_rate,
+                answered=answered,
+                abandoned=abandoned,
+                cap=self.spec.pacing.max_abandon_percent / 100,
+                max_ratio=self.spec.pacing.max_dial_ratio,
+            )
+        )
+
+    def tick(self, now: float, agents: AgentSnapshot) -> list[Effect]:
+        """Expire compliance windows, then place the calls pacing wants."""
+        effects = self._expire_windows(now)
+        for _ in range(self.calls_wanted(now, agents)):
+            contact = self._next_contact(now)
+            if contact is None:
+                break
+            effects.append(self._dial(contact, now))
+        return effects
+
+    def preview(self, now: float) -> Contact | None:
+        """Preview mode: the next contact an agent may choose to dial (not yet dialled)."""
+        contact = self._next_contact(now)
+        if contact is not None:  # back in line until the agent decides
+            state = self._states[contact.id]
+            heapq.heappush(self._ready, (now, state.order, contact.id))
+        return contact
+
+    def dial_preview(self, contact_id: str, now: float) -> Effect | None:
+        """Preview mode: the agent chose to dial ``contact_id``; checked like any other dial."""
+        state = self._states.get(contact_id)
+        if state is None or state.done is not None:
+            return None
+        reason = self._refusal(state, now)
+        if reason is not None:
+            self._audit(now, state.contact, False, reason)
+            return None
+        return self._dial(state.contact, now)
+
+    def _refusal(self, state: _ContactState, now: float) -> str | None:
+        contact = state.contact
+        spec = self.spec
+        if contact.phone in self._dnc or normalize_phone(contact.phone) in self._dnc:
+            return "on the do-not-call list"
+        if not window_ever_opens(spec.calling_window):
+            return "the calling window never opens"
+        if not window_open(spec.calling_window, contact.time_zone, now):
+            return f"outside the calling window in {contact.time_zone}"
+        if state.per_day.get(local_day(now, contact.time_zone), 0) >= spec.max_attempts_per_day:
+            return f"frequency cap of {spec.max_attempts_per_day} attempts a day reached"
+        if state.next_at > now:
+            return "retry delay not over"
+        return None
+
+    def _next_contact(self, now: float) -> Contact | None:
+        deferred: list[tuple[float, int, str]] = []
+        found: Contact | None = None
+        while self._ready and self._ready[0][0] <= now:
+            _, order, contact_id = heapq.heappop(self._ready)
+            state = self._states[contact_id]
+            if state.done is not None:
+                continue
+            reason = self._refusal(state, now)
+            if reason is None:
+                found = state.contact
+                break
+            self._audit(now, state.contact, False, reason)
+            if reason == "on the do-not-call list" or reason == "the calling window never opens":
+                state.done = "do-not-call" if "do-not-call" in reason else "never-callable"
+                continue
+            retry = max(state.next_at, now + RECHECK_SECONDS)
+            deferred.append((retry, order, contact_id))
+        for item in deferred:
+            heapq.heappush(self._ready, item)
+        return found
+
+    def _dial(self, contact: Contact, now: float) -> Dial:
+        state = self._states[contact.id]
+        state.attempts += 1
+        day = local_day(now, contact.time_zone)
+        state.per_day[day] = state.per_day.get(day, 0) + 1
+        attempt_id = f"{self.name}.{contact.id}.{state.attempts}"
+        self._attempts[attempt_id] = _Attempt(contact.id, now)
+        self._in_flight.add(attempt_id)
+        self._dialled += 1
+        self._audit(now, contact, True, f"attempt {state.attempts}")
+        caller = self.spec.caller_id
+        return Dial(
+            attempt_id=attempt_id,
+            contact=contact,
+            caller_id_number=caller.number,
+            caller_id_name=caller.name,
+            timeout_seconds=self.spec.pacing.ring_timeout_seconds,
+            variables={
+                "callmesh_campaign": self.name,
+                "callmesh_attempt": attempt_id,
+                "callmesh_contact": contact.id,
+            },
+        )
+
+    def _audit(self, now: float, contact: Contact, dialled: bool, reason: str) -> None:
+        self.audit.append(AuditEntry(now, contact.id, contact.phone, dialled, reason))
+
+    # --- outcomes ------------------------------------------------------------------------------
+
+    def on_outcome(self, attempt_id: str, outcome: Outcome, now: float) -> list[Effect]:
+        """A placed call was answered, or failed; returns what to do with the call."""
+        attempt = self._attempts.get(attempt_id)
+        if attempt is None or attempt_id not in self._in_flight:
+            return []
+        self._in_flight.discard(attempt_id)
+        self._results.append(outcome is Outcome.HUMAN)
+        state = self._states[attempt.contact_id]
+        spec = self.spec
+        if outcome is Outcome.HUMAN:
+            attempt.answered_at = now
+            self._meter.answered(now)
+            if spec.mode is DialerMode.agentless:
+                assert spec.agentless is not None  # guaranteed by the CRD rule
+                state.done = "reached"
+                return [
+                    PlayAnnouncement(
+                        attempt_id,
+                        spec.agentless.message,
+                        spec.agentless.transfer_digit,
+                        spec.agentless.opt_out_digit,
+                        spec.agentless.repeat,
+                    )
+                ]
+            attempt.window_ends = now + spec.pacing.compliance_window_seconds
+            heapq.heappush(self._windows, (attempt.window_ends, attempt_id))
+            return [Connect(attempt_id, spec.queue, 0, dict(state.contact.attributes))]
+        self._schedule_retry(state, outcome, now)
+        if outcome is Outcome.MACHINE:
+            machine = spec.answering_machine
+            if machine.action is MachineAction.leave_message and machine.message is not None:
+                return [LeaveMessage(attempt_id, machine.message)]
+            return [HangupCall(attempt_id, "answering machine")]
+        return []
+
+    def _schedule_retry(self, state: _ContactState, outcome: Outcome, now: float) -> None:
+        disposition = _RETRY_DISPOSITION[outcome]
+        count = state.by_disposition.get(disposition, 0) + 1
+        state.by_disposition[disposition] = count
+        rule = next((r for r in self.spec.retries if r.disposition is disposition), None)
+        if rule is None or count >= rule.max_attempts:
+            state.done = "exhausted"
+            return
+        state.next_at = now + rule.delay_seconds
+        heapq.heappush(self._ready, (state.next_at, state.order, state.contact.id))
+
+    def on_agent_connected(self, attempt_id: str, now: float) -> None:
+        """The answered call reached an agent (in time, or after it was counted abandoned)."""
+        attempt = self._attempts.get(attempt_id)
+        if attempt is None or attempt.answered_at is None:
+            return
+        attempt.connected = True
+        self._states[attempt.contact_id].done = "reached"
+
+    def on_digit(self, attempt_id: str, digit: str, now: float) -> list[Effect]:
+        """Agentless: a key pressed during the announcement."""
+        attempt = self._attempts.get(attempt_id)
+        agentless = self.spec.agentless
+        if attempt is None or agentless is None:
+            return []
+        state = self._states[attempt.contact_id]
+        if digit == agentless.transfer_digit:
+            attributes = {**state.contact.attributes, "campaign": self.name}
+            return [Connect(attempt_id, self.spec.queue, 0, attributes)]
+        if agentless.opt_out_digit is not None and digit == agentless.opt_out_digit:
+            self._dnc.add(state.contact.phone)
+            state.done = "opted-out"
+            self._audit(now, state.contact, False, "opted out: added to the do-not-call list")
+            return [HangupCall(attempt_id, "opted out")]
+        return []
+
+    def _expire_windows(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        while self._windows and self._windows[0][0] <= now:
+            _, attempt_id = heapq.heappop(self._windows)
+            attempt = self._attempts[attempt_id]
+            if attempt.connected:
+                continue
+            attempt.abandoned = True
+            self._meter.abandoned(now)
+            effects.append(SafeHarbour(attempt_id, self.spec.safe_harbour_message))
+        return effects
+
+    def abandon_rate(self, now: float) -> float:
+        """The period's abandonment rate (0..1)."""
+        return self._meter.rate(now)
+
+    def remaining(self) -> int:
+        """Contacts not yet done (reached, exhausted, opted out or never callable)."""
+        return sum(1 for s in self._states.values() if s.done is None)
+
+
+def expected_soon_free(busy_elapsed: list[float], mean_handle: float, horizon: float) -> float:
+    """Expected busy agents free within ``horizon`` seconds, with exponential handle times."""
+    if mean_handle <= 0:
+        return float(len(busy_elapsed))
+    return len(busy_elapsed) * (1 - math.exp(-horizon / mean_handle))

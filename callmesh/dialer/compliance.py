@@ -1,0 +1,98 @@
+"""The rules checked before every dial, and the abandonment rate as regulators measure it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from callmesh.api.dialercampaign import AbandonPeriod, CallingWindow
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def local_time(now: float, time_zone: str) -> dt.datetime:
+    """The wall-clock time in ``time_zone`` at POSIX time ``now``."""
+    return dt.datetime.fromtimestamp(now, tz=ZoneInfo(time_zone))
+
+
+def window_open(window: CallingWindow, time_zone: str, now: float) -> bool:
+    """Whether ``now`` falls inside the calling window in the contact's own time zone."""
+    local = local_time(now, time_zone)
+    if _WEEKDAYS[local.weekday()] not in {d.value for d in window.days}:
+        return False
+    hhmm = local.strftime("%H:%M")
+    return window.start <= hhmm < window.end
+
+
+def window_ever_opens(window: CallingWindow) -> bool:
+    """Whether the window opens at all in a week (some day listed, start before end)."""
+    return bool(window.days) and window.start < window.end
+
+
+def local_day(now: float, time_zone: str) -> str:
+    """The contact's local calendar date, for per-day frequency caps."""
+    return local_time(now, time_zone).date().isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Why a number was or was not dialled, kept for every decision."""
+
+    at: float
+    contact_id: str
+    phone: str
+    dialled: bool
+    reason: str
+
+
+class AbandonMeter:
+    """Abandonment rate per campaign over a day or a rolling 30 days, as regulators count it.
+
+    Rate = calls answered by a person that got no agent within the compliance window, over
+    all calls answered by a person, in the period (the campaign's own time zone decides
+    where a day starts).
+    """
+
+    def __init__(self, period: AbandonPeriod, time_zone: str) -> None:
+        self._period = period
+        self._zone = time_zone
+        self._days: deque[tuple[str, int, int]] = deque()  # (date, answered, abandoned)
+
+    def _bucket(self, now: float) -> str:
+        return local_day(now, self._zone)
+
+    def _record(self, now: float, answered: int, abandoned: int) -> None:
+        day = self._bucket(now)
+        if self._days and self._days[-1][0] == day:
+            _, a, b = self._days[-1]
+            self._days[-1] = (day, a + answered, b + abandoned)
+        else:
+            self._days.append((day, answered, abandoned))
+        while len(self._days) > 31:
+            self._days.popleft()
+
+    def answered(self, now: float) -> None:
+        """A call was answered by a person."""
+        self._record(now, 1, 0)
+
+    def abandoned(self, now: float) -> None:
+        """An answered call got no agent within the compliance window."""
+        self._record(now, 0, 1)
+
+    def totals(self, now: float) -> tuple[int, int]:
+        """(answered, abandoned) in the period that contains ``now``."""
+        today = dt.date.fromisoformat(self._bucket(now))
+        first = today if self._period is AbandonPeriod.day else today - dt.timedelta(days=29)
+        answered = abandoned = 0
+        for day, a, b in self._days:
+            if first <= dt.date.fromisoformat(day) <= today:
+                answered += a
+                abandoned += b
+        return answered, abandoned
+
+    def rate(self, now: float) -> float:
+        """The abandonment rate in the period that contains ``now`` (0 before any answer)."""
+        answered, abandoned = self.totals(now)
+        return abandoned / answered if answered else 0.0
