@@ -445,7 +445,9 @@ async def test_watch_queues_streams_kpis(started: Any) -> None:
         await stub.Enqueue(router_pb2.EnqueueRequest(contact_id=f"c{n}", queue="support"))
     ann = Agent(stub, "a00")
     await ann.login(ready=False)
-    stream = stub.WatchQueues(router_pb2.WatchQueuesRequest(queues=["support"], interval_seconds=0.05))
+    stream = stub.WatchQueues(
+        router_pb2.WatchQueuesRequest(queues=["support"], interval_seconds=0.05)
+    )
     first = await stream.read()
     (kpi,) = first.queues
     assert kpi.queue == "support" and kpi.waiting == 3 and kpi.longest_wait_seconds >= 0

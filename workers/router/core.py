@@ -985,7 +985,9 @@ class RouterCore:
             effects += engine.login(agent_id, now, ready=ready)
             if not ready and reason != "login":
                 effects += engine.set_not_ready(agent_id, reason, now)
+        kept = dict(self.presence)
         self._dispatch(effects, now)
+        self.presence.update(kept)  # the re-login's effects say "login", not the reason
         for agent_id in self.sessions:
             state = engine.agent_state(agent_id)
             self._to_agent(
