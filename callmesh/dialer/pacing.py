@@ -32,7 +32,7 @@ def binomial_pmf(n: int, p: float) -> list[float]:
     pmf = [0.0] * (n + 1)
     pmf[0] = math.exp(log_p0)
     ratio = p / q
-    if pmf[0] == 0.0:  # underflow for large n: start from the mode in log space
+    if log_p0 < -600:  # q**n is (sub)normal-tiny: start from the mode in log space instead
         mode = int((n + 1) * p)
         log_mode = math.lgamma(n + 1) - math.lgamma(mode + 1) - math.lgamma(n - mode + 1)
         log_mode += mode * math.log(p) + (n - mode) * math.log(q)
