@@ -206,7 +206,7 @@ async def test_many_agents_and_contacts(started: Any) -> None:
 
 
 async def test_offer_carries_screen_pop_and_trace(started: Any) -> None:
-    server, stub, _ = started
+    _, stub, _ = started
     ann = Agent(stub, "a00")
     await ann.login()
     reply = await stub.Enqueue(
