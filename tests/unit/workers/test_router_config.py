@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from callmesh.acd import Channel, OverflowAction
-from callmesh.api.validate import load_tenants
 from callmesh.operator.render import ROUTER, build_worker_configmap
 from callmesh.workers.router.config import RouterConfigError, load_config
+
+from callmesh.acd import Channel, OverflowAction
+from callmesh.api.validate import load_tenants
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
