@@ -93,12 +93,16 @@ def main() -> None:
     """Print the figures."""
     examples = ROOT / "examples"
     assert validate_paths([examples]) == [], "examples must be valid"
-    print(f"examples/ (read + validate, all tenants): {best(lambda: validate_paths([examples])):.3f} s")
+    print(
+        f"examples/ (read + validate, all tenants): {best(lambda: validate_paths([examples])):.3f} s"
+    )
     for agents, queues, nodes in ((40, 3, 20), (500, 50, 200)):
         objects = big_tenant(agents, queues, nodes)
         assert validate_objects(objects) == []
         seconds = best(lambda objects=objects: validate_objects(objects))
-        print(f"synthetic tenant, {agents} agents, {queues} queues, {nodes}-node flow: {seconds:.3f} s")
+        print(
+            f"synthetic tenant, {agents} agents, {queues} queues, {nodes}-node flow: {seconds:.3f} s"
+        )
     value = {"start": "09:00", "end": "17:00"}
     _evaluate_json.cache_clear()
     start = time.process_time()

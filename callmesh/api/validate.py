@@ -234,8 +234,6 @@ def _check_document(doc: Document) -> tuple[list[Problem], Resource | None]:
     schema = _schema(kind)
     error_paths = _check_schema(data, schema, report)
     _check_unknown_fields(data, schema, (), report, top=True)
-    if report.problems and not error_paths:
-        error_paths = [()]  # metadata/unknown-field problems: do not build the model
     defaulted = apply_defaults(data, schema)
     _check_cel(defaulted, schema, (), error_paths, report)
     if report.problems:
