@@ -70,6 +70,14 @@ STATE_NUMBERS = {
     "CS_EXCHANGE_MEDIA": 5, "CS_PARK": 6, "CS_CONSUME_MEDIA": 7, "CS_HIBERNATE": 8,
     "CS_RESET": 9, "CS_HANGUP": 10, "CS_REPORTING": 11, "CS_DESTROY": 12, "CS_NONE": 13,
 }  # fmt: skip
+CALL_STATE_NUMBERS = {
+    "DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
+    "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8,
+}  # fmt: skip
+CODEC_CALLING = (
+    ("switch_core_codec.c", "switch_core_session_set_real_read_codec", "168"),
+    ("switch_core_codec.c", "switch_core_session_set_write_codec", "450"),
+)
 NO_VARIABLES = frozenset(
     {"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF", "CODEC", "CHANNEL_OUTGOING"}
 )
@@ -106,19 +114,22 @@ class Core:
         self.time_scale = time_scale
         """Media time (prompts, digit timeouts) is multiplied by this; 0 makes it instant."""
         self.fire: Callable[[Event], None] = lambda event: None
+        self.expand: Callable[[str], Awaitable[str]] = _no_expansion
+        """Expands ``${...}`` in application data (the peer runs ``${api(args)}`` calls)."""
 
     @staticmethod
     def now_us() -> int:
         """Wall-clock microseconds, as in Event-Date-Timestamp."""
         return time.time_ns() // 1000
 
-    def core_headers(self, name: str) -> Pairs:
+    def core_headers(self, name: str, calling: tuple[str, str, str] | None = None) -> Pairs:
         """The 13 headers every FreeSWITCH event starts with."""
         self.sequence += 1
         now = self.now_us()
         local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now / 1e6))
         gmt = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now / 1e6))
-        file, func, line = CALLING.get(name, ("switch_event.c", "switch_event_fire", "0"))
+        default = ("switch_event.c", "switch_event_fire", "0")
+        file, func, line = calling or CALLING.get(name, default)
         return [
             ("Event-Name", name),
             ("Core-UUID", self.core_uuid),
@@ -138,6 +149,10 @@ class Core:
     async def media_wait(self, seconds: float) -> None:
         """Let (scaled) media time pass; always yields to the event loop at least once."""
         await asyncio.sleep(seconds * self.time_scale)
+
+
+async def _no_expansion(text: str) -> str:
+    return text
 
 
 AppHook = Callable[["Channel", str], Awaitable[None] | None]
@@ -307,9 +322,10 @@ class Channel:
         suffix: Pairs | None = None,
         caller: bool = True,
         variables: bool | None = None,
+        calling: tuple[str, str, str] | None = None,
     ) -> Event:
         """Build (not fire) a channel event laid out as FreeSWITCH does."""
-        pairs = self.core.core_headers(name) + (prefix or []) + self.basic()
+        pairs = self.core.core_headers(name, calling) + (prefix or []) + self.basic()
         if caller:
             pairs += self.caller_profile() + self.other_leg()
         if variables if variables is not None else name not in NO_VARIABLES:
@@ -345,28 +361,59 @@ class Channel:
     def set_state(self, state: str) -> None:
         """Enter ``state`` and fire CHANNEL_STATE (without variables, as FS does)."""
         self.state = state
+        self.state_number = None
         self.fire("CHANNEL_STATE")
 
-    def create(self) -> None:
-        """Fire what a new channel fires: CHANNEL_CREATE (after CS_INIT)."""
-        self.state = "CS_INIT"
+    def set_call_state(self, call_state: str) -> None:
+        """Change the call state and fire CHANNEL_CALLSTATE (old state and new number first)."""
+        old, self.call_state = self.call_state, call_state
+        self.fire(
+            "CHANNEL_CALLSTATE",
+            prefix=[("Original-Channel-Call-State", old),
+                    ("Channel-Call-State-Number", str(CALL_STATE_NUMBERS[call_state]))],
+        )  # fmt: skip
+
+    def arrive(self) -> None:
+        """An inbound call enters the dialplan (capture 02a): CS_NEW (no profile yet), CS_INIT,
+        CHANNEL_CREATE, RINGING, CS_ROUTING, CS_EXECUTE."""
+        self.state = "CS_NEW"
+        self.fire("CHANNEL_STATE", caller=False)
+        self.set_state("CS_INIT")
+        self.state_number = STATE_NUMBERS["CS_ROUTING"]
         self.fire("CHANNEL_CREATE")
+        self.state = "CS_ROUTING"
+        self.set_call_state("RINGING")
+        self.set_state("CS_ROUTING")
+        self.set_state("CS_EXECUTE")
 
     def ring_ready(self) -> None:
         """CHANNEL_PROGRESS (180 Ringing)."""
         self.times["progress"] = self.core.now_us()
         self.fire("CHANNEL_PROGRESS")
-        self.call_state = "RINGING"
+        if self.call_state != "RINGING":
+            self.set_call_state("RINGING")
 
-    def pre_answer(self) -> None:
-        """Early media: CHANNEL_PROGRESS_MEDIA."""
+    def start_media(self) -> None:
+        """Codecs negotiated: the two CODEC events, then the codec headers on every event."""
         if self.media:
             return
         self.media = True
+        self.fire("CODEC", calling=CODEC_CALLING[0], suffix=[
+            ("channel-read-codec-name", "PCMU"), ("channel-read-codec-rate", "8000"),
+            ("channel-read-codec-bit-rate", "64000")])  # fmt: skip
+        self.fire("CODEC", calling=CODEC_CALLING[1], suffix=[
+            ("Channel-Write-Codec-Name", "PCMU"), ("Channel-Write-Codec-Rate", "8000"),
+            ("Channel-Write-codec-bit-rate", "64000")])  # fmt: skip
+
+    def pre_answer(self) -> None:
+        """Early media: CODEC events, CHANNEL_PROGRESS_MEDIA, call state EARLY."""
+        if self.answer_state != "ringing":
+            return
+        self.start_media()
         self.answer_state = "early"
         self.times["progress_media"] = self.core.now_us()
         self.fire("CHANNEL_PROGRESS_MEDIA")
-        self.call_state = "EARLY"
+        self.set_call_state("EARLY")
 
     def answer(self, *, early_media: bool = True) -> None:
         """CHANNEL_ANSWER, after CHANNEL_PROGRESS_MEDIA when we answer an inbound call (03a);
@@ -376,12 +423,12 @@ class Channel:
         if early_media:
             self.pre_answer()
         else:
-            self.media = True
+            self.start_media()
         self.answer_state = "answered"
         self.times["answered"] = self.core.now_us()
         self.variables["endpoint_disposition"] = "ANSWER"
         self.fire("CHANNEL_ANSWER")
-        self.call_state = "ACTIVE"
+        self.set_call_state("ACTIVE")
 
     def caller_dtmf(self, digits: str, duration: int = 2240) -> None:
         """The caller presses ``digits`` (RFC 2833): one DTMF event each, buffered for apps."""
@@ -417,7 +464,7 @@ class Channel:
             return
         self.reported = True
         self.set_state("CS_HANGUP")
-        self.call_state = "HANGUP"
+        self.set_call_state("HANGUP")
         self.set_state("CS_REPORTING")
         self.variables["digits_dialed"] = self.digits_dialed or "none"
         self.fire("CHANNEL_HANGUP_COMPLETE", prefix=[("Hangup-Cause", self.hangup_cause or "")])
@@ -470,7 +517,8 @@ class Channel:
 
     async def run(self, execution: Execution) -> str:
         """CHANNEL_EXECUTE, the application, CHANNEL_EXECUTE_COMPLETE; returns the response."""
-        app, arg = execution.app, execution.arg
+        app = execution.app
+        arg = await self.core.expand(execution.arg) if "${" in execution.arg else execution.arg
         self.current = execution
         self.variables["current_application"] = app
         if arg:
@@ -600,6 +648,7 @@ async def _app_unset(ch: Channel, arg: str) -> str:
 
 
 async def _app_hangup(ch: Channel, arg: str) -> str:
+    ch.state_number = STATE_NUMBERS["CS_HANGUP"]  # as recorded in 02a
     ch.hangup(arg or "NORMAL_CLEARING")
     return "_none_"
 

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -402,6 +403,7 @@ class FakeFreeSwitch:
         self.password = password
         self.core = Core(hostname=hostname, time_scale=time_scale)
         self.core.fire = self.fire
+        self.core.expand = self.expand
         self.channels: dict[str, Channel] = {}
         self.listeners: set[Listener] = set()
         self.calls: list[OutboundCall] = []
@@ -575,8 +577,12 @@ class FakeFreeSwitch:
     # ------------------------------------------------------------ API
 
     async def run_api(self, line: str) -> str:
-        """Run one API command line (``api``/``bgapi``) and return its output."""
+        """Run one API command line (``api``/``bgapi``), fire its API event, return the output."""
         name, _, args = line.partition(" ")
+        api_event = [*self.core.core_headers("API"), ("API-Command", name)]
+        if args:
+            api_event.append(("API-Command-Argument", args))
+        self.fire(Event(api_event))
         custom = self.api_functions.get(name)
         if custom is not None:
             result = custom(self, args)
@@ -596,6 +602,48 @@ class FakeFreeSwitch:
         if args:
             pairs.append(("Job-Command-Arg", args))
         self.fire(Event(pairs, output))
+
+    async def expand(self, text: str) -> str:
+        """Expand ``${api(args)}`` (runs the API, as FreeSWITCH's variable expansion does)."""
+        out = []
+        last = 0
+        for match in re.finditer(r"\$\{(\w+)\((.*?)\)\}", text):
+            out += [text[last : match.start()], await self.run_api(f"{match[1]} {match[2]}")]
+            last = match.end()
+        return "".join(out) + text[last:]
+
+    async def api_strftime(self, args: str) -> str:
+        return time.strftime(args or "%Y-%m-%d %T", time.gmtime())
+
+    async def dialplan_call(
+        self,
+        apps: list[tuple[str, str]],
+        *,
+        caller_id_number: str = "1000",
+        destination: str = "9101",
+        setup: Callable[[Channel], None] | None = None,
+    ) -> Channel:
+        """An inbound call whose dialplan runs ``apps`` (no ESL socket), as in capture 02a.
+
+        Returns once the call is over: the channel arrives (CS_NEW ... CS_EXECUTE), runs each
+        application, hangs up if still up, and is destroyed.
+        """
+        channel = self.new_channel(
+            caller_id_number=caller_id_number, caller_id_name=caller_id_number,
+            destination=destination, name=f"sofia/external/{caller_id_number}@127.0.0.1:5080",
+        )  # fmt: skip
+        if setup is not None:
+            setup(channel)
+        channel.arrive()
+        for app, arg in apps:
+            if channel.hungup.is_set():
+                break
+            await channel.enqueue(app, arg).done
+        if not channel.hungup.is_set():
+            channel.hangup("NORMAL_CLEARING")
+        channel.finish()
+        await channel.stop()
+        return channel
 
     async def api_status(self, args: str) -> str:
         up_us = self.core.now_us() - self.started_us

@@ -195,3 +195,46 @@ async def test_04_originate_bridge_kill(esl_peer: FakeFreeSwitch) -> None:
     await conn.close()
     # the two "show ..." listings have FreeSWITCH's full column set; compare framing only
     assert_same(conn.frames, want, skip_bodies={5, 7})
+
+
+# The dialplan of capture 02 (FreeSWITCH's default public context, then extension 9101 of
+# capture-tools/00_esl_capture.xml).
+DIALPLAN_9101 = [
+    ("set", "outside_call=true"),
+    ("export", "RFC2822_DATE=${strftime(%a, %d %b %Y %T %z)}"),
+    ("ring_ready", ""),
+    ("answer", ""),
+    ("playback", "tone_stream://%(1000,0,440)"),
+    ("play_and_get_digits",
+     r"1 4 1 6000 # tone_stream://%(300,0,800) silence_stream://250 esl_digits \d+ 3000"),
+    ("playback", "tone_stream://%(500,0,600)"),
+    ("hangup", ""),
+]  # fmt: skip
+
+
+async def test_02_dialplan_call_seen_with_event_all_plain_and_json() -> None:
+    # 1/10 of real media time: the 1 s tone lasts 100 ms, time enough for the "api show"
+    # below to land inside it, where the recording has it
+    async with FakeFreeSwitch(time_scale=0.1) as peer:
+        conns = {}
+        for name in ("02a-inbound-call-events-plain", "02b-inbound-call-events-json"):
+            conn = await RawConn.connect("127.0.0.1", peer.port)
+            await conn.wait(lambda f: True)
+            for command in captures.load(name).commands()[:2]:  # auth, event <fmt> ALL
+                await conn.cmd(command)
+            conns[name] = conn
+        plain = conns["02a-inbound-call-events-plain"]
+        start = len(plain.frames)
+        call = asyncio.ensure_future(
+            peer.dialplan_call(DIALPLAN_9101, setup=caller_like_sipp, caller_id_number="sipp")
+        )
+        await plain.wait(is_event("PLAYBACK_START"), start)
+        await plain.cmd(b"api show channels as json\n\n")  # as the recorder did, mid-call
+        await call
+        for name, conn in conns.items():
+            await conn.wait(is_event("CHANNEL_STATE", Channel_State="CS_DESTROY"))
+            await conn.cmd(b"exit\n\n")
+            await conn.wait_closed()
+            await conn.close()
+            # the recorded "show channels" listed nothing mid-call; ours lists the call
+            assert_same(conn.frames, recorded(name), skip_bodies={2} if "plain" in name else set())
