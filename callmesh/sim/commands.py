@@ -122,7 +122,10 @@ def _print_table(run: dict[str, Any], cpu: float) -> None:
         "Erlang SL %",
         "Erlang ASA s",
     ):
-        table.add_column(col, justify="left" if col == "queue" else "right")
+        if col == "queue":
+            table.add_column(col, no_wrap=True)
+        else:
+            table.add_column(col, justify="right")
     for q in run["queues"]:
         t = q["total"]
         target = q["serviceLevelTarget"]

@@ -388,6 +388,8 @@ class Simulator:
             """A contact enters the ACD: bookkeeping, patience, then ``router.enqueue``."""
             nonlocal in_system, area, last_change, n_waiting, seq
             interval = int(now // L) if now >= w0 else -1
+            if interval >= ni:  # reached the ACD from the IVR just after the day ended
+                interval = ni - 1
             contacts[cid] = _Contact(interval, qi, now)
             waiting.add(cid)
             in_system += 1
