@@ -30,7 +30,7 @@ def validate_command(
         list[Path],
         typer.Argument(
             help="Manifest files or folders (read recursively: *.yaml, *.yml, *.json; "
-            "several objects per file separated by ---).",
+            "several objects per file separated by ---), or - for standard input.",
             show_default=False,
         ),
     ],
@@ -54,10 +54,15 @@ def validate_command(
 
     Exits 0 when everything is valid, 1 when any problem is found.
     """
-    from callmesh.api.loader import read_documents
+    import sys
+
+    from callmesh.api.loader import parse_yaml, read_documents
     from callmesh.api.validate import check
 
-    docs, problems = read_documents(paths)
+    docs, problems = read_documents(p for p in paths if str(p) != "-")
+    if any(str(p) == "-" for p in paths):
+        stdin_docs, stdin_problems = parse_yaml(sys.stdin.read(), "<stdin>")
+        docs, problems = docs + stdin_docs, problems + stdin_problems
     found, checked = check(docs)
     problems = sorted(problems + found, key=lambda p: (p.file, p.line, p.path, p.message))
     if output == Output.json:

@@ -100,6 +100,15 @@ def test_json_output_of_a_valid_tenant_is_an_empty_list() -> None:
     assert json.loads(result.stdout) == []
 
 
+def test_standard_input() -> None:
+    text = (CORPUS / "unknown-team.yaml").read_text()
+    result = CliRunner().invoke(app, ["validate", "-"], input=text)
+    assert result.exit_code == 1
+    assert "<stdin>:21 Queue/support: spec.tiers[0].teams[0]:" in result.output
+    ok = CliRunner().invoke(app, ["validate", "-"], input=(OK / "tenant.yaml").read_text())
+    assert ok.exit_code == 0, ok.output
+
+
 def test_missing_path_is_an_error() -> None:
     result = CliRunner().invoke(app, ["validate", str(CORPUS / "no-such-file.yaml")])
     assert result.exit_code == 1

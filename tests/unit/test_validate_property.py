@@ -82,7 +82,7 @@ def _clean(problems: list[Problem]) -> None:
         json.dumps(p.to_dict())
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(yaml_text)
 def test_any_yaml_text_gives_problems_or_nothing(text: str) -> None:
     docs, problems = parse_yaml(text, "fuzz.yaml")
@@ -90,7 +90,7 @@ def test_any_yaml_text_gives_problems_or_nothing(text: str) -> None:
     _clean(validate_objects(docs))
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(json_like, max_size=3))
 def test_any_objects_give_problems_or_nothing(objects: list[Any]) -> None:
     _clean(validate_objects(objects))
@@ -127,7 +127,7 @@ def mutated_tenant(draw: st.DrawFn) -> list[Any]:
     return objects
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(mutated_tenant())
 def test_any_mutation_of_a_valid_tenant_gives_problems_or_nothing(objects: list[Any]) -> None:
     _clean(validate_objects(objects))
