@@ -102,6 +102,9 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
     done = asyncio.Event()
     total = int(rate * seconds)
 
+    logged_in: list[str] = []
+    all_in = asyncio.Event()
+
     async def agent(agent_id: str) -> None:
         call = stub.AgentSession()
         await call.write(
@@ -113,7 +116,11 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
             event = await call.read()
             if event is grpc.aio.EOF:
                 return
-            if event.WhichOneof("event") == "offer":
+            if event.WhichOneof("event") == "state" and agent_id not in logged_in:
+                logged_in.append(agent_id)
+                if len(logged_in) == agents:
+                    all_in.set()
+            elif event.WhichOneof("event") == "offer":
                 cid = event.offer.contact_id
                 latencies.append(time.perf_counter() - sent.pop(cid))
                 await call.write(
@@ -131,7 +138,7 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
                     done.set()
 
     tasks = [asyncio.create_task(agent(f"a{i:04d}")) for i in range(agents)]
-    await asyncio.sleep(1.0)  # let every login land before timing
+    await asyncio.wait_for(all_in.wait(), 60)  # every agent logged in before timing
     # Warm-up (not timed): connection, code paths.
     for _ in range(50):
         await echo(b"x" * 64)

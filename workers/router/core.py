@@ -156,9 +156,8 @@ class QueueCounters:
 
 
 def _ts(wall: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(round(wall * 1e9))
-    return ts
+    seconds = math.floor(wall)
+    return Timestamp(seconds=seconds, nanos=min(999_999_999, int((wall - seconds) * 1e9)))
 
 
 class RouterCore:
@@ -201,6 +200,7 @@ class RouterCore:
         self._order = 0
         self._now = -math.inf
         self._timer: asyncio.TimerHandle | None = None
+        self._stamped: tuple[float, Timestamp] = (math.nan, Timestamp())
         self._tracer = tracer if tracer is not None else trace.get_tracer("callmesh.router")
         meter = meter if meter is not None else metrics.get_meter("callmesh.router")
         self._m_duration = meter.create_histogram(
@@ -321,16 +321,20 @@ class RouterCore:
             discarded=list(d.discarded),
         )
 
+    def _stamp(self, now: float) -> Timestamp:
+        """The wall-clock Timestamp of engine time ``now`` (one per batch of effects)."""
+        if self._stamped[0] != now:
+            self._stamped = (now, _ts(self.wall_of(now)))
+        return self._stamped[1]
+
     def _to_agent(self, agent_id: str, now: float, **event: Any) -> None:
         session = self.sessions.get(agent_id)
         if session is not None:
-            session.events.put_nowait(
-                router_pb2.AgentSessionResponse(at=_ts(self.wall_of(now)), **event)
-            )
+            session.events.put_nowait(router_pb2.AgentSessionResponse(at=self._stamp(now), **event))
 
     def _to_watchers(self, info: ContactInfo, now: float, **event: Any) -> None:
         if info.watchers:
-            msg = router_pb2.WatchContactResponse(at=_ts(self.wall_of(now)), **event)
+            msg = router_pb2.WatchContactResponse(at=self._stamp(now), **event)
             for q in info.watchers:
                 q.put_nowait(msg)
 

@@ -136,8 +136,10 @@ class RouterServiceServicer:
         """An agent's session: the first message must be a login; offers and state changes come
         back. Closing the stream logs the agent out (or, with contacts in progress, makes it
         NotReady("disconnected")); ringing offers go back to their queue keeping their place.
-        Errors closing the stream: NOT_FOUND (unknown agent), FAILED_PRECONDITION (agent not in
-        any team, or first message not a login), ALREADY_EXISTS (another session is open).
+        A login while the agent is still logged in (a reconnect, a second desktop) takes the
+        session over: the older stream ends with ABORTED. Errors closing the stream: NOT_FOUND
+        (an agent in no AgentTeam of the tenant), FAILED_PRECONDITION (first message not a
+        login, or the agent removed from every team by a config reload).
         Errors about one message (accept of a withdrawn offer, ...) come back as an
         AgentSessionResponse.error and the session carries on.
         """
