@@ -53,6 +53,11 @@ def test_more_agents_never_hurt(load: QueueLoad, t: float) -> None:
         assert more.p_wait <= fewer.p_wait + 1e-12
         assert more.p_abandon <= fewer.p_abandon + 1e-12
         assert more.service_level >= fewer.service_level - 1e-12
+        assert more.service_level_answered >= fewer.service_level_answered - 1e-12
+        assert (
+            more.service_level_excl_short_abandons
+            >= fewer.service_level_excl_short_abandons - 1e-12
+        )
         assert more.occupancy <= fewer.occupancy + 1e-12
         if fewer.stable:
             assert more.asa <= fewer.asa * (1 + 1e-12) + 1e-12
