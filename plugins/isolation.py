@@ -284,16 +284,38 @@ class Isolation:
         budget: float,
         *,
         trusted: bool,
+        inline: bool = False,
     ) -> Any:
         """Call ``fn(*args)``; its result, or :data:`FAILED` (already logged and counted).
 
         Trusted (built-in) code runs inline; anything else runs on the plugin's lane and is
-        abandoned after ``budget`` seconds.
+        abandoned after ``budget`` seconds, unless ``inline`` (the platform listed the plugin
+        in ``CALLMESH_INLINE_PLUGINS``): then it runs in the caller's thread, an answer that
+        took longer than ``budget`` is discarded and counted as a timeout, but a hang is not
+        cut short.
         """
         if not self._gate(plugin, hook):
             return FAILED
         started = time.perf_counter() if self.trace else 0.0
-        if trusted:
+        if inline and not trusted:
+            t0 = time.perf_counter()
+            try:
+                result = fn(*args)
+            except Exception as exc:
+                self.failed(plugin, hook, FailureReason.RAISED, f"{type(exc).__name__}: {exc}")
+                return FAILED
+            took = time.perf_counter() - t0
+            if took > budget:
+                if inspect.iscoroutine(result):
+                    result.close()
+                self.failed(
+                    plugin,
+                    hook,
+                    FailureReason.TIMEOUT,
+                    f"took {took * 1e3:.1f} ms inline (budget {budget * 1e3:g} ms)",
+                )
+                return FAILED
+        elif trusted:
             try:
                 result = fn(*args)
             except TimeoutError as exc:  # e.g. a gRPC deadline in the remote adapter

@@ -59,10 +59,11 @@ from callmesh.acd.strategy import (
     RoutingStrategy,
 )
 
-__all__ = ["TRACE_ENV", "EnabledPlugin", "PluginManager", "parse_plugin_specs"]
+__all__ = ["INLINE_ENV", "TRACE_ENV", "EnabledPlugin", "PluginManager", "parse_plugin_specs"]
 
 log = logging.getLogger("callmesh.plugins")
 TRACE_ENV = "CALLMESH_TRACE_PLUGINS"
+INLINE_ENV = "CALLMESH_INLINE_PLUGINS"
 FALLBACK_PLUGIN = "routing"
 LONGEST_IDLE = "longest-idle-agent"
 SKILLS_BEST_MATCH = "skills-best-match"
@@ -91,6 +92,7 @@ class _Impl:
     plugin: str
     fn: Callable[..., Any]
     trusted: bool
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ class _Strategy:
     plugin: str
     strategy: RoutingStrategy
     trusted: bool
+    inline: bool = False
+    builtin: bool = False  # one of the core's strategies: its answers are not re-validated
 
 
 def _field(item: object, key: str, default: object) -> object:
@@ -237,6 +241,10 @@ class PluginManager:
         self.catalog = catalog if catalog is not None else PluginCatalog()
         self.failures = failures if failures is not None else PluginFailures()
         trace = bool(os.environ.get(TRACE_ENV))
+        self.inline = frozenset(
+            p.strip() for p in os.environ.get(INLINE_ENV, "").split(",") if p.strip()
+        )
+        """Vendor plugins whose synchronous hooks run in the caller's thread (see isolation)."""
         self.isolation = (
             isolation if isolation is not None else Isolation(self.failures, trace=trace)
         )
@@ -284,6 +292,7 @@ class PluginManager:
                 f"{exc}; hook names must be one of: {', '.join(HOOKS)}"
             ) from exc
         trusted = {ep.name: ep.plugin.trusted for ep in self.plugins}
+        inline = {ep.name: ep.plugin.info.name in self.inline for ep in self.plugins}
         for hook in HOOKS:
             impls = []
             for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
@@ -292,7 +301,8 @@ class PluginManager:
                         f"plugin {impl.plugin_name!r}: {hook} may not be a wrapper; the "
                         f"manager calls each implementation on its own"
                     )
-                impls.append(_Impl(impl.plugin_name, impl.function, trusted[impl.plugin_name]))
+                name = impl.plugin_name
+                impls.append(_Impl(name, impl.function, trusted[name], inline[name]))
             self._impls[hook] = tuple(impls)
         for impl in self._impls["callmesh_routing_strategies"]:
             self._collect_strategies(impl)
@@ -323,7 +333,10 @@ class PluginManager:
                     f"routing strategy {name!r} is registered by both {other.plugin!r} and "
                     f"{impl.plugin!r}; rename one of them"
                 )
-            self.strategies[name] = _Strategy(impl.plugin, strategy, impl.trusted)
+            builtin = impl.plugin == FALLBACK_PLUGIN and impl.trusted
+            self.strategies[name] = _Strategy(
+                impl.plugin, strategy, impl.trusted, impl.inline, builtin
+            )
 
     def _builtin_strategy(self, name: str) -> RoutingStrategy:
         entry = self.strategies.get(name)
@@ -352,6 +365,7 @@ class PluginManager:
                 (request,),
                 self._route_budget,
                 trusted=impl.trusted,
+                inline=impl.inline,
             )
             if decision is None or decision is FAILED:
                 continue
@@ -369,6 +383,17 @@ class PluginManager:
                     request.strategy,
                     ", ".join(sorted(self.strategies)),
                 )
+        elif entry.builtin and not iso.trace:
+            # The hot path: one of our own pure strategies, guarded against exceptions only.
+            try:
+                return entry.strategy.choose(request)
+            except Exception as exc:
+                iso.failed(
+                    entry.plugin,
+                    "callmesh_route_contact",
+                    FailureReason.RAISED,
+                    f"{request.strategy}: {type(exc).__name__}: {exc}",
+                )
         else:
             decision = iso.call(
                 entry.plugin,
@@ -377,8 +402,9 @@ class PluginManager:
                 (request,),
                 self._route_budget,
                 trusted=entry.trusted,
+                inline=entry.inline,
             )
-            if entry.trusted:
+            if entry.builtin:
                 if decision is not FAILED:
                     return decision  # type: ignore[no-any-return]
             elif decision is not FAILED and (
@@ -392,7 +418,11 @@ class PluginManager:
 
     def _fallback(self, request: RoutingRequest) -> RoutingDecision | None:
         strategy = self._fallback_skills if request.contact.skills else self._fallback_longest
-        return strategy.choose(request)
+        try:
+            return strategy.choose(request)
+        except Exception:  # e.g. a bad skills-best-match param: the engine's own fallback decides
+            log.exception("built-in fallback %r failed for queue %r", strategy.name, request.queue)
+            return None
 
     def _valid(self, plugin: str, hook: str, decision: object, request: RoutingRequest) -> bool:
         if not isinstance(decision, RoutingDecision):
@@ -537,7 +567,13 @@ class PluginManager:
         progressive = max(0, min(request.pending_contacts, request.available_agents))
         for impl in self._impls[hook]:
             answer = self.isolation.call(
-                impl.plugin, hook, impl.fn, (request,), self.budgets[hook], trusted=impl.trusted
+                impl.plugin,
+                hook,
+                impl.fn,
+                (request,),
+                self.budgets[hook],
+                trusted=impl.trusted,
+                inline=impl.inline,
             )
             if answer is None or answer is FAILED:
                 continue

@@ -276,3 +276,14 @@ def test_remote_config_errors_name_the_field() -> None:
     text = str(err.value)
     assert "spec.plugins[0].config.target: Value error, 'nowhere' is not host:port" in text
     assert "spec.plugins[1].config.name: Field required" in text
+
+
+def test_remote_strategy_answering_a_ghost_is_rejected(
+    acme: tuple[AcmeService, int], service: AcmeService
+) -> None:
+    manager = manager_for(acme[1])
+    service.ghost = True
+    decision = manager.route(make_request(AGENTS, strategy="acme-most-calls"))
+    assert decision is not None and decision.decided_by == "longest-idle-agent"
+    # Both the override and the named strategy answered the ghost: each is rejected.
+    assert manager.failures.count("remote:acme", reason="invalid") == 2

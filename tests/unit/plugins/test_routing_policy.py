@@ -268,3 +268,46 @@ def test_decision_is_not_restamped_when_already_attributed() -> None:
     assert PluginManager._stamp(replace(decision, decided_by="vendor:x"), "vendor").decided_by == (
         "vendor:x"
     )
+
+
+def test_inline_plugins_run_in_the_callers_thread_and_late_answers_are_discarded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CALLMESH_INLINE_PLUGINS", "vendor")
+    threads: list[str] = []
+    slow = [False]
+
+    def answer(request: RoutingRequest) -> object:
+        threads.append(threading.current_thread().name)
+        if slow[0]:
+            threading.Event().wait(0.05)
+        return RoutingDecision(("agent-4",), "x", "inline")
+
+    manager, failures = manager_with(answer)
+    manager._route_budget = 0.02
+    decision = manager.route(make_request(AGENTS))
+    assert decision is not None and decision.agent_ids == ("agent-4",)
+    assert threads == [threading.current_thread().name]
+    slow[0] = True
+    late = manager.route(make_request(AGENTS))
+    assert late is not None and late.agent_ids == (LONGEST_IDLE,)
+    assert failures.count("vendor", reason="timeout") == 1
+
+
+def test_lane_plugins_run_off_the_callers_thread() -> None:
+    threads: list[str] = []
+
+    def answer(request: RoutingRequest) -> object:
+        threads.append(threading.current_thread().name)
+        return None
+
+    manager, _ = manager_with(answer)
+    manager.route(make_request(AGENTS))
+    assert threads and threads[0].startswith("callmesh-plugin-vendor")
+
+
+def test_a_failing_fallback_returns_none_for_the_engine_to_decide() -> None:
+    manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    contact = ContactView("c", "voice", 0, {}, {"sales": 1}, "q", 0.0)  # type: ignore[arg-type]
+    request = make_request(AGENTS, contact=contact, strategy="nope", params={"skill": 5})
+    assert manager.route(request) is None
