@@ -115,6 +115,8 @@ class Core:
         """Media time (prompts, digit timeouts) is multiplied by this; 0 makes it instant."""
         self.fire: Callable[[Event], None] = lambda event: None
         self.expand: Callable[[str], Awaitable[str]] = _no_expansion
+        self.apps: dict[str, AppRunner] = dict(APPS)
+        """Dialplan applications by name; the peer adds ``bridge``, tests may add more."""
         """Expands ``${...}`` in application data (the peer runs ``${api(args)}`` calls)."""
 
     @staticmethod
@@ -509,7 +511,9 @@ class Channel:
             execution.done.set_result(response)
 
     async def stop(self) -> None:
-        """Stop the application worker (peer shutdown)."""
+        """Stop the application worker and any scripted-caller hooks (peer shutdown)."""
+        for task in self.hook_tasks:
+            task.cancel()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -530,7 +534,7 @@ class Channel:
             result = hook(self, arg)
             if result is not None:
                 self.hook_tasks.add(asyncio.ensure_future(result))
-        runner = APPS.get(app, _app_unknown)
+        runner = self.core.apps.get(app, _app_unknown)
         try:
             response = await runner(self, arg)
         except Hangup:
@@ -715,4 +719,4 @@ APPS: dict[str, AppRunner] = {
     "play_and_get_digits": _app_play_and_get_digits,
     "park": _app_park,
 }
-"""Dialplan applications the model runs; add more per test (``APPS`` is looked up per run)."""
+"""Dialplan applications the channel model runs (each peer copies them into ``core.apps``)."""

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from callmesh.workers.esl.events import Event, encode_event, url_encode
-from esl_peer.channel import Channel, Core, Execution
+from esl_peer.channel import Channel, Core, Execution, Hangup
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 VERSION = (
@@ -404,6 +404,7 @@ class FakeFreeSwitch:
         self.core = Core(hostname=hostname, time_scale=time_scale)
         self.core.fire = self.fire
         self.core.expand = self.expand
+        self.core.apps["bridge"] = self._app_bridge
         self.channels: dict[str, Channel] = {}
         self.listeners: set[Listener] = set()
         self.calls: list[OutboundCall] = []
@@ -765,14 +766,15 @@ class FakeFreeSwitch:
         self.bridge(a, b)
         return f"+OK {b.uuid}\n"
 
-    def bridge(self, a: Channel, b: Channel) -> None:
-        """Bridge two legs: CHANNEL_UNPARK on each, then CHANNEL_BRIDGE on A."""
+    def bridge(self, a: Channel, b: Channel, *, unpark: bool = True) -> None:
+        """Bridge two legs: CHANNEL_UNPARK on each (``uuid_bridge`` of parked legs), then
+        CHANNEL_BRIDGE on A."""
         a.other, a.other_type = b, "originatee"
         b.other, b.other_type = a, "originator"
         epoch = self.core.now_us() // 10**6
         for leg, other in ((a, b), (b, a)):
             leg.profile["Transfer-Source"] = f"{epoch}:{uuidlib.uuid4()}:uuid_br:{other.uuid}"
-        for leg in (a, b):
+        for leg in (a, b) if unpark else ():
             leg.state_number = 8  # on its way to CS_HIBERNATE, as recorded
             leg.fire("CHANNEL_UNPARK")
             leg.state_number = None
@@ -784,10 +786,24 @@ class FakeFreeSwitch:
 
     async def api_originate(self, args: str) -> str:
         """``originate [{vars}]endpoint <&app(arg)|extension>``: create, ring, answer, park."""
-        match = re.match(r"^(?:\{([^}]*)\})?(\S+)\s+(\S.*)$", args.strip())
+        match = re.match(r"^(\S+)\s+(\S.*)$", args.strip())
         if match is None:
             return "-USAGE: <call url> <exten>|&<application_name>(<app_args>)\n"
-        raw_vars, dialstring, target = match.groups()
+        leg = await self.originate_leg(match[1])
+        if isinstance(leg, str):
+            return leg
+        app = re.match(r"^&(\w+)\((.*)\)$", match[2])
+        if app is not None:
+            self._spawn(self._run_after_answer(leg, app.group(1), app.group(2)))
+        return f"+OK {leg.uuid}\n"
+
+    async def originate_leg(self, target: str, *, caller: Channel | None = None) -> Channel | str:
+        """Dial ``[{vars}]dialstring``: the answered leg, or ``-ERR <cause>\n`` as originate
+        reports it. Events as in capture 04 (OUTGOING, CREATE, ORIGINATE, PROGRESS, ANSWER)."""
+        match = re.match(r"^(?:\{([^}]*)\})?(\S+)$", target.strip())
+        if match is None:
+            return "-ERR DESTINATION_OUT_OF_ORDER\n"
+        raw_vars, dialstring = match.groups()
         variables = dict(v.split("=", 1) for v in (raw_vars or "").split(",") if "=" in v)
         kind, _, rest = dialstring.partition("/")
         if kind == "sofia" and not rest.startswith(("external/", "internal/")):
@@ -801,10 +817,11 @@ class FakeFreeSwitch:
         endpoint = self.endpoints.get(dialstring, self.default_endpoint)
         if endpoint.outcome == "absent":
             return "-ERR SUBSCRIBER_ABSENT\n"
+        cid = caller.profile.get("Caller-ID-Number", "0000000000") if caller else "0000000000"
         channel = self.new_channel(
             uuid=variables.pop("origination_uuid", str(uuidlib.uuid4())),
             direction="outbound",
-            caller_id_number=variables.pop("origination_caller_id_number", "0000000000"),
+            caller_id_number=variables.pop("origination_caller_id_number", cid),
             destination=rest.split("@")[0].split("/")[-1],
             name=dialstring,
         )
@@ -823,20 +840,59 @@ class FakeFreeSwitch:
         channel.state = "CS_CONSUME_MEDIA"
         channel.profile["Network-Addr"] = "127.0.0.1"
         channel.ring_ready()
-        await self.core.media_wait(endpoint.ring_seconds)
+        stop = asyncio.ensure_future(channel.hungup.wait())
+        watch = [stop]
+        if caller is not None:  # the caller giving up cancels the attempt
+            watch.append(asyncio.ensure_future(caller.hungup.wait()))
+        try:
+            await asyncio.wait(watch, timeout=endpoint.ring_seconds * self.core.time_scale,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            for waiter in watch:
+                waiter.cancel()
+        if caller is not None and caller.hungup.is_set() and not channel.hungup.is_set():
+            channel.hangup("ORIGINATOR_CANCEL")
         if endpoint.outcome == "no_answer" or channel.hungup.is_set():
             channel.hangup(channel.hangup_cause or "NO_ANSWER")
             channel.finish()
             return f"-ERR {channel.hangup_cause}\n"
         channel.answer(early_media=False)
         channel.state = "CS_EXECUTE"
-        channel.call_state = "ACTIVE"
         channel.profile["Caller-ID-Name"] = channel.profile.pop("Callee-ID-Name", "")
         channel.profile["Callee-ID-Number"] = channel.profile["Caller-ID-Number"]
-        app = re.match(r"^&(\w+)\((.*)\)$", target)
-        if app is not None:
-            self._spawn(self._run_after_answer(channel, app.group(1), app.group(2)))
-        return f"+OK {channel.uuid}\n"
+        return channel
+
+    async def _app_bridge(self, a: Channel, arg: str) -> str:
+        """The ``bridge`` application: dial, bridge on answer, return when either side hangs up
+        (the caller's dialplan then continues; ``hangup_after_bridge`` is not modelled)."""
+        leg = await self.originate_leg(arg, caller=a)
+        if isinstance(leg, str):
+            cause = leg.removeprefix("-ERR").strip()
+            a.variables.update(originate_disposition=cause, bridge_hangup_cause=cause)
+            if a.hungup.is_set():
+                raise Hangup
+            return "_none_"
+        b = leg
+        a.variables["originate_disposition"] = "SUCCESS"
+        a.variables["bridge_to"] = b.uuid
+        self.bridge(a, b, unpark=False)
+        ends = [asyncio.ensure_future(a.hungup.wait()), asyncio.ensure_future(b.hungup.wait())]
+        try:
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in ends:
+                waiter.cancel()
+        if a.hungup.is_set() and not b.hungup.is_set():
+            b.hangup(a.hangup_cause or "NORMAL_CLEARING")
+        a.variables["bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
+        a.fire("CHANNEL_UNBRIDGE", prefix=[("Bridge-A-Unique-ID", a.uuid),
+                                           ("Bridge-B-Unique-ID", b.uuid)])  # fmt: skip
+        b.finish()
+        a.other = None
+        a.state = "CS_EXECUTE"
+        if a.hungup.is_set():
+            raise Hangup
+        return "_none_"
 
     async def _run_after_answer(self, channel: Channel, app: str, arg: str) -> None:
         await asyncio.sleep(0)  # originate's reply (or BACKGROUND_JOB) goes first, as in 04

@@ -9,7 +9,7 @@ import pytest
 from callmesh.workers.esl.connection import CallHangup, CallSession, OutboundServer
 from callmesh.workers.esl.errors import EslCommandError
 from esl_peer.channel import Channel
-from esl_peer.peer import FakeFreeSwitch
+from esl_peer.peer import Endpoint, FakeFreeSwitch
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -208,3 +208,68 @@ async def test_something_that_is_not_freeswitch_is_refused() -> None:
     writer.close()
     await server.stop()
     assert server.calls_failed == 1 and not server.sessions
+
+
+async def test_bridge_to_an_agent_and_back(media_peer: FakeFreeSwitch) -> None:
+    agents: list[Channel] = []
+    media_peer.endpoints["user/1001"] = Endpoint(ring_seconds=1, on_channel=agents.append)
+    media_peer.endpoints["user/1002"] = Endpoint(outcome="no_answer", ring_seconds=2)
+    outcome: dict[str, object] = {}
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        await call.answer()
+        bridges = call.events("CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE")
+        await call.execute("bridge", "user/1002")  # rings out: RONA
+        outcome["first"] = await call.getvar("originate_disposition")
+        await call.execute("bridge", "{callmesh_queue=sales}user/1001")  # returns at agent hangup
+        outcome["second"] = await call.getvar("bridge_hangup_cause")
+        outcome["events"] = [(await bridges.get()).name for _ in range(2)]
+        await call.hangup()
+        await call.wait_hangup()
+
+    def agent_hangs_up_after_a_while(channel: Channel) -> None:
+        async def bye(ch: Channel, arg: str) -> None:
+            await ch.wait_event("CHANNEL_BRIDGE")
+            agents[0].hangup("NORMAL_CLEARING")
+
+        channel.when_app("bridge", bye)
+
+    server = await serve(handler)
+    call = await media_peer.call("127.0.0.1", server.port, setup=agent_hangs_up_after_a_while)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await server.stop()
+    assert outcome == {
+        "first": "NO_ANSWER",
+        "second": "NORMAL_CLEARING",
+        "events": ["CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"],
+    }
+    (agent,) = agents
+    assert agent.variables["callmesh_queue"] == "sales"
+    assert agent.profile["Caller-ID-Number"] == "1000"  # the caller's number is presented
+    assert agent.destroyed and server.calls_failed == 0
+
+
+async def test_caller_hangs_up_while_bridged(media_peer: FakeFreeSwitch) -> None:
+    agents: list[Channel] = []
+    media_peer.endpoints["user/1001"] = Endpoint(on_channel=agents.append)
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        await call.answer()
+        with pytest.raises(CallHangup):
+            await call.execute("bridge", "user/1001")
+
+    def caller_gives_up(channel: Channel) -> None:
+        async def bye(ch: Channel, arg: str) -> None:
+            await ch.wait_event("CHANNEL_BRIDGE")
+            ch.hangup("NORMAL_CLEARING")
+
+        channel.when_app("bridge", bye)
+
+    server = await serve(handler)
+    call = await media_peer.call("127.0.0.1", server.port, setup=caller_gives_up)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await server.stop()
+    assert agents[0].hangup_cause == "NORMAL_CLEARING" and agents[0].destroyed
+    assert server.calls_failed == 0
