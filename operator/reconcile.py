@@ -1,0 +1,398 @@
+"""One level-based reconcile per tenant: read the namespace, validate, render, apply, report.
+
+Every handler (create, update, resume, delete, the drift timer) calls
+:meth:`Reconciler.reconcile` with a namespace; nothing depends on which event arrived. A
+reconcile:
+
+1. lists the namespace's ContactCenter, Queues, AgentTeams, IVRFlows and DialerCampaigns;
+2. validates them together with :func:`callmesh.api.validate.check`, the same checks as
+   ``callmesh validate``; an object with a problem is Degraded and left out, and so is,
+   in the next round, anything that needed it (``DependencyDegraded``);
+3. checks the Secrets the ContactCenter's trunks reference; a missing Secret or key makes
+   the center Degraded and nothing of the tenant is written (what runs keeps running);
+4. renders the children with the pure builders (:mod:`callmesh.operator.render`) and applies
+   them with the one generic helper (:func:`callmesh.operator.apply.apply_set`);
+5. writes the status of every object, only where it changed, and an Event per transition.
+
+Concurrent requests for one namespace are coalesced: a request that arrives while a
+reconcile runs waits for the next one, which reads everything afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import yaml
+from callmesh.operator import status as st
+from callmesh.operator.apply import ApplyResult, apply_set
+from callmesh.operator.kube import REFS, ApiError, KubeClient
+from callmesh.operator.labels import MANAGED_BY, TENANT_LABEL, child_name
+from callmesh.operator.render import RenderOptions, generated_secrets, render_tenant
+
+from callmesh.api import KINDS, ContactCenter, Resource, Tenant
+from callmesh.api.contactcenter import ExposureMode
+from callmesh.api.problems import Problem
+from callmesh.api.validate import check
+
+logger = logging.getLogger("callmesh.operator")
+
+Key = tuple[str, str]  # (kind, name)
+KIND_NAMES = tuple(k.kind_name for k in KINDS)
+
+
+def utcnow() -> dt.datetime:
+    """The wall clock, in UTC (the reconciler's default clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def new_password() -> str:
+    """A fresh random password for a generated Secret."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass
+class Outcome:
+    """What one reconcile of a namespace concluded and wrote."""
+
+    namespace: str
+    verdicts: dict[Key, st.Verdict] = field(default_factory=dict)
+    applied: ApplyResult | None = None
+    status_writes: int = 0
+
+    @property
+    def ready(self) -> bool:
+        """True when every object of the namespace is Ready."""
+        return all(v.ready for v in self.verdicts.values())
+
+
+@dataclass
+class _Slot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    requested: int = 0
+    done: int = 0
+    last: Outcome | None = None
+
+
+def _key(body: Mapping[str, Any]) -> Key:
+    return (str(body.get("kind")), str(body.get("metadata", {}).get("name")))
+
+
+def _validate(
+    bodies: Mapping[Key, Mapping[str, Any]], last_good: Mapping[Key, Mapping[str, Any]]
+) -> tuple[dict[Key, Resource], dict[Key, st.Verdict]]:
+    """Models to render, and the verdicts of the objects that cannot be applied as they are.
+
+    An object with a problem is Degraded. If a valid version of it is applied already
+    (``last_good``, read back from the workers' ConfigMaps), that version stays in the
+    render, so one bad edit never takes the rest of the tenant down; otherwise it is left
+    out, and so is, in the next round, whatever needed it (``DependencyDegraded``).
+    """
+    candidates: dict[Key, Mapping[str, Any]] = dict(bodies)
+    excluded: dict[Key, st.Verdict] = {}
+    fallen_back: set[Key] = set()
+    while True:
+        problems, checked = check([candidates[k] for k in sorted(candidates)])
+        found: dict[Key, list[Problem]] = {}
+        for problem in problems:
+            key = (problem.kind, problem.name)
+            if key in candidates:
+                found.setdefault(key, []).append(problem)
+        if not found:
+            models = {(c.obj.kind_name, c.obj.name): c.obj for c in checked}
+            return {k: v for k, v in models.items() if k in candidates}, excluded
+        for key, items in found.items():
+            if key not in excluded:
+                verdict = st.verdict_for_problems(items)
+                for problem in items:
+                    target = st.missing_reference(problem)
+                    if target is not None and target in excluded and target not in candidates:
+                        verdict = st.Verdict(
+                            False,
+                            st.DEPENDENCY_DEGRADED,
+                            f"{problem.path}: {target[0]} {target[1]} is Degraded "
+                            f"({excluded[target].reason}) — fix it first",
+                            degraded=True,
+                        )
+                        break
+                excluded[key] = verdict
+            if key in last_good and key not in fallen_back and key in bodies:
+                fallen_back.add(key)
+                live = bodies[key]
+                candidates[key] = {**live, "spec": last_good[key].get("spec")}
+                verdict = excluded[key]
+                excluded[key] = replace(
+                    verdict, message=verdict.message + " (the last valid version stays applied)"
+                )
+            else:
+                candidates.pop(key, None)
+
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _applied_specs(configmaps: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """The resources the workers run now, read back from their ConfigMaps' tenant.yaml."""
+    out: dict[Key, dict[str, Any]] = {}
+    for cm in configmaps:
+        text = (cm.get("data") or {}).get("tenant.yaml")
+        if not text:
+            continue
+        try:
+            docs = list(yaml.load_all(text, Loader=_Loader))
+        except yaml.YAMLError:
+            continue
+        for doc in docs:
+            if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict):
+                out[_key(doc)] = doc
+    return out
+
+
+class Reconciler:
+    """Reconciles tenants through a :class:`KubeClient`; one instance per operator."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        options: RenderOptions | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        password: Callable[[], str] = new_password,
+    ) -> None:
+        self.client = client
+        self.options = options or RenderOptions()
+        self.clock = clock
+        self.password = password
+        self._slots: dict[str, _Slot] = {}
+
+    @property
+    def tenants(self) -> int:
+        """Namespaces reconciled at least once by this reconciler."""
+        return len(self._slots)
+
+    async def reconcile(self, namespace: str) -> Outcome:
+        """Bring ``namespace`` to its desired state; coalesces concurrent requests.
+
+        Raises :class:`ApiError` when the API server failed a request; the caller retries.
+        """
+        slot = self._slots.setdefault(namespace, _Slot())
+        slot.requested += 1
+        ticket = slot.requested
+        async with slot.lock:
+            if slot.done >= ticket and slot.last is not None:
+                return slot.last  # a reconcile that started after our request has finished
+            covers = slot.requested
+            outcome = await self._reconcile(namespace)
+            slot.done, slot.last = covers, outcome
+            return outcome
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    async def _reconcile(self, namespace: str) -> Outcome:
+        outcome = Outcome(namespace)
+        bodies: dict[Key, dict[str, Any]] = {}
+        for kind in KIND_NAMES:
+            for body in await self.client.list(REFS[kind], namespace):
+                if not body.get("metadata", {}).get("deletionTimestamp"):
+                    bodies[_key(body)] = body
+        if not bodies:
+            return outcome
+        applied = await self.client.list(
+            REFS["ConfigMap"], namespace, {"app.kubernetes.io/managed-by": MANAGED_BY}
+        )
+        models, verdicts = _validate(bodies, _applied_specs(applied))
+        tenant = Tenant(namespace)
+        for model in models.values():
+            tenant.add(model)
+        center = tenant.center
+        center_key = (ContactCenter.kind_name, center.name) if center else None
+
+        if center is not None and center_key is not None:
+            trouble = await self._secret_problems(center)
+            if trouble is not None:
+                verdicts[center_key] = trouble
+            else:
+                try:
+                    outcome.applied = await self._apply(tenant, center)
+                except ApiError as exc:
+                    if exc.retriable:
+                        raise
+                    verdicts[center_key] = st.Verdict(
+                        False,
+                        st.APPLY_FAILED,
+                        f"the API server refused a child: {exc} — fix the field it names",
+                        degraded=True,
+                    )
+                else:
+                    verdicts[center_key] = st.Verdict(
+                        True, st.APPLIED, "children applied", progressing=False
+                    )
+        center_verdict = verdicts.get(center_key) if center_key else None
+        for key in models:
+            if key in verdicts:
+                continue
+            if center_verdict is None:
+                verdicts[key] = st.Verdict(
+                    False,
+                    st.NO_CENTER,
+                    f"namespace {namespace} has no valid ContactCenter — create one; "
+                    "this object is applied once it exists",
+                    progressing=True,
+                )
+            elif not center_verdict.ready:
+                assert center is not None
+                verdicts[key] = st.Verdict(
+                    False,
+                    st.WAITING,
+                    f"ContactCenter {center.name} is Degraded ({center_verdict.reason}); "
+                    "this object is applied once it is Ready",
+                    progressing=True,
+                )
+            else:
+                verdicts[key] = st.Verdict(True, st.APPLIED, "configuration applied")
+        outcome.verdicts = verdicts
+        await self._write_statuses(bodies, verdicts, tenant, outcome)
+        return outcome
+
+    async def _secret_problems(self, center: ContactCenter) -> st.Verdict | None:
+        """Degraded when a Secret a trunk references is missing or lacks the key."""
+        cache: dict[str, dict[str, Any] | None] = {}
+        for i, trunk in enumerate(center.spec.trunks):
+            for field_name, ref in (("username", trunk.username), ("password", trunk.password)):
+                if ref is None:
+                    continue
+                if ref.name not in cache:
+                    cache[ref.name] = await self.client.get(
+                        REFS["Secret"], center.namespace, ref.name
+                    )
+                secret = cache[ref.name]
+                path = f"spec.trunks[{i}].{field_name}"
+                if secret is None:
+                    return st.Verdict(
+                        False,
+                        st.SECRET_NOT_FOUND,
+                        f"{path}: Secret {ref.name} does not exist in namespace "
+                        f"{center.namespace} — create it with the key {ref.key}",
+                        degraded=True,
+                    )
+                keys = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+                if ref.key not in keys:
+                    return st.Verdict(
+                        False,
+                        st.SECRET_KEY_NOT_FOUND,
+                        f"{path}: Secret {ref.name} has no key {ref.key} (it has: "
+                        f"{', '.join(sorted(keys)) or 'none'}) — add the key or fix {path}.key",
+                        degraded=True,
+                    )
+        return None
+
+    async def _external_address(self, center: ContactCenter) -> str | None:
+        """The SIP load balancer's address, once the cloud has assigned one."""
+        if center.spec.freeswitch.exposure.mode is not ExposureMode.load_balancer:
+            return None
+        service = await self.client.get(
+            REFS["Service"], center.namespace, child_name(center, "sip")
+        )
+        ingress = ((service or {}).get("status", {}).get("loadBalancer", {}) or {}).get(
+            "ingress"
+        ) or []
+        if ingress and isinstance(ingress[0], Mapping):
+            address = ingress[0].get("ip") or ingress[0].get("hostname")
+            return str(address) if address else None
+        return None
+
+    async def _apply(self, tenant: Tenant, center: ContactCenter) -> ApplyResult:
+        options = self.options
+        address = await self._external_address(center)
+        if address and not center.spec.freeswitch.exposure.external_address:
+            options = replace(options, external_address=address)
+        desired = render_tenant(tenant, options)
+        desired += generated_secrets(tenant, set(), self.password)
+        selector = {"app.kubernetes.io/managed-by": MANAGED_BY, TENANT_LABEL: center.name}
+        result = await apply_set(self.client, tenant.namespace, selector, desired)
+        if result.changed:
+            logger.info(
+                "namespace %s: created %s, patched %s, deleted %s",
+                tenant.namespace,
+                result.created,
+                result.patched,
+                result.deleted,
+            )
+        return result
+
+    async def _write_statuses(
+        self,
+        bodies: Mapping[Key, Mapping[str, Any]],
+        verdicts: Mapping[Key, st.Verdict],
+        tenant: Tenant,
+        outcome: Outcome,
+    ) -> None:
+        now = self.clock()
+        for key, body in bodies.items():
+            verdict = verdicts[key]
+            extra: dict[str, Any] = {}
+            if key[0] == ContactCenter.kind_name:
+                extra = {
+                    "queues": len(tenant.queues),
+                    "agents": sum(len(t.spec.agents) for t in tenant.teams.values()),
+                }
+            new = st.status_patch(body, verdict, now, extra)
+            if new is None:
+                continue
+            ref = REFS[key[0]]
+            namespace = tenant.namespace
+            try:
+                await self.client.patch(ref, namespace, key[1], {"status": new}, "status")
+            except ApiError as exc:
+                if exc.status == 404:  # deleted meanwhile
+                    continue
+                raise
+            outcome.status_writes += 1
+            previous = (body.get("status") or {}).get("conditions") or []
+            for kind, _old, status in st.transitions(previous, new["conditions"]):
+                if kind == st.PROGRESSING or (not previous and status == "False"):
+                    continue
+                await self._event(body, kind, status, verdict)
+
+    async def _event(
+        self, body: Mapping[str, Any], kind: str, status: str, verdict: st.Verdict
+    ) -> None:
+        """A Kubernetes Event on the object for a condition that changed."""
+        meta = body.get("metadata", {})
+        now = self.clock().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        warning = (kind == st.DEGRADED and status == "True") or (
+            kind == st.READY and status == "False"
+        )
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{meta.get('name')}.",
+                "namespace": meta.get("namespace"),
+            },
+            "involvedObject": {
+                "apiVersion": body.get("apiVersion"),
+                "kind": body.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+            },
+            "type": "Warning" if warning else "Normal",
+            "reason": verdict.reason,
+            "message": f"{kind}={status}: {verdict.message}"[:1024],
+            "source": {"component": MANAGED_BY},
+            "reportingComponent": MANAGED_BY,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.client.create(REFS["Event"], str(meta.get("namespace")), event)
+        except ApiError as exc:  # an Event is a courtesy: never fail a reconcile for it
+            logger.warning(
+                "could not post an Event on %s/%s: %s", body.get("kind"), meta.get("name"), exc
+            )
