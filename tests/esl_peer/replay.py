@@ -84,6 +84,8 @@ class RawConn:
         self.writer = writer
         self.parser = FrameParser()
         self.frames: list[Frame] = []
+        self.raw = bytearray()
+        """Every byte received, for byte-for-byte comparisons."""
         self._changed = asyncio.Condition()
         self.eof = False
         self._task = asyncio.get_running_loop().create_task(self._read())
@@ -101,6 +103,7 @@ class RawConn:
                 if not data:
                     self.eof = True
                 else:
+                    self.raw += data
                     self.frames += self.parser.feed(data)
                 self._changed.notify_all()
             if not data:
