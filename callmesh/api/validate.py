@@ -740,7 +740,25 @@ class _Namespace:
                 f"(capacity.{channel} is 0 for all) — give agents {channel} capacity or "
                 "change the channel",
             )
+        before = len(r.problems)
         self._skills(q.spec.required_skills, agents, team_names, ("spec", "requiredSkills"), r)
+        if len(r.problems) > before or not any(getattr(a.capacity, channel) > 0 for a in agents):
+            return  # the queue as a whole is already reported
+        # Each tier must have someone able to take the queue's contacts, or it is dead weight.
+        for i, tier in enumerate(q.spec.tiers):
+            members = [a for team in tier.teams for a in self.teams[team].spec.agents]
+            if not any(
+                getattr(a.capacity, channel) > 0
+                and all(_holds(a, req) for req in q.spec.required_skills)
+                for a in members
+            ):
+                wanted = ", ".join(f"{x.name}>={x.min_level}" for x in q.spec.required_skills)
+                needs = f"{channel} capacity" + (f" and skills {wanted}" if wanted else "")
+                r.add(
+                    ("spec", "tiers", i, "teams"),
+                    f"no agent of tier {tier.level} (teams {_names(tier.teams)}) has {needs}, "
+                    "so this tier is never offered a contact — add such an agent or drop the tier",
+                )
 
     def _skills(
         self,
@@ -753,15 +771,12 @@ class _Namespace:
     ) -> None:
         """Some single agent must hold every required skill at its level."""
 
-        def holds(agent: Any, req: Any) -> bool:
-            return any(s.name == req.name and s.level >= req.min_level for s in agent.skills)
-
         everything = [*extra, *required]
         if not everything:
             return
         gap = False
         for i, req in enumerate(required):
-            if not any(holds(a, req) for a in agents):
+            if not any(_holds(a, req) for a in agents):
                 gap = True
                 r.add(
                     (*path, i, "name"),
@@ -770,7 +785,7 @@ class _Namespace:
                 )
         if gap:
             return
-        if not any(all(holds(a, req) for req in everything) for a in agents):
+        if not any(all(_holds(a, req) for req in everything) for a in agents):
             wanted = ", ".join(f"{q.name}>={q.min_level}" for q in everything)
             r.add(
                 path,
@@ -917,6 +932,11 @@ class _Namespace:
 
 
 _EXIT = "\0exit"
+
+
+def _holds(agent: Any, req: Any) -> bool:
+    """Whether ``agent`` holds the required skill at its minimum level or above."""
+    return any(s.name == req.name and s.level >= req.min_level for s in agent.skills)
 
 
 def _targets(node: Any, i: int) -> Iterator[tuple[str | None, PathKey]]:
