@@ -46,11 +46,7 @@ def validate_command(
 ) -> None:
     """Check manifests before they reach a cluster.
 
-    Each callmesh.io object is checked against its CRD schema (unknown fields included) and
-    the CRD's CEL rules; then each namespace (tenant) as a whole: IVR graphs (targets exist,
-    every path ends, no loop without an exit), references between queues, teams, flows and
-    schedules, skills, unique agent ids and extensions, DIDs, time zones. Objects of other
-    API groups (ConfigMaps, Secrets) are skipped.
+    Each callmesh.io object is checked against its CRD schema (unknown fields included) and the CRD's CEL rules; then each namespace (tenant) as a whole: IVR graphs (targets exist, every path ends, no loop without an exit), references between queues, teams, flows and schedules, skills, unique agent ids and extensions, DIDs, time zones. Objects of other API groups (ConfigMaps, Secrets) are skipped.
 
     Exits 0 when everything is valid, 1 when any problem is found.
     """
@@ -100,10 +96,7 @@ def crds_command(
 ) -> None:
     """Generate the CustomResourceDefinitions from the resource models.
 
-    Writes crds/callmesh.io_<plural>.yaml for ContactCenter, Queue, AgentTeam, IVRFlow and
-    DialerCampaign: structural schemas with descriptions (for kubectl explain), defaults,
-    bounds and CEL rules, the status subresource, printer columns, short names and the
-    category callmesh (kubectl get callmesh).
+    Writes crds/callmesh.io_<plural>.yaml for ContactCenter, Queue, AgentTeam, IVRFlow and DialerCampaign: structural schemas with descriptions (for kubectl explain), defaults, bounds and CEL rules, the status subresource, printer columns, short names and the category callmesh (kubectl get callmesh).
     """
     from callmesh.api.crd import drift, write_crds
 
