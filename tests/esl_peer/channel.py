@@ -239,6 +239,9 @@ class Channel:
         self.dtmf: deque[str] = deque()
         self._dtmf_arrived = asyncio.Event()
         self.hungup = asyncio.Event()
+        self.break_media = asyncio.Event()
+        """Set by ``uuid_break``: the playing prompt stops (Playback-Status ``break``)."""
+        self.recording: str | None = None
         self.reported = False
         self.destroyed = False
         self.queue: asyncio.Queue[Execution] = asyncio.Queue()
@@ -456,6 +459,8 @@ class Channel:
         self.times["hangup"] = self.core.now_us()
         self.variables["hangup_cause"] = cause
         self.fire("CHANNEL_HANGUP")
+        if self.recording is not None:
+            self.fire("RECORD_STOP", suffix=[("Record-File-Path", self.recording)])
         self.hungup.set()
         self._dtmf_arrived.set()
         return True
@@ -556,22 +561,27 @@ class Channel:
             kind = [("Playback-File-Type", "tone_stream")]
         self.fire("PLAYBACK_START", suffix=[*kind, ("Playback-File-Path", path)])
         seconds = media_seconds(path)
-        interrupted = False
+        self.break_media.clear()
         hung = asyncio.ensure_future(self.hungup.wait())
+        broken = asyncio.ensure_future(self.break_media.wait())
+        limit = None if seconds == float("inf") else seconds * self.core.time_scale
         try:
-            await asyncio.wait({hung}, timeout=seconds * self.core.time_scale)
+            await asyncio.wait({hung, broken}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
             if not hung.done():
                 await asyncio.sleep(0)
-            interrupted = self.hungup.is_set()
         finally:
             hung.cancel()
-        ms = int(seconds * 1000)
+            broken.cancel()
+        interrupted = self.hungup.is_set()
+        status = "break" if self.break_media.is_set() and not interrupted else "done"
+        self.break_media.clear()
+        ms = int(min(seconds, 3600) * 1000)
         self.variables.update(
             playback_last_offset_pos=str(ms * 8), playback_seconds=str(ms // 1000),
             playback_ms=str(ms), playback_samples=str(ms * 8),
         )  # fmt: skip
         self.fire("PLAYBACK_STOP",
-                  suffix=[*kind, ("Playback-File-Path", path), ("Playback-Status", "done")])  # fmt: skip
+                  suffix=[*kind, ("Playback-File-Path", path), ("Playback-Status", status)])  # fmt: skip
         if interrupted:
             raise Hangup
         return "FILE PLAYED"
@@ -604,8 +614,11 @@ class Channel:
 
 
 def media_seconds(path: str) -> float:
-    """How long a prompt plays: ``silence_stream://N`` is N ms; ``tone_stream://%(on,off,f)``
-    is ``on`` ms; anything else one second."""
+    """How long a prompt plays: ``silence_stream://N`` is N ms (-1: forever);
+    ``tone_stream://%(on,off,f)`` is ``on`` ms; ``local_stream://`` (music on hold) until broken
+    or hung up; anything else one second."""
+    if path.startswith("local_stream://") or path == "silence_stream://-1":
+        return float("inf")
     if path.startswith("silence_stream://"):
         head = path.removeprefix("silence_stream://").split(",")[0]
         return int(head) / 1000 if head.isdigit() else 1.0
@@ -694,6 +707,15 @@ async def _app_play_and_get_digits(ch: Channel, arg: str) -> str:
     return "_none_"
 
 
+async def _app_record_session(ch: Channel, arg: str) -> str:
+    """Start recording (RECORD_START now, RECORD_STOP at hangup; not in the captures: the
+    headers follow switch_ivr_async.c)."""
+    ch.recording = arg.split(" ")[0]
+    ch.variables["callmesh_recording_path"] = ch.recording
+    ch.fire("RECORD_START", suffix=[("Record-File-Path", ch.recording)])
+    return "_none_"
+
+
 async def _app_park(ch: Channel, arg: str) -> str:
     ch.fire("CHANNEL_PARK")
     await ch.hungup.wait()
@@ -718,5 +740,6 @@ APPS: dict[str, AppRunner] = {
     "sleep": _app_sleep,
     "play_and_get_digits": _app_play_and_get_digits,
     "park": _app_park,
+    "record_session": _app_record_session,
 }
 """Dialplan applications the channel model runs (each peer copies them into ``core.apps``)."""

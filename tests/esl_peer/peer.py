@@ -675,17 +675,57 @@ class FakeFreeSwitch:
         """How many channels are up."""
         return len(self.live())
 
+    def _channel_row(self, c: Channel) -> dict[str, str]:
+        """A row of FreeSWITCH's ``channels`` table (the columns ``show channels`` prints)."""
+        created = c.times["created"] // 10**6
+        return {
+            "uuid": c.uuid, "direction": c.direction,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)),
+            "created_epoch": str(created), "name": c.name, "state": c.state,
+            "cid_name": c.profile.get("Caller-ID-Name", ""),
+            "cid_num": c.profile.get("Caller-ID-Number", ""), "ip_addr": "127.0.0.1",
+            "dest": c.profile.get("Destination-Number", ""),
+            "application": c.current.app if c.current else "",
+            "application_data": c.current.arg if c.current else "", "dialplan": "XML",
+            "context": c.profile.get("Context", ""), "read_codec": "PCMU" if c.media else "",
+            "read_rate": "8000" if c.media else "", "read_bit_rate": "64000" if c.media else "",
+            "write_codec": "PCMU" if c.media else "", "write_rate": "8000" if c.media else "",
+            "write_bit_rate": "64000" if c.media else "", "secure": "",
+            "hostname": self.core.hostname, "presence_id": "", "presence_data": "",
+            "accountcode": "", "callstate": c.call_state, "callee_name": "",
+            "callee_num": c.profile.get("Callee-ID-Number", ""), "callee_direction": "",
+            "call_uuid": c.uuid, "sent_callee_name": "", "sent_callee_num": "",
+            "initial_cid_name": c.profile.get("Caller-ID-Name", ""),
+            "initial_cid_num": c.profile.get("Caller-ID-Number", ""),
+            "initial_ip_addr": "127.0.0.1", "initial_dest": c.profile.get("Destination-Number", ""),
+            "initial_dialplan": "XML", "initial_context": c.profile.get("Context", ""),
+        }  # fmt: skip
+
+    def _call_row(self, a: Channel, b: Channel) -> dict[str, str]:
+        """A row of ``show calls``: leg A's columns, then ``b_``-prefixed leg B (capture 04)."""
+        keys = ("uuid", "direction", "created", "created_epoch", "name", "state", "cid_name",
+                "cid_num", "ip_addr", "dest", "presence_id", "presence_data", "accountcode",
+                "callstate", "callee_name", "callee_num", "callee_direction")  # fmt: skip
+        ra, rb = self._channel_row(a), self._channel_row(b)
+        row = {k: ra[k] for k in keys}
+        row.update(call_uuid=a.uuid, hostname=self.core.hostname, sent_callee_name="",
+                   sent_callee_num="")  # fmt: skip
+        row.update({f"b_{k}": rb[k] for k in keys})
+        row.update(
+            b_sent_callee_name="", b_sent_callee_num="", call_created_epoch=ra["created_epoch"]
+        )
+        return row
+
     async def api_show(self, args: str) -> str:
+        """``show channels|calls [as json]`` in FreeSWITCH's formats (CSV with a header line
+        and ``N total.``, or ``{"row_count":N,"rows":[...]}``)."""
         what = args.split()
-        rows = [
-            {"uuid": c.uuid, "direction": c.direction, "name": c.name, "state": c.state,
-             "cid_num": c.profile["Caller-ID-Number"], "dest": c.profile["Destination-Number"],
-             "callstate": c.call_state,
-             "application": c.current.app if c.current else "",
-             "callmesh_marker": c.variables.get("callmesh_call", "")}
-            for c in self.live()
-        ]  # fmt: skip
-        if what[:1] not in (["channels"], ["calls"]):
+        if what[:1] == ["channels"]:
+            rows = [self._channel_row(c) for c in self.live()]
+        elif what[:1] == ["calls"]:
+            rows = [self._call_row(c, c.other) for c in self.live()
+                    if c.other is not None and c.other_type == "originatee"]  # fmt: skip
+        else:
             return "-USAGE: show channels|calls [as json]\n"
         if what[-2:] == ["as", "json"]:
             if not rows:
@@ -696,6 +736,14 @@ class FakeFreeSwitch:
         head = ",".join(rows[0])
         body = "\n".join(",".join(r.values()) for r in rows)
         return f"{head}\n{body}\n\n{len(rows)} total.\n"
+
+    async def api_uuid_break(self, args: str) -> str:
+        """``uuid_break <uuid> [all]``: stop the prompt that is playing."""
+        channel = self._channel(args.split(" ")[0])
+        if channel is None:
+            return "-ERR No such channel!\n"
+        channel.break_media.set()
+        return "+OK\n"
 
     def _channel(self, uuid: str) -> Channel | None:
         channel = self.channels.get(uuid)

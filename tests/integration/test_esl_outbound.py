@@ -273,3 +273,33 @@ async def test_caller_hangs_up_while_bridged(media_peer: FakeFreeSwitch) -> None
     await server.stop()
     assert agents[0].hangup_cause == "NORMAL_CLEARING" and agents[0].destroyed
     assert server.calls_failed == 0
+
+
+async def test_hold_music_broken_for_an_announcement_and_recording(
+    media_peer: FakeFreeSwitch,
+) -> None:
+    stops: list[str] = []
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        await call.subscribe("RECORD_START", "RECORD_STOP", "PLAYBACK_START", "PLAYBACK_STOP")
+        records = call.events("RECORD_START")
+        await call.answer()
+        await call.execute("record_session", "/recordings/call.wav")
+        assert (await records.get())["Record-File-Path"] == "/recordings/call.wav"
+        playbacks = call.events("PLAYBACK_START", "PLAYBACK_STOP")
+        hold = asyncio.ensure_future(call.playback("local_stream://moh"))  # plays until broken
+        assert (await playbacks.get()).name == "PLAYBACK_START"
+        await call.api(f"uuid_break {call.uuid} all")
+        assert await hold == "FILE PLAYED"
+        stops.append((await playbacks.get())["Playback-Status"] or "")
+        assert await call.playback("ivr/you-are-caller-number-3.wav") == "FILE PLAYED"
+        await call.hangup()
+        await call.wait_hangup()
+
+    server = await serve(handler)
+    call = await media_peer.call("127.0.0.1", server.port)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await server.stop()
+    assert stops == ["break"] and server.calls_failed == 0
+    assert "RECORD_STOP" in [e.name for e in call.channel.events]
