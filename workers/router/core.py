@@ -201,6 +201,7 @@ class RouterCore:
         self._now = -math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._stamped: tuple[float, Timestamp] = (math.nan, Timestamp())
+        self._closed = False
         self._tracer = tracer if tracer is not None else trace.get_tracer("callmesh.router")
         meter = meter if meter is not None else metrics.get_meter("callmesh.router")
         self._m_duration = meter.create_histogram(
@@ -269,6 +270,8 @@ class RouterCore:
         return effects
 
     def _arm(self) -> None:
+        if self._closed:
+            return
         deadline = self.router.next_deadline()
         if self._timer is not None:
             if deadline is not None and self._timer.when() == deadline:
@@ -289,6 +292,7 @@ class RouterCore:
 
     def close(self) -> None:
         """Stop the timer and end every session and watch (the server is stopping)."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -339,6 +343,12 @@ class RouterCore:
                 q.put_nowait(msg)
 
     def _dispatch(self, effects: list[Effect], now: float) -> None:
+        # An offer tells its agents they are Reserved, and Connected that the agent is Busy:
+        # those state changes are not sent again on their own (fewer messages per contact).
+        implied = {
+            (a, AgentState.RESERVED) for e in effects if isinstance(e, Offer) for a in e.agent_ids
+        }
+        implied.update((e.agent_id, AgentState.BUSY) for e in effects if isinstance(e, Connected))
         for effect in effects:
             if isinstance(effect, Offer):
                 self._on_offer(effect, now)
@@ -398,6 +408,8 @@ class RouterCore:
                     AgentState.LOGGED_OUT,
                 ):
                     self.presence[effect.agent_id] = (effect.state, effect.reason)
+                if (effect.agent_id, effect.state) in implied:
+                    continue
                 self._to_agent(
                     effect.agent_id,
                     now,

@@ -1192,7 +1192,9 @@ class AgentSessionResponse(_message.Message):
 
     @_builtins.property
     def state(self) -> Global___AgentStateChange:
-        """A state change (the first message after login gives the state logged in to)."""
+        """A state change (the first message after login gives the state logged in to). Being
+        offered implies Reserved and connected implies Busy: those are not sent separately.
+        """
 
     @_builtins.property
     def offer(self) -> Global___AgentOffer:
