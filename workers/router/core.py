@@ -792,7 +792,9 @@ class RouterCore:
                     waiting=stats.waiting,
                     offering=stats.offering,
                     longest_wait_seconds=stats.longest_wait,
-                    service_level=c.answered_in_target / counted if counted else math.nan,
+                    service_level=(
+                        c.answered_in_target / counted if counted and target else math.nan
+                    ),
                     service_level_seconds=int(target.seconds) if target else 0,
                     service_level_target=target.target if target else 0.0,
                     asa_seconds=c.answer_wait_total / c.answered if c.answered else 0.0,
@@ -839,6 +841,12 @@ class RouterCore:
         Returns False when the config is unchanged. A reload that would lose a contact (its
         queue removed or of another channel now, its agent removed or without the capacity
         for it) is refused whole: the old config stays in force.
+
+        What a reload does not keep (the engine takes no such state from outside): a
+        contact's escalation delays and max wait count again from the reload (its place in
+        line, by original enqueue time, is kept); ringing offers are withdrawn and made
+        again; idle agents are all idle since the reload (longest-idle order restarts); a
+        running wrap-up ends at the reload; routing cursors (round-robin) start over.
 
         Raises:
             RouterConfigError: refused, with the reason and what to do.

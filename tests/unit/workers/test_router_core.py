@@ -1,0 +1,106 @@
+"""RouterCore without sockets: reloads with multi-chat agents in progress, refusals, timers.
+
+The core runs on the test's event loop; configs are built directly from the engine's
+dataclasses. After every step the engine's invariants and the worker's bookkeeping are
+checked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import pytest
+from callmesh.v1 import router_pb2
+from callmesh.workers.router.config import RouterConfig, RouterConfigError, ServiceLevelTarget
+from callmesh.workers.router.core import HOLD_PREFIX, RequestError, RouterCore
+
+from callmesh.acd import AgentConfig, Channel, QueueConfig, TeamConfig, TierConfig
+
+
+def config(chat_capacity: int = 3, digest: str = "v1", wrap: float = 0.0) -> RouterConfig:
+    agents = tuple(
+        AgentConfig(a, capacity={Channel.VOICE: 1, Channel.CHAT: chat_capacity})
+        for a in ("ann", "bob")
+    )
+    return RouterConfig(
+        namespace="t",
+        queues=(
+            QueueConfig("chat", (TierConfig(("desk",)),), channel=Channel.CHAT, wrap_up_time=wrap),
+            QueueConfig("voice", (TierConfig(("desk",)),), wrap_up_time=wrap),
+        ),
+        teams=(TeamConfig("desk", agents),),
+        service_levels={"voice": ServiceLevelTarget(20.0, 0.8)},
+        digest=digest,
+    )
+
+
+def offered_to(effects: list[object]) -> list[str]:
+    return [a for e in effects if type(e).__name__ == "Offer" for a in e.agent_ids]  # type: ignore[attr-defined]
+
+
+async def test_reload_keeps_two_chats_in_progress_and_a_voice_call() -> None:
+    core = RouterCore(config(), lambda _c: None)
+    ann = core.open_session("ann", True)
+    core.open_session("bob", True)
+    for cid in ("chat-1", "chat-2"):
+        (agent,) = offered_to(core.enqueue(cid, "chat"))
+        core.answer(cid, agent, True)
+    (voice_agent,) = offered_to(core.enqueue("call-1", "voice"))
+    core.answer("call-1", voice_agent, True)
+    core.check_invariants()
+    busy = {cid: core.contacts[cid].agent_id for cid in ("chat-1", "chat-2", "call-1")}
+    core.set_not_ready("bob", "coaching")
+
+    assert core.reload(config(digest="v2", wrap=15.0))
+    core.check_invariants()
+    for cid, agent in busy.items():
+        assert core.contacts[cid].agent_id == agent
+    assert core.presence["bob"] == ("NotReady", "coaching")
+    assert not ann.events.empty()
+    # Hold queues are internal: not enqueueable, not in the KPIs.
+    with pytest.raises(RequestError) as err:
+        core.enqueue("x", f"{HOLD_PREFIX}ann{HOLD_PREFIX}chat")
+    assert err.value.code is grpc.StatusCode.NOT_FOUND
+    assert [k.queue for k in core.kpis()] == ["chat", "voice"]
+    # They complete normally and the agent wraps up for the new config's 15 s.
+    for cid in busy:
+        assert core.complete(cid) == busy[cid]
+        core.check_invariants()
+    assert "WrapUp" in {core.router.agent_state(a) for a in set(busy.values())}
+    assert core.contacts == {}
+    core.close()
+
+
+async def test_reload_refused_when_capacity_drops_below_chats_in_progress() -> None:
+    core = RouterCore(config(), lambda _c: None)
+    core.open_session("ann", True)
+    for cid in ("chat-1", "chat-2"):
+        core.answer(cid, offered_to(core.enqueue(cid, "chat"))[0], True)
+    engine = core.router
+    with pytest.raises(RouterConfigError, match="capacity is 1"):
+        core.reload(config(chat_capacity=1, digest="v2"))
+    assert core.router is engine
+    core.check_invariants()
+    assert not core.reload(config())  # same digest: nothing to do
+    core.close()
+
+
+async def test_kpis_count_service_level_and_abandons() -> None:
+    core = RouterCore(config(), lambda _c: None)
+    core.enqueue("gone", "voice")
+    assert core.cancel("gone") >= 0
+    core.open_session("ann", True)
+    core.enqueue("c1", "voice")
+    core.answer("c1", "ann", True)
+    (kpi,) = core.kpis(["voice"])
+    assert (kpi.answered, kpi.abandoned) == (1, 1)
+    assert kpi.service_level == 0.5  # 1 answered in 20 s, 1 abandon (none excluded)
+    assert kpi.service_level_seconds == 20 and kpi.service_level_target == 0.8
+    assert math.isnan(core.kpis(["chat"])[0].service_level)  # no target: no SL
+    assert {c.state: c.count for c in kpi.agents}[router_pb2.AGENT_STATE_BUSY] == 1
+    with pytest.raises(RequestError) as err:
+        core.kpis(["nope"])
+    assert "chat, voice" in str(err.value)
+    core.check_invariants()
+    core.close()
