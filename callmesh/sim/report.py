@@ -53,8 +53,8 @@ def _est(e: dict[str, Any], digits: int = 1) -> str:
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5):
-        for exp in range(-2, 7):
+    for exp in range(-2, 9):
+        for step in (1, 2, 2.5, 5):
             top = step * 10**exp
             if top >= value:
                 return float(top)
