@@ -102,12 +102,16 @@ class Connected(NamedTuple):
 
 
 class ContactMoved(NamedTuple):
-    """The contact moved to another queue (overflow or supervisor), keeping its enqueue time."""
+    """The contact moved to another queue (overflow or supervisor), keeping its enqueue time.
+
+    ``at`` is when it entered ``to_queue``: escalation and max wait count from there.
+    """
 
     contact_id: str
     from_queue: str
     to_queue: str
     reason: str
+    at: float
 
 
 class ContactEnded(NamedTuple):

@@ -557,7 +557,7 @@ class Router:
             self._push(
                 now + target.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
             )
-        effects.append(ContactMoved(contact.id, source, target.name, why))
+        effects.append(ContactMoved(contact.id, source, target.name, why, now))
         self._wait(contact, now, effects)
 
     # ------------------------------------------------------------------ contacts
@@ -944,6 +944,8 @@ class Router:
                 agent.reason = "no-answer"
                 effects.append(OfferWithdrawn(contact.id, (extra,), "no answer"))
                 self._observe(contact, extra, OfferResult.TIMED_OUT, at)
+                if agent.offers:  # other chats ringing at a NotReady agent go back too
+                    self._release_offers(agent, at, effects, "agent went NotReady (no answer)")
                 self._touch(agent, at, effects, "no-answer")
                 self._offer_lost(contact, at, effects)
             elif kind is _Timer.PROGRESS:

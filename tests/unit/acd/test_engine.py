@@ -213,7 +213,7 @@ def test_max_wait_overflows_to_another_queue_keeping_the_enqueue_time() -> None:
     r.enqueue(ContactSpec("c1", "q"), 5.0)
     effects = r.tick(65.0)
     assert of_type(effects, ContactMoved) == [
-        ContactMoved("c1", "q", "backup", "overflow: waited max 60 s in q")
+        ContactMoved("c1", "q", "backup", "overflow: waited max 60 s in q", 65.0)
     ]
     assert r.waiting("backup") == ["c1"]
     effects = r.complete("c0", 70.0)
@@ -263,7 +263,7 @@ def test_supervisor_moves_a_contact_and_forces_states() -> None:
     r.enqueue(ContactSpec("c1", "a"), 1.0)
     r.login("bob", 2.0, ready=False)
     effects = r.move("c1", "b", 3.0)
-    assert of_type(effects, ContactMoved) == [ContactMoved("c1", "a", "b", "supervisor")]
+    assert of_type(effects, ContactMoved) == [ContactMoved("c1", "a", "b", "supervisor", 3.0)]
     assert offered(r.force_state("bob", AgentState.AVAILABLE, 4.0)) == ["bob"]
     effects = r.force_state("bob", AgentState.NOT_READY, 5.0, reason="coaching")
     assert of_type(effects, OfferWithdrawn)[0].agent_ids == ("bob",)
@@ -561,3 +561,17 @@ def test_bad_config_is_rejected_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Router(queues, teams)
+
+
+def test_rona_of_one_chat_sends_the_agents_other_ringing_chats_back() -> None:
+    """Found by the state machine: a NotReady agent must not keep ringing."""
+    chat_agent = AgentConfig("ann", capacity={Channel.CHAT: 2})
+    queue = QueueConfig("chat", (TierConfig(("t1",)),), channel=Channel.CHAT, offer_timeout=10.0)
+    r = Checked(Router([queue], [TeamConfig("t1", (chat_agent,))]))
+    r.login("ann", 0.0)
+    assert offered(r.enqueue(ContactSpec("x1", "chat"), 0.0)) == ["ann"]
+    assert offered(r.enqueue(ContactSpec("x2", "chat"), 5.0)) == ["ann"]
+    effects = r.tick(10.0)
+    assert {e.contact_id for e in of_type(effects, OfferWithdrawn)} == {"x1", "x2"}
+    assert r.agent_state("ann") is AgentState.NOT_READY
+    assert r.waiting("chat") == ["x1", "x2"]
