@@ -12,7 +12,9 @@ so about one round trip plus the routing work.)
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/router_grpc.py [--rate 500] [--seconds 10]
 
-Prints p50/p90/p99/max of both, and the ratio p99(enqueue-to-offer) / p99(echo).
+Prints p50/p90/p99/max of both, the ratio p99(enqueue-to-offer) / p99(echo), the server's
+CPU time per echo and per contact (what rate one core sustains, whatever else runs on the
+machine), and the load average (latencies only mean something on an otherwise idle box).
 """
 
 from __future__ import annotations
@@ -71,11 +73,18 @@ async def serve(config: str, port_file: str) -> None:
     async def echo(request: bytes, _context: Any) -> bytes:
         return request
 
+    async def cpu(_request: bytes, _context: Any) -> bytes:
+        return repr(time.process_time()).encode()
+
     echo_server = grpc.aio.server()
     echo_server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
-                "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+                "bench.Echo",
+                {
+                    "Echo": grpc.unary_unary_rpc_method_handler(echo),
+                    "Cpu": grpc.unary_unary_rpc_method_handler(cpu),
+                },
             ),
         )
     )
@@ -99,6 +108,12 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
     stub = router_pb2_grpc.RouterServiceStub(channel)
     echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
     echo = echo_channel.unary_unary("/bench.Echo/Echo")
+    cpu_call = echo_channel.unary_unary("/bench.Echo/Cpu")
+
+    async def server_cpu() -> float:
+        """CPU seconds the server process has used so far."""
+        return float(await cpu_call(b""))
+
     sent: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
@@ -183,10 +198,13 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
         return loop.time() - start
 
     # Phase 1, the floor: echo round trips at the same rate, same processes, same loop.
+    cpu0 = await server_cpu()
     await paced(lambda _n: one_echo())
+    cpu1 = await server_cpu()
     # Phase 2: contacts (enqueue -> offer at the agent -> accept -> complete).
     elapsed = await paced(one_contact)
     await asyncio.wait_for(done.wait(), 60)
+    cpu2 = await server_cpu()
     for t in tasks:
         t.cancel()
     await channel.close()
@@ -201,6 +219,12 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
             f"  {name:24} {pct(values, 50) * ms:8.3f} {pct(values, 90) * ms:8.3f}"
             f" {pct(values, 99) * ms:8.3f} {max(values) * ms:8.3f}"
         )
+    per_echo, per_contact = (cpu1 - cpu0) / total, (cpu2 - cpu1) / total
+    print(
+        f"  server CPU: {per_echo * 1e6:.0f} µs per echo, {per_contact * 1e6:.0f} µs per contact"
+        f" (enqueue, offer, accept, complete): at most {1 / per_contact:.0f} contacts/s per core"
+    )
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if failed:
         print(f"  SATURATED: {len(failed)} rpcs failed, e.g. {failed[0]}: figures are not valid")
     ratio = pct(latencies, 99) / pct(echo_times, 99)
