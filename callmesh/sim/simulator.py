@@ -33,6 +33,7 @@ import math
 import random
 import zoneinfo
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -414,6 +415,15 @@ class Simulator:
                         break
             return effects
 
+        def logout_now(a: int, agent_id: str, now: float) -> list[Any]:
+            """The end of the agent's shift, deferred until it was free: log it out now."""
+            try:
+                effects = router.logout(agent_id, now)
+            except AgentStateError:
+                return []  # busy again (a later effect of the same step): try when free
+            logout_due[a] = False
+            return effects
+
         def run_ivr(call: _Call, actions: list[Any], now: float) -> list[Any]:
             """Carry out IVR actions: prompts and key presses become timed events."""
             nonlocal in_system, seq
@@ -574,16 +584,14 @@ class Simulator:
                         a_cat[a] = 2
                         if state is _WRAP_UP:
                             if logout_due[a]:
-                                logout_due[a] = False
-                                effects.extend(router.logout(e.agent_id, now))
+                                effects.extend(logout_now(a, e.agent_id, now))
                             elif completing_k >= 0:
                                 a_wrap_k[a] = completing_k
                                 a_wrap_at[a] = at
                     elif state is _AVAILABLE:
                         a_cat[a] = 1
                         if logout_due[a]:
-                            logout_due[a] = False
-                            effects.extend(router.logout(e.agent_id, now))
+                            effects.extend(logout_now(a, e.agent_id, now))
                     else:
                         a_cat[a] = 0
                         if state is _NOT_READY and e.reason == "no-answer":
@@ -592,15 +600,16 @@ class Simulator:
                                 events, (now + ready_after(rng), _READY, seq, e.agent_id, None)
                             )
                         elif state is _NOT_READY and logout_due[a]:
-                            logout_due[a] = False
-                            effects.extend(router.logout(e.agent_id, now))
+                            effects.extend(logout_now(a, e.agent_id, now))
                 elif cls is Offer:
                     assert isinstance(e, Offer)
                     for agent_id in e.agent_ids:
                         if no_answer and uniform01() < no_answer:
                             continue  # lets it ring out: the router's timeout makes the RONA
                         if answer_is_zero:
-                            effects.extend(accept(agent_id, e.contact_id, now))
+                            # (it may have been withdrawn by an effect carried out before: a logout)
+                            with suppress(OfferWithdrawnError, UnknownContactError):
+                                effects.extend(accept(agent_id, e.contact_id, now))
                             break
                         delay = answer(rng)
                         if delay < e.timeout:
