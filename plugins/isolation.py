@@ -85,7 +85,12 @@ _failure_counter = _meter.create_counter(
 class PluginFailures:
     """Counts failures per (plugin, hook, reason), logs them, and feeds the OTel counter."""
 
-    def __init__(self, *, log_interval: float = 1.0) -> None:
+    def __init__(
+        self, *, log_interval: float = 1.0, counter: metrics.Counter | None = None
+    ) -> None:
+        """Count failures; ``counter`` is the OTel counter to add to (default: the
+        ``callmesh.plugin.failures`` counter of the global meter provider)."""
+        self._counter = counter if counter is not None else _failure_counter
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
         self._log_interval = log_interval
@@ -106,7 +111,7 @@ class PluginFailures:
                 self._last_logged[key] = now
                 held = self._held_back.pop(key, 0)
                 emit = True
-        _failure_counter.add(1, {"plugin": plugin, "hook": hook, "reason": reason.value})
+        self._counter.add(1, {"plugin": plugin, "hook": hook, "reason": reason.value})
         if emit:
             more = f" ({held} similar failures not logged)" if held else ""
             log.warning(

@@ -16,9 +16,10 @@ same path as ``ContactCenter.spec.plugins``, every hook's answers valid for many
 requests, within budget, and no failure counted by the manager.
 
 Fixtures (for your own tests): ``callmesh_agents``, ``callmesh_contact``,
-``callmesh_routing_request``, ``callmesh_interaction``, ``callmesh_scorecard`` and
+``callmesh_routing_request``, ``callmesh_interaction``, ``callmesh_scorecard``,
 ``callmesh_plugin_manager`` (a factory: ``callmesh_plugin_manager([{"name": ..., "config":
-...}])``, closed after the test). :class:`ListCandidates` is a complete
+...}])``, closed after the test) and ``callmesh_router`` (a factory giving a
+:class:`RouterHarness`: a real ACD Router with agents, deciding through your plugins). :class:`ListCandidates` is a complete
 :class:`~callmesh.acd.strategy.CandidateSet` over a list of agents.
 """
 
@@ -59,6 +60,7 @@ from callmesh.acd.strategy import (
 __all__ = [
     "ListCandidates",
     "PluginConformance",
+    "RouterHarness",
     "make_agents",
     "make_request",
     "random_request",
@@ -256,6 +258,59 @@ def _scorecard() -> Scorecard:
     )
 
 
+class RouterHarness:
+    """A real ACD :class:`~callmesh.acd.Router` whose policy is a :class:`PluginManager`.
+
+    One team (``team-a``) of ``agents`` (all logged in and Available at t=0) serves one
+    queue, ``support``, with ``strategy``. :meth:`offer` enqueues a contact and answers who
+    the router offered it to, so a vendor can check their plugin inside the real engine.
+    """
+
+    def __init__(
+        self,
+        manager: PluginManager,
+        agents: Sequence[AgentView],
+        strategy: str = "longest-idle-agent",
+        params: Mapping[str, object] | None = None,
+    ) -> None:
+        from callmesh.acd import AgentConfig, QueueConfig, Router, TeamConfig, TierConfig
+
+        self.manager = manager
+        team = TeamConfig("team-a", tuple(AgentConfig(a.id, dict(a.skills)) for a in agents))
+        queue = QueueConfig(
+            "support", (TierConfig(("team-a",)),), strategy=strategy, params=dict(params or {})
+        )
+        self.router = Router([queue], [team], policy=manager, seed=0)
+        self.now = 0.0
+        for agent in agents:
+            self.router.login(agent.id, self.now)
+        self._seq = 0
+
+    def offer(
+        self,
+        attributes: Mapping[str, str] | None = None,
+        skills: Mapping[str, int] | None = None,
+        priority: int | None = None,
+    ) -> tuple[str, ...]:
+        """Enqueue a contact now (1 s after the previous one); the agent ids it was offered
+        to, or ``()`` when it waits. The offer is left ringing."""
+        from callmesh.acd import ContactSpec, Offer
+
+        self._seq += 1
+        self.now += 1.0
+        spec = ContactSpec(
+            f"contact-{self._seq}",
+            "support",
+            priority=priority,
+            skills=dict(skills or {}),
+            attributes=dict(attributes or {}),
+        )
+        for effect in self.router.enqueue(spec, self.now):
+            if isinstance(effect, Offer):
+                return effect.agent_ids
+        return ()
+
+
 # -- fixtures ------------------------------------------------------------------------------
 @pytest.fixture
 def callmesh_agents() -> list[AgentView]:
@@ -308,6 +363,31 @@ def callmesh_plugin_manager() -> Iterator[Callable[..., PluginManager]]:
         manager = PluginManager(specs, **kwargs)
         made.append(manager)
         return manager
+
+    yield factory
+    for manager in made:
+        asyncio.run(manager.aclose())
+
+
+@pytest.fixture
+def callmesh_router(
+    callmesh_agents: list[AgentView],
+) -> Iterator[Callable[..., RouterHarness]]:
+    """A factory: ``callmesh_router(specs, strategy=..., params=..., agents=...)`` gives a
+    :class:`RouterHarness` (a real Router deciding through a PluginManager of ``specs``)."""
+    made: list[PluginManager] = []
+
+    def factory(
+        specs: Sequence[object] = (),
+        *,
+        strategy: str = "longest-idle-agent",
+        params: Mapping[str, object] | None = None,
+        agents: Sequence[AgentView] | None = None,
+        **kwargs: Any,
+    ) -> RouterHarness:
+        manager = PluginManager(specs, **kwargs)
+        made.append(manager)
+        return RouterHarness(manager, agents or callmesh_agents, strategy, params)
 
     yield factory
     for manager in made:
@@ -397,13 +477,13 @@ class PluginConformance:
             budget = HOOKS["callmesh_route_contact"].budget
             rng = random.Random(1234)
             answered = 0
+            took: list[float] = []
             for _ in range(self.examples):
                 request = random_request(rng, sample_attributes=self.sample_attributes)
                 for choose in choosers:
                     started = time.perf_counter()
                     answer = choose(request)
-                    took = time.perf_counter() - started
-                    assert took < budget, f"{choose} took {took * 1e3:.1f} ms (budget {budget})"
+                    took.append(time.perf_counter() - started)
                     if answer is None:
                         continue
                     answered += 1
@@ -423,6 +503,9 @@ class PluginConformance:
                         )
                     )
                     assert again is None or isinstance(again, RoutingDecision)
+            # The 90th percentile, not the maximum: a busy CI machine may pause any one call.
+            p90 = sorted(took)[int(len(took) * 0.9)]
+            assert p90 < budget / 2, f"90% of calls take up to {p90 * 1e3:.1f} ms (budget {budget})"
             assert answered, "no generated request got an answer; set sample_attributes"
         finally:
             asyncio.run(manager.aclose())

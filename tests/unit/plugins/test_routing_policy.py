@@ -311,3 +311,50 @@ def test_a_failing_fallback_returns_none_for_the_engine_to_decide() -> None:
     contact = ContactView("c", "voice", 0, {}, {"sales": 1}, "q", 0.0)  # type: ignore[arg-type]
     request = make_request(AGENTS, contact=contact, strategy="nope", params={"skill": 5})
     assert manager.route(request) is None
+
+
+def test_failures_reach_the_opentelemetry_counter() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    failures = PluginFailures(counter=meter.create_counter("callmesh.plugin.failures"))
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    catalog.add("vendor", type("V", (Override,), {"answer": staticmethod(_raise)}), source="t")
+    manager = PluginManager([{"name": "vendor"}], catalog=catalog, failures=failures)
+    manager.route(make_request(AGENTS))
+    manager.route(make_request(AGENTS))
+    data = reader.get_metrics_data()
+    points = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "callmesh.plugin.failures"
+        for p in m.data.data_points
+    ]
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"plugin": "vendor", "hook": "callmesh_route_contact", "reason": "raised"}, 2)
+    ]
+
+
+def test_router_harness_routes_through_plugins(callmesh_router: Callable[..., Any]) -> None:
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    vip = type(
+        "Vip",
+        (Override,),
+        {
+            "answer": staticmethod(
+                lambda r: (
+                    RoutingDecision(("agent-3",), "vip", "vip")
+                    if r.contact.attributes.get("tier") == "vip"
+                    else None
+                )
+            )
+        },
+    )
+    catalog.add("vendor", vip, source="t")
+    harness = callmesh_router([{"name": "vendor"}], catalog=catalog)
+    assert harness.offer({"tier": "vip"}) == ("agent-3",)
+    assert harness.offer() == ("agent-0",)  # all idle since login (t=0): lowest id
