@@ -12,9 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from callmesh.acd.errors import ConfigError
 from callmesh.acd.strategy import Channel
+
+if TYPE_CHECKING:
+    from callmesh.api.agentteam import AgentTeam
+    from callmesh.api.queue import Queue
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -24,6 +29,7 @@ __all__ = [
     "QueueConfig",
     "TeamConfig",
     "TierConfig",
+    "from_resources",
     "validate",
 ]
 
@@ -59,12 +65,13 @@ class TeamConfig:
     Attributes:
         name: unique team name.
         agents: the members, first is position 0.
-        wrap_up_time: seconds of WrapUp after a contact when its queue sets none.
+        wrap_up_time: seconds of WrapUp after a contact, overriding the queue's; None
+            leaves the queue's.
     """
 
     name: str
     agents: tuple[AgentConfig, ...]
-    wrap_up_time: float = 0.0
+    wrap_up_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +122,7 @@ class QueueConfig:
         max_wait: seconds before overflow; None waits forever.
         overflow: what to do at max wait; None ends the contact as timed out.
         offer_timeout: seconds an offer rings at an agent before RONA.
-        wrap_up_time: seconds of WrapUp after each contact; None uses the team's.
+        wrap_up_time: seconds of WrapUp after each contact (a team may override it).
         expected_handle_time: seconds, for the estimated wait before any contact completed.
     """
 
@@ -129,7 +136,7 @@ class QueueConfig:
     max_wait: float | None = None
     overflow: OverflowConfig | None = None
     offer_timeout: float = 20.0
-    wrap_up_time: float | None = None
+    wrap_up_time: float = 0.0
     expected_handle_time: float = 180.0
 
 
@@ -167,7 +174,8 @@ def validate(
             raise ConfigError("team.name is empty: give every team a name")
         if team.name in team_map:
             raise ConfigError(f"team {team.name!r} is defined twice: team names are unique")
-        _check_number(team.wrap_up_time, f"team {team.name!r}.wrap_up_time")
+        if team.wrap_up_time is not None:
+            _check_number(team.wrap_up_time, f"team {team.name!r}.wrap_up_time")
         seen: set[str] = set()
         for agent in team.agents:
             where = f"team {team.name!r} agent {agent.id!r}"
@@ -233,8 +241,7 @@ def validate(
             _check_number(queue.max_wait, f"{where}.max_wait", positive=True)
         _check_number(queue.offer_timeout, f"{where}.offer_timeout", positive=True)
         _check_number(queue.expected_handle_time, f"{where}.expected_handle_time", positive=True)
-        if queue.wrap_up_time is not None:
-            _check_number(queue.wrap_up_time, f"{where}.wrap_up_time")
+        _check_number(queue.wrap_up_time, f"{where}.wrap_up_time")
         if queue.overflow is not None:
             if queue.max_wait is None:
                 raise ConfigError(
@@ -261,3 +268,68 @@ def validate(
                     " only action 'queue' takes a target"
                 )
     return queue_map, team_map, agent_map
+
+
+def from_resources(
+    queues: Iterable[Queue], teams: Iterable[AgentTeam]
+) -> tuple[list[QueueConfig], list[TeamConfig]]:
+    """Build the engine's configuration from Queue and AgentTeam resources (one tenant).
+
+    Tiers are taken in ascending ``level`` (the engine numbers them 1, 2, ... in that
+    order); ``maxWaitSeconds: 0`` waits forever; overflow ``hangup`` ends the contact as
+    timed out; a team's ``wrapUpSeconds`` overrides the queue's. The result is checked by
+    :func:`validate` when a :class:`~callmesh.acd.engine.Router` is built from it.
+    """
+    team_configs = [
+        TeamConfig(
+            name=team.name,
+            agents=tuple(
+                AgentConfig(
+                    id=agent.id,
+                    skills={skill.name: skill.level for skill in agent.skills},
+                    capacity={
+                        Channel.VOICE: agent.capacity.voice,
+                        Channel.CHAT: agent.capacity.chat,
+                        Channel.EMAIL: agent.capacity.email,
+                    },
+                    name=agent.name,
+                )
+                for agent in team.spec.agents
+            ),
+            wrap_up_time=(
+                None if team.spec.wrap_up_seconds is None else float(team.spec.wrap_up_seconds)
+            ),
+        )
+        for team in teams
+    ]
+    queue_configs = []
+    for queue in queues:
+        spec = queue.spec
+        max_wait = float(spec.max_wait_seconds) if spec.max_wait_seconds else None
+        overflow: OverflowConfig | None = None
+        if spec.overflow is not None and max_wait is not None:
+            action = str(spec.overflow.action)
+            if action == OverflowAction.QUEUE:
+                overflow = OverflowConfig(OverflowAction.QUEUE, spec.overflow.queue)
+            elif action in (OverflowAction.VOICEMAIL, OverflowAction.CALLBACK):
+                overflow = OverflowConfig(OverflowAction(action))
+            # "hangup": no overflow, the contact ends as timed out
+        queue_configs.append(
+            QueueConfig(
+                name=queue.name,
+                tiers=tuple(
+                    TierConfig(tuple(tier.teams), float(tier.escalate_after_seconds))
+                    for tier in sorted(spec.tiers, key=lambda t: t.level)
+                ),
+                strategy=spec.strategy.name,
+                params=dict(spec.strategy.params),
+                channel=Channel(str(spec.channel)),
+                skills={req.name: req.min_level for req in spec.required_skills},
+                priority=spec.priority,
+                max_wait=max_wait,
+                overflow=overflow,
+                offer_timeout=float(spec.offer_timeout_seconds),
+                wrap_up_time=float(spec.wrap_up_seconds),
+            )
+        )
+    return queue_configs, team_configs

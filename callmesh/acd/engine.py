@@ -760,9 +760,11 @@ class Router:
         queue.handled += 1
         queue.handle_total += talk
         wrap = queue.config.wrap_up_time
-        if wrap is None:
-            membership = queue.members.get(agent.id)
-            wrap = self._team_cfg[membership.team].wrap_up_time if membership else 0.0
+        membership = queue.members.get(agent.id)
+        if membership is not None:
+            team_wrap = self._team_cfg[membership.team].wrap_up_time
+            if team_wrap is not None:
+                wrap = team_wrap  # the team's wrap-up overrides the queue's
         if wrap > 0 and agent.presence is AgentState.AVAILABLE and not agent.load():
             agent.presence = AgentState.WRAP_UP
             agent.wrap_serial += 1

@@ -189,7 +189,7 @@ class RingAll:
 
 
 def _delay_param(params: Mapping[str, object]) -> float:
-    value = params.get("delay", 10.0)
+    value = params.get("delay", params.get("ringProgressivelySeconds", 10.0))
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"ring-progressively param 'delay' is {value!r}: use seconds > 0")
     if value <= 0:
@@ -201,7 +201,8 @@ class RingProgressively:
     """ring-progressively: ring the first agent, add the next one every ``delay`` seconds.
 
     Agents are taken by tier and position; the ones already ringing keep ringing (param
-    ``delay``, default 10 s, mod_callcenter's ``ring-progressively-delay``).
+    ``delay``, alias ``ringProgressivelySeconds`` as in the Queue resource, default 10 s,
+    mod_callcenter's ``ring-progressively-delay``).
     """
 
     name = "ring-progressively"

@@ -122,9 +122,9 @@ def test_offer_accept_complete_wrap_up_and_history() -> None:
     assert states == ["Available", "Reserved", "Busy", "WrapUp", "Available"]
 
 
-def test_team_wrap_up_is_used_when_the_queue_sets_none() -> None:
+def test_team_wrap_up_overrides_the_queues() -> None:
     team = TeamConfig("t1", (AgentConfig("ann"),), wrap_up_time=5.0)
-    r = Checked(Router([QueueConfig("q", (TierConfig(("t1",)),))], [team]))
+    r = Checked(Router([QueueConfig("q", (TierConfig(("t1",)),), wrap_up_time=30.0)], [team]))
     r.login("ann", 0.0)
     r.enqueue(ContactSpec("c1", "q"), 0.0)
     r.accept("ann", "c1", 0.0)
