@@ -68,7 +68,9 @@ def mmc_workload(
     queue: str = "q",
     namespace: str = "mmc",
 ) -> Workload:
-    """Poisson arrivals, exponential handle time (and patience) for ``hours`` hours."""
+    """Poisson arrivals, exponential handle time (and patience) for ``hours`` hours (1..24)."""
+    if not 1 <= hours <= 24:
+        raise ValueError(f"hours must be 1..24 (one simulated day), got {hours}")
     queue_traffic: dict[str, object] = {"handleTime": {"type": "exponential", "mean": aht}}
     if patience is not None:
         queue_traffic["patience"] = {"type": "exponential", "mean": patience}
