@@ -148,7 +148,9 @@ class PluginCatalog:
         }
         self._entry_points: dict[str, importlib.metadata.EntryPoint] = {}
         self.refused: dict[str, str] = {}
-        """Installed plugins that are not usable, by name -> why (shown by ``plugins list``)."""
+        """Installed plugins that cannot be used (a name clash), by name -> why."""
+        self.excluded: dict[str, str] = {}
+        """Installed plugins left out by ``CALLMESH_PLUGINS``, by name -> why."""
         eps = (
             list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
             if entry_points is None
@@ -166,7 +168,7 @@ class PluginCatalog:
                 )
                 continue
             if self.allowlist is not None and ep.name not in self.allowlist:
-                self.refused[ep.name] = (
+                self.excluded[ep.name] = (
                     f"installed from {source} but not in {ALLOWLIST_ENV}; add it to use it"
                 )
                 continue
@@ -211,8 +213,9 @@ class PluginCatalog:
         """
         info = self._infos.get(name)
         if info is None:
-            if name in self.refused:
-                raise PluginLoadError(f"plugin {name!r} is not usable: {self.refused[name]}")
+            why = self.refused.get(name) or self.excluded.get(name)
+            if why is not None:
+                raise PluginLoadError(f"plugin {name!r} is not usable: {why}")
             known = ", ".join(sorted(self._infos))
             raise PluginLoadError(
                 f"no plugin named {name!r} is installed (available: {known}); install its "

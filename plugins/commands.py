@@ -26,8 +26,9 @@ def register(app: typer.Typer) -> None:
 def list_command() -> None:
     """Show every plugin: name, version, hooks and the package it comes from.
 
-    Built-ins come first. Installed plugins that cannot be used (not in CALLMESH_PLUGINS, a
-    name clash, an import error) are listed with the reason, and the command exits 1.
+    Built-ins come first. Installed plugins left out by CALLMESH_PLUGINS are listed as not
+    allowed; plugins that cannot be used (a name clash, an import error) are listed with the
+    reason, and the command then exits 1.
     """
     from callmesh.plugins.catalog import PluginCatalog
     from callmesh.plugins.errors import PluginLoadError
@@ -49,6 +50,8 @@ def list_command() -> None:
         table.add_row(info.name, info.version, hooks, source)
     console = Console(width=120)
     console.print(table)
+    for name, why in sorted(catalog.excluded.items()):
+        console.print(f"[yellow]not allowed[/yellow] {name}: {why}", highlight=False)
     for name, why in sorted(broken.items()):
         console.print(f"[red]not usable[/red] {name}: {why}", highlight=False)
     if broken:

@@ -424,8 +424,9 @@ class PluginConformance:
     def test_discovered_by_entry_point(self) -> None:
         """The plugin is installed under the ``callmesh`` entry-point group and allowed."""
         catalog = PluginCatalog()
-        assert self.plugin_name in catalog, catalog.refused.get(
-            self.plugin_name, f"{self.plugin_name!r} is not installed (entry point `callmesh`)"
+        why = catalog.refused.get(self.plugin_name) or catalog.excluded.get(self.plugin_name)
+        assert self.plugin_name in catalog, why or (
+            f"{self.plugin_name!r} is not installed (entry point group `callmesh`)"
         )
         info = catalog.info(self.plugin_name)
         assert not info.builtin

@@ -73,7 +73,7 @@ def test_allowlist_empty_means_none(fake_modules: types.ModuleType) -> None:
         entry_points=[ep("vendor", "callmesh_test_vendor:Configured")],
     )
     assert "vendor" not in catalog
-    assert "CALLMESH_PLUGINS" in catalog.refused["vendor"]
+    assert "CALLMESH_PLUGINS" in catalog.excluded["vendor"]
     with pytest.raises(PluginConfigError, match=r"spec.plugins\[0\].name: .*CALLMESH_PLUGINS"):
         PluginManager([{"name": "vendor"}], catalog=catalog)
 
