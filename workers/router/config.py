@@ -4,7 +4,7 @@ The operator renders a ConfigMap per worker role (``operator/render.py``
 ``build_worker_configmap``) whose ``tenant.yaml`` holds the tenant's ContactCenter, Queue
 and AgentTeam manifests as multi-document YAML. :func:`load_config` parses it with the
 ``callmesh.api`` models (every per-object check of ``callmesh validate``), maps the models
-onto :mod:`callmesh.acd.config` and checks them with the engine's own
+onto the engine's configuration with :func:`callmesh.acd.config.from_resources` and checks them with the engine's own
 :func:`callmesh.acd.config.validate`, so a bad file is refused as a whole with messages that
 name the file, line and field.
 """
@@ -16,20 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callmesh.acd.config import (
-    AgentConfig,
-    OverflowAction,
-    OverflowConfig,
-    QueueConfig,
-    TeamConfig,
-    TierConfig,
-    validate,
-)
+from callmesh.acd.config import QueueConfig, TeamConfig, from_resources, validate
 from callmesh.acd.errors import ConfigError
-from callmesh.acd.strategy import Channel
 from callmesh.api import AgentTeam, ContactCenter, Queue
 from callmesh.api.loader import read_documents
-from callmesh.api.queue import OverflowAction as ApiOverflow
 from callmesh.api.validate import check
 
 __all__ = ["RouterConfig", "RouterConfigError", "ServiceLevelTarget", "load_config"]
@@ -85,73 +75,6 @@ def _dump(obj: Any) -> Any:
     return dump(mode="json") if callable(dump) else obj
 
 
-def _queue_config(queue: Queue, teams: dict[str, AgentTeam]) -> QueueConfig:
-    spec = queue.spec
-    tiers = tuple(
-        TierConfig(tuple(t.teams), float(t.escalate_after_seconds))
-        for t in sorted(spec.tiers, key=lambda t: t.level)
-    )
-    overflow: OverflowConfig | None = None
-    if spec.overflow is not None and spec.overflow.action is not ApiOverflow.hangup:
-        action = OverflowAction(spec.overflow.action.value)
-        target = spec.overflow.queue if action is OverflowAction.QUEUE else None
-        overflow = OverflowConfig(action, target)
-    names = [name for t in spec.tiers for name in t.teams]
-    # A team's wrapUpSeconds overrides the queue's (the API's rule); the engine reads the
-    # team's value only when the queue sets none (as in callmesh.sim.build).
-    override = any(teams[n].spec.wrap_up_seconds is not None for n in names if n in teams)
-    return QueueConfig(
-        name=queue.name,
-        tiers=tiers,
-        strategy=spec.strategy.name,
-        params=dict(spec.strategy.params),
-        channel=Channel(spec.channel.value),
-        skills={s.name: s.min_level for s in spec.required_skills},
-        priority=spec.priority,
-        max_wait=float(spec.max_wait_seconds) if spec.max_wait_seconds > 0 else None,
-        overflow=overflow,
-        offer_timeout=float(spec.offer_timeout_seconds),
-        wrap_up_time=None if override else float(spec.wrap_up_seconds),
-    )
-
-
-def _team_configs(queues: dict[str, Queue], teams: dict[str, AgentTeam]) -> list[TeamConfig]:
-    queue_wrap: dict[str, float] = {}
-    for name in sorted(queues):
-        q = queues[name]
-        for tier in q.spec.tiers:
-            for team_name in tier.teams:
-                wrap = float(q.spec.wrap_up_seconds)
-                queue_wrap[team_name] = max(queue_wrap.get(team_name, 0.0), wrap)
-    out: list[TeamConfig] = []
-    for name in sorted(teams):
-        team = teams[name]
-        members = tuple(
-            AgentConfig(
-                id=agent.id,
-                skills={s.name: s.level for s in agent.skills},
-                capacity={
-                    Channel.VOICE: agent.capacity.voice,
-                    Channel.CHAT: agent.capacity.chat,
-                    Channel.EMAIL: agent.capacity.email,
-                },
-                name=agent.name,
-            )
-            for agent in team.spec.agents
-        )
-        team_wrap = team.spec.wrap_up_seconds
-        out.append(
-            TeamConfig(
-                name=name,
-                agents=members,
-                wrap_up_time=(
-                    float(team_wrap) if team_wrap is not None else queue_wrap.get(name, 0.0)
-                ),
-            )
-        )
-    return out
-
-
 def load_config(path: str | Path) -> RouterConfig:
     """Read and check the rendered ``tenant.yaml`` (or a folder of manifests).
 
@@ -205,8 +128,10 @@ def load_config(path: str | Path) -> RouterConfig:
             queues[obj.name] = obj
         elif isinstance(obj, AgentTeam):
             teams[obj.name] = obj
-    queue_configs = tuple(_queue_config(queues[n], teams) for n in sorted(queues))
-    team_configs = tuple(_team_configs(queues, teams))
+    queue_list, team_list = from_resources(
+        (queues[n] for n in sorted(queues)), (teams[n] for n in sorted(teams))
+    )
+    queue_configs, team_configs = tuple(queue_list), tuple(team_list)
     try:
         validate(queue_configs, team_configs)
     except ConfigError as exc:

@@ -189,7 +189,7 @@ class RouterCore:
         self._wall = wall_clock
         self._seed = seed
         self._policy_factory = policy_factory
-        self.config = config
+        self._use(config)
         self.policy = policy_factory(config)
         self.router = self._build_engine(config, self.policy, ())
         self.contacts: dict[str, ContactInfo] = {}
@@ -307,12 +307,9 @@ class RouterCore:
 
     def _trace(self, info: ContactInfo, cid: str) -> list[router_pb2.RoutingTraceEntry]:
         decisions = list(info.earlier_trace)
-        if cid in self._engine_contacts():
+        if cid in self.contacts:  # the worker's contacts are the engine's
             decisions += self.router.trace(cid)
         return [self._trace_entry(d) for d in decisions]
-
-    def _engine_contacts(self) -> set[str]:
-        return set(self.router.contacts())
 
     def _trace_entry(self, d: DecisionRecord) -> router_pb2.RoutingTraceEntry:
         return router_pb2.RoutingTraceEntry(
@@ -506,10 +503,16 @@ class RouterCore:
 
     # ------------------------------------------------------------------ contacts
 
+    def _use(self, config: RouterConfig) -> None:
+        """Make ``config`` the one in force (with its lookup tables)."""
+        self.config = config
+        self._queue_map = {q.name: q for q in config.queues}
+        self._agent_set = config.agent_ids()
+
     def _config_queue(self, name: str) -> QueueConfig:
-        for q in self.config.queues:
-            if q.name == name:
-                return q
+        queue = self._queue_map.get(name)
+        if queue is not None:
+            return queue
         known = ", ".join(q.name for q in self.config.queues) or "none"
         raise RequestError(
             grpc.StatusCode.NOT_FOUND,
@@ -600,7 +603,8 @@ class RouterCore:
 
     def position(self, contact_id: str) -> tuple[int, float]:
         """1-based place and estimated wait of a waiting contact; (0, 0) otherwise."""
-        if contact_id not in self._engine_contacts():
+        info = self.contacts.get(contact_id)
+        if info is None or info.agent_id is not None or info.ringing:
             return 0, 0.0
         return self.router.position(contact_id), self.router.estimated_wait(contact_id)
 
@@ -699,7 +703,7 @@ class RouterCore:
         Raises:
             RequestError, AcdError: unknown agent, agent in no team.
         """
-        if agent_id not in self.config.agent_ids():
+        if agent_id not in self._agent_set:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
                 f"agent {agent_id!r} is not in any AgentTeam of tenant"
@@ -740,7 +744,7 @@ class RouterCore:
         return session
 
     def _engine_agents(self) -> set[str]:
-        return {a.id for t in self.config.teams for a in t.agents}
+        return self._agent_set
 
     def set_ready(self, agent_id: str) -> None:
         """The agent is ready (ends wrap-up early)."""
@@ -912,16 +916,24 @@ class RouterCore:
         teams = {t.name: t for t in config.teams}
         wrap = 0.0
         for info in infos:
+            # As the engine does: the queue's wrap-up, unless the team through which the
+            # agent serves the queue overrides it.
             queue = next((q for q in config.queues if q.name == info.spec.queue), None)
             if queue is None:
                 continue
-            if queue.wrap_up_time is not None:
+            member_of = next(
+                (
+                    teams[name]
+                    for tier in queue.tiers
+                    for name in tier.teams
+                    if any(a.id == agent.id for a in teams[name].agents)
+                ),
+                None,
+            )
+            if member_of is not None and member_of.wrap_up_time is not None:
+                wrap = max(wrap, member_of.wrap_up_time)
+            else:
                 wrap = max(wrap, queue.wrap_up_time)
-                continue
-            for tier in queue.tiers:
-                for name in tier.teams:
-                    if any(a.id == agent.id for a in teams[name].agents):
-                        wrap = max(wrap, teams[name].wrap_up_time)
         team_name = f"{HOLD_PREFIX}{agent.id}"
         queues = []
         for channel, count in sorted(by_channel.items()):
@@ -940,7 +952,7 @@ class RouterCore:
                     wrap_up_time=wrap,
                 )
             )
-        return queues, TeamConfig(team_name, (agent,), wrap)
+        return queues, TeamConfig(team_name, (agent,), None)
 
     def _migrate(
         self,
@@ -979,7 +991,7 @@ class RouterCore:
                 engine.set_not_ready(agent_id, reason, now)
         # The switch: from here on effects are carried out.
         self.router = engine
-        self.config = config
+        self._use(config)
         old_policy, self.policy = self.policy, policy
         for q in config.queues:
             self.counters.setdefault(q.name, QueueCounters())
