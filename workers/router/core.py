@@ -758,9 +758,12 @@ class RouterCore:
         self.presence[agent_id] = (AgentState.NOT_READY, why)
 
     def logout(self, agent_id: str) -> None:
-        """The agent logs out (refused with contacts in progress)."""
+        """The agent logs out (refused with contacts in progress); its session ends."""
         self._run("logout", lambda now: self.router.logout(agent_id, now))
         self.presence[agent_id] = (AgentState.LOGGED_OUT, "logout")
+        session = self.sessions.pop(agent_id, None)
+        if session is not None:
+            session.events.put_nowait(None)
 
     def close_session(self, session: Session) -> None:
         """The session's stream ended: log the agent out, or NotReady if it has contacts."""
