@@ -472,3 +472,41 @@ async def test_watch_queues_streams_kpis(started: Any) -> None:
         "nope",
     )
     check(server)
+
+
+async def test_graceful_stop_ends_streams_and_health(tmp_path: Path) -> None:
+    config = write(tmp_path / "tenant.yaml", queue("support", ["first"]), team("first", ["a00"]))
+    server = RouterServer(config, address="127.0.0.1:0", reload_interval=0, grace=0.5)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = router_pb2_grpc.RouterServiceStub(channel)
+    ann = Agent(stub, "a00")
+    await ann.login()
+    await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c1", queue="support"))
+    await ann.next("offer")
+    await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c2", queue="support"))
+    watch = stub.WatchContact(router_pb2.WatchContactRequest(contact_id="c2"))
+    await watch.read()
+    kpis = stub.WatchQueues(router_pb2.WatchQueuesRequest(interval_seconds=0.05))
+    await kpis.read()
+    start = time.monotonic()
+    await server.stop()
+    assert time.monotonic() - start < 5
+    # Sessions and watches end cleanly (EOF), the periodic KPI stream is cut at the grace.
+    while (event := await ann.call.read()) is not grpc.aio.EOF:
+        assert event.WhichOneof("event") in ("state", "withdrawn")
+    assert await watch.read() is grpc.aio.EOF
+
+    async def kpis_end() -> grpc.StatusCode:
+        try:
+            while await kpis.read() is not grpc.aio.EOF:
+                pass
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    assert await asyncio.wait_for(kpis_end(), TIMEOUT) in (
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNAVAILABLE,
+    )
+    await channel.close()
