@@ -155,6 +155,11 @@ def parse_plugin_specs(
             problems.append(f"{at}.enabled: must be true or false, got {on!r}")
             continue
         if not on:
+            if name == FALLBACK_PLUGIN:
+                problems.append(
+                    f"{at}.enabled: the built-in {name!r} plugin is every queue's fallback and "
+                    f"cannot be turned off; remove this entry"
+                )
             continue
         raw_config = _field(item, "config", None)
         if raw_config is None:

@@ -225,3 +225,21 @@ def test_trace_env_logs_every_call(
     manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
     manager.route(make_request(make_agents(3)))
     assert "routing callmesh_route_contact -> RoutingDecision" in caplog.text
+
+
+def test_the_routing_fallback_cannot_be_disabled() -> None:
+    with pytest.raises(
+        PluginConfigError, match=r"spec.plugins\[0\].enabled: .*cannot be turned off"
+    ):
+        PluginManager(
+            [{"name": "routing", "enabled": False}],
+            catalog=PluginCatalog(environ={}, entry_points=[]),
+        )
+
+
+def test_keyword_qa_can_be_disabled() -> None:
+    manager = PluginManager(
+        [{"name": "keyword-qa", "enabled": False}],
+        catalog=PluginCatalog(environ={}, entry_points=[]),
+    )
+    assert [p.name for p in manager.plugins] == ["routing"]
