@@ -68,6 +68,7 @@ def _check(total: dict[str, Any], expected: dict[str, float]) -> None:
 MMC_GRID = [
     # agents, offered load per agent, simulated hours per replication
     (2, 0.6, 20),
+    (10, 0.5, 6),
     (5, 0.75, 12),
     (20, 0.85, 4),
     (50, 0.9, 2),
