@@ -225,3 +225,48 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
             ],
             catalog=catalog,
         )
+
+
+async def test_secret_from_an_environment_variable_and_post_lookups(
+    crm: tuple[FakeCRM, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, port = crm
+    monkeypatch.setenv("CRM_TOKEN", SECRET)
+    config = {
+        "url": f"http://127.0.0.1:{port}/lookup",
+        "method": "POST",
+        "auth_value_env": "CRM_TOKEN",
+        "auth_header": "X-Api-Key",
+        "fields": {"display_name": "name"},
+    }
+    manager = PluginManager(
+        [{"name": "http-crm", "config": config}], catalog=PluginCatalog(environ={}, entry_points=[])
+    )
+    try:
+        record = await manager.lookup_caller(
+            CallerQuery("c1", "chat", "ada@example.com", attributes={"account": "7"})
+        )
+        # The fake answers POSTs with {} (no name): not found, and not a failure.
+        assert not record.found and manager.failures.snapshot() == {}
+        body = fake.requests[-1]["body"]
+        assert body["ani"] == "ada@example.com" and body["attributes"] == {"account": "7"}
+    finally:
+        await manager.aclose()
+
+
+def test_missing_secret_variable_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRM_TOKEN_MISSING", raising=False)
+    with pytest.raises(PluginConfigError, match=r"spec.plugins\[0\]: .*CRM_TOKEN_MISSING"):
+        PluginManager(
+            [
+                {
+                    "name": "http-crm",
+                    "config": {
+                        "url": "http://x/{ani}",
+                        "fields": {"display_name": "n"},
+                        "auth_value_env": "CRM_TOKEN_MISSING",
+                    },
+                }
+            ],
+            catalog=PluginCatalog(environ={}, entry_points=[]),
+        )
