@@ -100,3 +100,115 @@ def router_command(
         raise typer.Exit(2) from None
     finally:
         telemetry.shutdown()
+
+
+@worker_app.command("callcontrol")
+def callcontrol_command(
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The tenant's rendered tenant.yaml (ContactCenter, Queues, AgentTeams, IVRFlows).",
+            envvar="CALLMESH_CONFIG",
+        ),
+    ] = Path("/etc/callmesh/tenant.yaml"),
+    router: Annotated[
+        str, typer.Option(help="The router's gRPC address.", envvar="CALLMESH_ROUTER")
+    ] = "127.0.0.1:50051",
+    freeswitch: Annotated[
+        str,
+        typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH"),
+    ] = "127.0.0.1:8021",
+    password: Annotated[
+        str,
+        typer.Option(help="The event-socket password.", envvar="CALLMESH_ESL_PASSWORD"),
+    ] = "ClueCon",
+    port: Annotated[
+        int, typer.Option(help="Outbound-socket port the dialplan connects to.", min=0)
+    ] = 8084,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    advertise: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port FreeSWITCH reaches this worker at (re-adopting waiting calls);"
+            " default: the pod IP from POD_IP and the port.",
+        ),
+    ] = None,
+    interactions: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON-lines file of interaction records.", envvar="CALLMESH_INTERACTIONS"
+        ),
+    ] = None,
+    default_queue: Annotated[
+        str | None,
+        typer.Option(
+            help="Queue for calls whose flow is missing or fails (default: first voice queue)."
+        ),
+    ] = None,
+    grace: Annotated[float, typer.Option(help="Seconds live calls get on SIGTERM.", min=0)] = 10.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run IVR flows, queue, announce and bridge calls through FreeSWITCH's event socket.
+
+    FreeSWITCH's dialplan hands each call to this worker (``socket <host>:8084 async
+    full``); queues live in the router (CALLMESH_ROUTER); agent legs are originated over the
+    inbound event socket (CALLMESH_FREESWITCH, CALLMESH_ESL_PASSWORD). Every call ends in
+    one interaction record. Stops gracefully on SIGTERM; see docs/callflow.md.
+    """
+    import asyncio
+    import signal
+
+    from callmesh.workers.callcontrol.config import CallControlConfigError, load_config
+    from callmesh.workers.callcontrol.worker import CallControl, default_sink_path
+    from callmesh.workers.interactions import JsonLinesSink
+    from callmesh.workers.telemetry import setup_telemetry
+
+    _logging(log_level)
+    try:
+        cfg = load_config(config, default_queue=default_queue)
+    except CallControlConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    fs_host, _, fs_port = freeswitch.rpartition(":")
+    if not fs_host or not fs_port.isdigit():
+        typer.echo(f"error: --freeswitch {freeswitch!r}: use host:port, e.g. fs:8021", err=True)
+        raise typer.Exit(2)
+    if advertise is None and os.environ.get("POD_IP"):
+        advertise = f"{os.environ['POD_IP']}:{port}"
+    telemetry = setup_telemetry("callcontrol", tenant=cfg.namespace, install_global=True)
+
+    async def run() -> None:
+        from callmesh.plugins.manager import PluginManager
+
+        crm = PluginManager(cfg.plugins, where="ContactCenter spec.plugins")
+        sink = JsonLinesSink(interactions or default_sink_path(cfg.namespace))
+        worker = CallControl(
+            cfg,
+            router=router,
+            freeswitch=(fs_host, int(fs_port)),
+            password=password,
+            sink=sink,
+            host=host,
+            port=port,
+            advertise=advertise,
+            crm=crm,
+            tracer=telemetry.tracer,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.start()
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop(grace)
+            await sink.close()
+            await crm.aclose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        telemetry.shutdown()
