@@ -146,14 +146,16 @@ def _erlang(sim: Simulator, queue: str, rate: float, agents: float) -> dict[str,
 
 
 def _dedicated_agents(sim: Simulator) -> dict[str, tuple[str, ...]]:
-    """Queues whose agents serve no other queue, with those agents (Erlang applies)."""
+    """Queues whose agents serve no other queue, one contact at a time (Erlang applies)."""
     serves: dict[str, set[str]] = {}
     members: dict[str, tuple[str, ...]] = {}
+    single: dict[str, bool] = {}
     for queue in sim.setup.queues:
-        ids = tuple(
-            dict.fromkeys(a.id for tier in queue.tiers for t in tier.teams for a in _team(sim, t))
-        )
+        agents = [a for tier in queue.tiers for t in tier.teams for a in _team(sim, t)]
+        ids = tuple(dict.fromkeys(a.id for a in agents))
         members[queue.name] = ids
+        # A chat agent holding several chats is not one Erlang server.
+        single[queue.name] = all(a.capacity.get(queue.channel, 0) == 1 for a in agents)
         for agent_id in ids:
             serves.setdefault(agent_id, set()).add(queue.name)
     out = {}
@@ -161,6 +163,7 @@ def _dedicated_agents(sim: Simulator) -> dict[str, tuple[str, ...]]:
         ids = members[queue.name]
         if (
             ids
+            and single[queue.name]
             and all(serves[a] == {queue.name} for a in ids)
             and all(t.delay == 0 for t in queue.tiers)
         ):

@@ -259,3 +259,19 @@ def test_example_ivr_routes_calls_by_menu_choice() -> None:
     # 40% press 3, 6% press 9 and 4% press nothing: about half of the calls reach support.
     assert offered["support"] / calls == pytest.approx(0.5, abs=0.06)
     assert offered["claims"] / calls == pytest.approx(0.22, abs=0.05)
+
+
+def test_erlang_columns_only_where_the_model_applies() -> None:
+    sim = Simulator(mmc_tenant(4), mmc_workload(120, 60.0, patience=90.0))
+    run = summarize(sim, [sim.run(1), sim.run(1, 1)], 1)
+    erlang = run["queues"][0]["total"]["erlang"]
+    assert erlang["model"] == "erlang-a" and erlang["agents"] == 4 and erlang["exact"] is True
+    assert erlang["trafficErlangs"] == pytest.approx(2.0)
+    assert run["queues"][0]["intervals"][0]["erlang"] == erlang
+    # Chat agents holding three chats each are not Erlang servers.
+    tenant = load_tenants([EXAMPLES / "globex-telecom"])["globex-telecom"]
+    workload = load_workload(EXAMPLES / "globex-telecom" / "workload.yaml")
+    sim = Simulator(tenant, workload)
+    run = summarize(sim, [sim.run(1)], 1)
+    chat = next(q for q in run["queues"] if q["name"] == "chat-support")
+    assert all(iv["erlang"] is None for iv in chat["intervals"])
