@@ -717,8 +717,21 @@ async def _app_record_session(ch: Channel, arg: str) -> str:
 
 
 async def _app_park(ch: Channel, arg: str) -> str:
+    """Park: CHANNEL_PARK, then run messages sent to the channel (sendmsg execute) until it
+    hangs up, as a parked FreeSWITCH channel does."""
     ch.fire("CHANNEL_PARK")
-    await ch.hungup.wait()
+    parked = ch.current
+    while not ch.hungup.is_set():
+        message = asyncio.ensure_future(ch.queue.get())
+        hung = asyncio.ensure_future(ch.hungup.wait())
+        await asyncio.wait({message, hung}, return_when=asyncio.FIRST_COMPLETED)
+        hung.cancel()
+        if not message.done():
+            message.cancel()
+            break
+        execution = message.result()
+        execution.done.set_result(await ch.run(execution))
+        ch.current = parked
     return "_none_"
 
 

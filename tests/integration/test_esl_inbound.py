@@ -242,3 +242,25 @@ async def test_originate_outcomes(esl_peer: FakeFreeSwitch) -> None:
             await client.api(f"uuid_kill {uuid}")
     finally:
         await client.close()
+
+
+async def test_sendmsg_execute_and_hangup_on_a_parked_leg(esl_peer: FakeFreeSwitch) -> None:
+    client = client_for(esl_peer)
+    await client.start()
+    try:
+        await client.subscribe("CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP")
+        done = client.events("CHANNEL_EXECUTE_COMPLETE")
+        hangups = client.events("CHANNEL_HANGUP")
+        uuid = (await client.api("originate user/1001 &park()")).split()[1]
+        await client.execute(uuid, "playback", "tone_stream://%(100,0,440)", event_lock=True)
+        while (event := await asyncio.wait_for(done.get(), 5)).get("Application") != "playback":
+            pass
+        assert event["Application-Response"] == "FILE PLAYED" and event.unique_id == uuid
+        await client.sendmsg(uuid, "hangup", {"hangup-cause": "USER_BUSY"})
+        hangup = await asyncio.wait_for(hangups.get(), 5)
+        assert hangup.unique_id == uuid and hangup["Hangup-Cause"] == "USER_BUSY"
+        with pytest.raises(EslCommandError, match="invalid session id"):
+            await client.execute(uuid, "answer")
+        assert "event-lock: true" not in esl_peer.commands  # headers are not command lines
+    finally:
+        await client.close()
