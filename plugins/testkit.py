@@ -530,6 +530,24 @@ class PluginConformance:
         finally:
             asyncio.run(manager.aclose())
 
+    def test_routes_inside_the_real_router(self) -> None:
+        """In the ACD engine itself, every contact is offered and the plugin never fails."""
+        manager = self._manager()
+        try:
+            names = [s for s, e in manager.strategies.items() if e.plugin == self.plugin_name]
+            rng = random.Random(3)
+            for strategy in names or ["longest-idle-agent"]:
+                harness = RouterHarness(manager, make_agents(12, rng=rng), strategy)
+                for _ in range(10):
+                    attributes = {
+                        k: rng.choice(list(v)) for k, v in self.sample_attributes.items() if v
+                    }
+                    offered = harness.offer({k: v for k, v in attributes.items() if v})
+                    assert offered, f"a contact was not offered with strategy {strategy!r}"
+            assert manager.failures.count(self.plugin_name) == 0, manager.failures.snapshot()
+        finally:
+            asyncio.run(manager.aclose())
+
     def test_async_hooks_answer_the_contract(self) -> None:
         """CRM, QA and notification hooks answer the right types within their budgets."""
         manager = self._manager()
