@@ -370,6 +370,7 @@ class Listener:
 
     async def cmd_sendmsg(self, args: str, headers: dict[str, str], body: bytes) -> None:
         uuid = args.strip() or (self.call.channel.uuid if self.call is not None else "")
+        self.peer.messages.append((uuid, headers, body))
         channel = self.peer.channels.get(uuid)
         if channel is None or channel.hungup.is_set():
             self.reply(f"-ERR invalid session id [{uuid}]")
@@ -410,6 +411,8 @@ class FakeFreeSwitch:
         self.calls: list[OutboundCall] = []
         self.commands: list[str] = []
         """Every command line received on any connection, in order."""
+        self.messages: list[tuple[str, dict[str, str], bytes]] = []
+        """Every ``sendmsg``: target UUID, headers and body."""
         self.stall = False
         """While True, commands are read but never answered (a hung FreeSWITCH)."""
         self.endpoints: dict[str, Endpoint] = {}

@@ -261,6 +261,8 @@ async def test_sendmsg_execute_and_hangup_on_a_parked_leg(esl_peer: FakeFreeSwit
         assert hangup.unique_id == uuid and hangup["Hangup-Cause"] == "USER_BUSY"
         with pytest.raises(EslCommandError, match="invalid session id"):
             await client.execute(uuid, "answer")
-        assert "event-lock: true" not in esl_peer.commands  # headers are not command lines
+        target, headers, _ = esl_peer.messages[0]
+        assert target == uuid and headers["event-lock"] == "true"
+        assert headers["execute-app-arg"] == "tone_stream://%(100,0,440)"
     finally:
         await client.close()
