@@ -437,15 +437,16 @@ class RouterCore:
         if info is None:  # pragma: no cover - every engine contact has its info
             return
         info.ringing.update(effect.agent_ids)
-        self._to_watchers(
-            info,
-            now,
-            offered=router_pb2.ContactOffered(
-                agent_ids=list(effect.agent_ids),
-                timeout_seconds=effect.timeout,
-                decision=self._trace_entry(d),
-            ),
-        )
+        if info.watchers:
+            self._to_watchers(
+                info,
+                now,
+                offered=router_pb2.ContactOffered(
+                    agent_ids=list(effect.agent_ids),
+                    timeout_seconds=effect.timeout,
+                    decision=self._trace_entry(d),
+                ),
+            )
         spec = info.spec
         offer = router_pb2.AgentOffer(
             contact_id=effect.contact_id,
@@ -480,22 +481,23 @@ class RouterCore:
                 counters.overflowed += 1
         if info is None:
             return
-        trace_entries = [self._trace_entry(d) for d in info.earlier_trace + list(effect.trace)]
-        self._to_watchers(
-            info,
-            now,
-            ended=router_pb2.ContactEndedEvent(
-                reason=END_TO_PB[effect.reason],
-                queue=queue,
-                waited_seconds=effect.waited,
-                agent_id=effect.agent_id or "",
-                action=effect.action or "",
-                trace=trace_entries,
-            ),
-        )
-        for q in info.watchers:
-            q.put_nowait(None)
-        info.watchers.clear()
+        if info.watchers:
+            trace_entries = [self._trace_entry(d) for d in [*info.earlier_trace, *effect.trace]]
+            self._to_watchers(
+                info,
+                now,
+                ended=router_pb2.ContactEndedEvent(
+                    reason=END_TO_PB[effect.reason],
+                    queue=queue,
+                    waited_seconds=effect.waited,
+                    agent_id=effect.agent_id or "",
+                    action=effect.action or "",
+                    trace=trace_entries,
+                ),
+            )
+            for q in info.watchers:
+                q.put_nowait(None)
+            info.watchers.clear()
         info.ringing.clear()
         info.earlier_trace = []
         if effect.reason is not EndReason.ANSWERED:
