@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator
 from typing import NoReturn
@@ -31,6 +32,8 @@ from callmesh.acd import Offer
 from callmesh.acd.errors import AcdError
 
 __all__ = ["RouterService"]
+
+log = logging.getLogger("callmesh.workers.router")
 
 _ANSWERS: dict[int, bool] = {
     router_pb2.OFFER_ANSWER_ACCEPT: True,
@@ -261,5 +264,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     session.events.put_nowait(event)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
+        except Exception:  # a bug: end the session, and say so
+            log.exception("agent session of %r failed", agent_id)
         finally:
             session.events.put_nowait(None)
