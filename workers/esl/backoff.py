@@ -17,7 +17,9 @@ class Backoff:
 
     base: float = 0.1
     cap: float = 10.0
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    rng: random.Random = field(default_factory=random.Random)
+    """Own generator (never the global one). Unseeded by default so replicas reconnecting
+    after the same FreeSWITCH restart spread out; pass a seeded one for repeatable tests."""
     attempt: int = 0
 
     def __post_init__(self) -> None:
