@@ -564,16 +564,20 @@ class Simulator:
             # -- carry out the router's effects ------------------------------------------------
             j = 0
             while j < len(effects):
-                e = effects[j]
+                e: Any = effects[j]  # dispatched on its exact type below
                 j += 1
                 cls = type(e)
                 if cls is AgentStateChanged:
-                    assert isinstance(e, AgentStateChanged)
                     a = aidx[e.agent_id]
                     at = e.at
                     cat = a_cat[a]
-                    if cat:
-                        accrue(agent_work if cat == 2 else agent_idle, a * ni, a_since[a], at)
+                    since = a_since[a]
+                    if cat and at > since:
+                        i = int(since // L)
+                        if since >= w0 and at <= day and at < (i + 1) * L:
+                            (agent_work if cat == 2 else agent_idle)[a * ni + i] += at - since
+                        else:
+                            accrue(agent_work if cat == 2 else agent_idle, a * ni, since, at)
                     state = e.state
                     a_since[a] = at
                     if a_wrap_k[a] >= 0:
@@ -602,7 +606,6 @@ class Simulator:
                         elif state is _NOT_READY and logout_due[a]:
                             effects.extend(logout_now(a, e.agent_id, now))
                 elif cls is Offer:
-                    assert isinstance(e, Offer)
                     for agent_id in e.agent_ids:
                         if no_answer and uniform01() < no_answer:
                             continue  # lets it ring out: the router's timeout makes the RONA
@@ -616,7 +619,6 @@ class Simulator:
                             seq += 1
                             heappush(events, (now + delay, _ACCEPT, seq, agent_id, e.contact_id))
                 elif cls is ContactEnded:
-                    assert isinstance(e, ContactEnded)
                     cid = e.contact_id
                     interval = contacts.pop(cid).interval
                     waited = e.waited
@@ -651,7 +653,6 @@ class Simulator:
                     else:
                         timed_out[k] += 1
                 elif cls is Connected:
-                    assert isinstance(e, Connected)
                     cid = e.contact_id
                     interval = contacts[cid].interval
                     qi = qidx[e.queue]
@@ -662,13 +663,11 @@ class Simulator:
                     seq += 1
                     heappush(events, (now + t_talk, _COMPLETE, seq, cid, (k, t_talk)))
                 elif cls is OfferWithdrawn:
-                    assert isinstance(e, OfferWithdrawn)
                     if e.reason == "no answer":
                         c = contacts.get(e.contact_id)
                         if c is not None and c.interval >= 0:
                             rona[c.queue * ni + c.interval] += 1
                 elif cls is ContactMoved:
-                    assert isinstance(e, ContactMoved)
                     c = contacts[e.contact_id]
                     interval = c.interval
                     to_q = qidx[e.to_queue]
