@@ -266,3 +266,18 @@ async def test_sendmsg_execute_and_hangup_on_a_parked_leg(esl_peer: FakeFreeSwit
         assert headers["execute-app-arg"] == "tone_stream://%(100,0,440)"
     finally:
         await client.close()
+
+
+async def test_a_failing_hook_does_not_stop_the_reader(esl_peer: FakeFreeSwitch) -> None:
+    client = client_for(esl_peer)
+    await client.start()
+    try:
+
+        def broken(event: Event) -> None:
+            raise RuntimeError("bug in a hook")
+
+        client.connection.event_hooks.append(broken)
+        assert await (await client.bgapi("echo still reading")) == "still reading"
+        assert client.connection.hook_failures == 1
+    finally:
+        await client.close()

@@ -116,6 +116,7 @@ class EslConnection:
         self.disconnect_notice: DisconnectNotice | None = None
         self.bad_events = 0
         self.unexpected_frames = 0
+        self.hook_failures = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -200,7 +201,7 @@ class EslConnection:
                 if fut is not None and not fut.done():
                     fut.set_result(event)
             for hook in self.event_hooks:
-                hook(event)
+                self._run_hook(hook, event)
             self.dispatcher.publish(event)
         elif isinstance(frame, CommandReply | ApiResponse):
             if self._pending is not None and not self._pending.done():
@@ -215,16 +216,24 @@ class EslConnection:
             if not frame.linger:
                 self.disconnect_notice = frame
             for notice_hook in self.notice_hooks:
-                notice_hook(frame)
+                self._run_hook(notice_hook, frame)
         elif isinstance(frame, LogData):
             for log_hook in self.log_hooks:
-                log_hook(frame)
+                self._run_hook(log_hook, frame)
         elif isinstance(frame, BadEventFrame):
             self.bad_events += 1
             log.warning("%s: undecodable event skipped: %s", self.name, frame.error)
         else:
             self.unexpected_frames += 1
             log.warning("%s: unknown frame %r skipped", self.name, frame.content_type)
+
+    def _run_hook(self, hook: Callable[[Any], None], item: object) -> None:
+        """A failing hook is logged; it must not kill the reader (other calls depend on it)."""
+        try:
+            hook(item)
+        except Exception:
+            self.hook_failures += 1
+            log.exception("%s: hook %r failed", self.name, hook)
 
     async def wait_greeting(self) -> AuthRequest:
         """Wait for FreeSWITCH's ``auth/request`` greeting (inbound connections)."""
