@@ -479,6 +479,8 @@ class Simulator:
             if t is not None:
                 seq += 1
                 heappush(events, (t, _ARRIVAL, seq, (is_flow, qi), rates))
+            else:
+                arrivals_open -= 1  # a stream with no traffic all day
         for shift in self.shifts:
             seq += 1
             heappush(events, (shift.login, _LOGIN, seq, shift.agent_id, None))

@@ -275,3 +275,17 @@ def test_erlang_columns_only_where_the_model_applies() -> None:
     run = summarize(sim, [sim.run(1)], 1)
     chat = next(q for q in run["queues"] if q["name"] == "chat-support")
     assert all(iv["erlang"] is None for iv in chat["intervals"])
+
+
+def test_the_run_stops_once_the_day_is_over_and_the_center_empty() -> None:
+    workload = _workload(
+        {
+            "drainMinutes": 1440,
+            "arrivals": [{"queue": "q", "perHour": 60}, {"queue": "q", "perHour": 0}],
+            "queues": {"q": {"handleTime": {"type": "constant", "value": 30}}},
+        }
+    )
+    sim = Simulator(mmc_tenant(2), workload)
+    rec = sim.run(1)
+    assert sim.day_seconds <= rec.end_time < sim.day_seconds + 600
+    assert sum(rec.unfinished) == 0
