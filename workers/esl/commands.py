@@ -7,7 +7,7 @@ inject a second command, so it is refused with a :class:`ValueError` naming the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from callmesh.workers.esl.events import FORMATS
@@ -65,6 +65,17 @@ def event(fmt: str, names: list[str]) -> bytes:
     if not names:
         raise ValueError("event subscription needs at least one event name (or ALL)")
     return encode_command(f"event {fmt} {' '.join(names)}")
+
+
+def event_names(names: Iterable[str]) -> list[str]:
+    """Order names for ``event``: event names, then ``CUSTOM`` and the subclasses after it
+    (``sofia::register``); FreeSWITCH reads every word after ``CUSTOM`` as a subclass."""
+    wanted = set(names)
+    subclasses = sorted(n for n in wanted if "::" in n)
+    plain = sorted(n for n in wanted if "::" not in n and n != "CUSTOM")
+    if subclasses or "CUSTOM" in wanted:
+        return [*plain, "CUSTOM", *subclasses]
+    return plain
 
 
 def filter_add(header: str, value: str) -> bytes:

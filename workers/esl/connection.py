@@ -421,7 +421,7 @@ class InboundClient:
             if not isinstance(reply, CommandReply) or not reply.ok:
                 text = reply.headers.get("Reply-Text", reply.content_type)
                 raise EslAuthError("auth", f"{text} (check the event_socket password)")
-            await conn.subscribe_events(self.event_format, sorted(self._events))
+            await conn.subscribe_events(self.event_format, commands.event_names(self._events))
             for header, value in self._filters:
                 await conn._command(commands.filter_add(header, value), "filter", check=True)
         except BaseException:
@@ -530,7 +530,7 @@ class InboundClient:
         new = set(names) - self._events
         self._events |= set(names)
         if new and self.connected:
-            await self.connection.subscribe_events(self.event_format, sorted(new))
+            await self.connection.subscribe_events(self.event_format, commands.event_names(new))
 
     async def add_filter(self, header: str, value: str) -> None:
         """``filter <header> <value>`` (kept across reconnects)."""

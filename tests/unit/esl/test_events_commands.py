@@ -128,6 +128,14 @@ def test_command_encoding() -> None:
     )
 
 
+def test_event_names_put_subclasses_after_custom() -> None:
+    assert commands.event_names({"Acme::zap", "DTMF", "BACKGROUND_JOB", "sofia::register"}) == [
+        "BACKGROUND_JOB", "DTMF", "CUSTOM", "Acme::zap", "sofia::register"
+    ]  # fmt: skip
+    assert commands.event_names(["CUSTOM", "DTMF"]) == ["DTMF", "CUSTOM"]
+    assert commands.event_names(["DTMF", "ALL"]) == ["ALL", "DTMF"]
+
+
 def test_long_or_multiline_app_args_go_in_the_body() -> None:
     data = commands.execute("speak", "line one\nline two")
     head, _, body = data.partition(b"\n\n")
