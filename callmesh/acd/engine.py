@@ -197,9 +197,13 @@ class Router:
     # ------------------------------------------------------------------ helpers
 
     def _clock(self, now: float) -> None:
-        if not isinstance(now, int | float) or not math.isfinite(now):
-            raise ClockError(f"now is {now!r}: pass the current time as a finite number")
-        if now < self._now:
+        try:
+            ok = self._now <= now < math.inf  # False for NaN
+        except TypeError:
+            ok = False
+        if not ok:
+            if not isinstance(now, int | float) or not math.isfinite(now):
+                raise ClockError(f"now is {now!r}: pass the current time as a finite number")
             raise ClockError(
                 f"now is {now}, earlier than {self._now} already seen: time only moves forward"
             )

@@ -192,8 +192,8 @@ class ContactRecord:
         self.id = contact_id
         self.channel = channel
         self.priority = priority
-        self.attributes = dict(attributes)
-        self.own_skills = dict(own_skills)
+        self.attributes = dict(attributes) if attributes else {}
+        self.own_skills = dict(own_skills) if own_skills else {}
         self.skills: dict[str, int] = {}
         self.key_skill: str | None = None
         self.escalation_serial = 0
@@ -452,22 +452,31 @@ class Candidates:
                     if m.team == team and self.admits(agent):
                         yield self.view(agent)
                 continue
-            lists = [get_index(team, order, skill).entries for team in teams]
-            merged: Any
-            if order is CandidateOrder.TIER_POSITION:
-                # Positions run through the tier's teams in order: concatenation is sorted.
-                merged = (key for entries in lists for key in entries)
-            else:
-                merged = heapq.merge(*lists)
-            seen: set[str] = set()  # an agent in two teams of this tier is yielded once
-            for key in merged:
-                agent_id = key[-1]
-                if agent_id in seen:
-                    continue
-                seen.add(agent_id)
-                agent = agents[agent_id]
-                if members[agent_id].tier == level and self.admits(agent):
-                    yield self.view(agent)
+            yield from self._ordered_tier(level, teams, order, skill)
+
+    def _ordered_tier(
+        self, level: int, teams: tuple[str, ...], order: CandidateOrder, skill: str | None
+    ) -> Iterator[AgentView]:
+        """Candidates of a tier with several teams, merged from the teams' indexes."""
+        agents = self._agents
+        members = self._queue.members
+        get_index = self._indexes.get
+        lists = [get_index(team, order, skill).entries for team in teams]
+        merged: Any
+        if order is CandidateOrder.TIER_POSITION:
+            # Positions run through the tier's teams in order: concatenation is sorted.
+            merged = (key for entries in lists for key in entries)
+        else:
+            merged = heapq.merge(*lists)
+        seen: set[str] = set()  # an agent in two teams of this tier is yielded once
+        for key in merged:
+            agent_id = key[-1]
+            if agent_id in seen:
+                continue
+            seen.add(agent_id)
+            agent = agents[agent_id]
+            if members[agent_id].tier == level and self.admits(agent):
+                yield self.view(agent)
 
     def first(self, order: CandidateOrder, skill: str | None = None) -> AgentView | None:
         """The first candidate in ``order`` (memoised for this request)."""
@@ -475,9 +484,31 @@ class Candidates:
         memo = self._first
         if memo_key in memo:
             return memo[memo_key]
-        found = next(self.ordered(order, skill), None)
+        if order is CandidateOrder.SKILL_LEVEL and not skill:
+            raise ValueError("CandidateOrder.SKILL_LEVEL needs a skill: pass skill='name'")
+        found = self._first_fast(order, skill)
         memo[memo_key] = found
         return found
+
+    def _first_fast(self, order: CandidateOrder, skill: str | None) -> AgentView | None:
+        """``first`` without a generator: the hot path of most decisions."""
+        if order is not CandidateOrder.SKILL_LEVEL:
+            skill = None
+        agents = self._agents
+        members = self._queue.members
+        get_index = self._indexes.get
+        admits = self.admits
+        for level, _delay, teams in self._tiers:
+            if len(teams) != 1:
+                for view in self._ordered_tier(level, teams, order, skill):
+                    return view
+                continue
+            team = teams[0]
+            for key in get_index(team, order, skill).entries:
+                agent = agents[key[-1]]
+                if members[agent.id].team == team and admits(agent):
+                    return self.view(agent)
+        return None
 
     def __iter__(self) -> Iterator[AgentView]:
         """Every candidate, by tier and position."""
