@@ -707,7 +707,8 @@ class Simulator:
         for a in range(na):
             cat = a_cat[a]
             if cat:
-                accrue(agent_work if cat == 2 else agent_idle, a * ni, a_since[a], end)
+                # Nothing happened after the last event: states held at least to the day's end.
+                accrue(agent_work if cat == 2 else agent_idle, a * ni, a_since[a], max(end, day))
         if progress is not None:
             progress(1.0)
         return rec
