@@ -281,3 +281,12 @@ async def test_a_failing_hook_does_not_stop_the_reader(esl_peer: FakeFreeSwitch)
         assert client.connection.hook_failures == 1
     finally:
         await client.close()
+
+
+def test_options_are_validated_with_the_field_named() -> None:
+    with pytest.raises(ValueError, match="command_timeout=0"):
+        EslOptions(command_timeout=0)
+    with pytest.raises(ValueError, match="connect_timeout=-1"):
+        EslOptions(connect_timeout=-1)
+    with pytest.raises(ValueError, match="event_format 'yaml'"):
+        InboundClient("127.0.0.1", 8021, "ClueCon", event_format="yaml")
