@@ -21,6 +21,7 @@ reaches another call: every failure ends in this call's ``finally``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -70,13 +71,25 @@ from callmesh.ivr import Event as IvrEvent
 if TYPE_CHECKING:
     from callmesh.workers.callcontrol.worker import CallControl
 
-__all__ = ["MARKER", "Call", "esl_text", "should_record"]
+__all__ = [
+    "BRIDGED",
+    "MARKER",
+    "Call",
+    "esl_text",
+    "pack_record",
+    "should_record",
+    "unpack_record",
+]
 
 log = logging.getLogger("callmesh.workers.callcontrol")
 
 MARKER = "callmesh_queued"
 """Channel variable set while a call waits in a queue: ``<queue>|<enqueue epoch>|<flow>``.
 A restarted callcontrol finds waiting calls by it (``show channels`` + ``uuid_getvar``)."""
+
+BRIDGED = "callmesh_bridged"
+"""Channel variable set on a caller leg before ``uuid_bridge``: ``<agent>|<record>``. A
+restarted callcontrol completes such calls at the router and writes their records."""
 
 DIGIT_REGEX = "[0-9*#A-D]+"
 """What FreeSWITCH accepts from ``play_and_get_digits``: any DTMF; the engine validates."""
@@ -118,6 +131,19 @@ def should_record(policy: str, percent: float, call_id: str) -> bool:
         return False
     bucket = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:4], "big") % 10_000
     return bucket < percent * 100
+
+
+def pack_record(record: InteractionRecord) -> str:
+    """A record as one channel-variable-safe token (URL-safe base64 of its JSON)."""
+    return base64.urlsafe_b64encode(record.to_json().encode()).decode()
+
+
+def unpack_record(packed: str) -> InteractionRecord | None:
+    """The record packed by :func:`pack_record`; None when unreadable."""
+    try:
+        return InteractionRecord.from_json(base64.urlsafe_b64decode(packed.encode()).decode())
+    except (ValueError, TypeError):
+        return None
 
 
 def _digits_event(entered: str) -> IvrEvent:
@@ -164,8 +190,9 @@ class Call:
         self.bridged_leg: str | None = None
         self._stop_hold = False
         self._enqueued = asyncio.Event()
-        self._recorded = False
+        self._handed_over = False
         self._cancelled = False
+        self.media = QueueMedia()
 
     # ================================================================== the whole call
 
@@ -188,15 +215,17 @@ class Call:
             try:
                 await self.session.myevents()
                 await self.session.linger()
+                # keep the call when this socket goes (a restart): the dialplan parks it
+                await self.session.conn.command("resume", check=False)
                 if recovered is not None:
-                    self.record.recovered = True
+                    self._restore(recovered)
                     span.add_event("recovered after a callcontrol restart")
                     await self._queue_phase(
-                        recovered["queue"],
+                        self.record.queue,
                         None,
                         (),
-                        {"ani": self.ani, "dnis": self.did},
-                        enqueued_at=float(recovered["enqueued_at"]),
+                        dict(self.attributes),
+                        enqueued_at=self.record.enqueued_at,
                     )
                 else:
                     await self._ivr_then_route()
@@ -204,12 +233,22 @@ class Call:
                 if not isinstance(exc, CallHangup) and not self.session.hungup:
                     raise  # a refused command on a live call: handled below as a failure
                 self._mark_hangup()
+                lost = self.session.hangup_event is None and self.session.linger_notice is None
+                if lost and not self.record.disposition:
+                    log.warning("call %s: FreeSWITCH's socket was lost: %s", self.uuid, exc)
+                    self.record.disposition = Disposition.FAILED
                 if not self.record.disposition:
                     self.record.disposition = (
                         Disposition.ABANDONED_QUEUE
                         if self.enqueued_at is not None
                         else Disposition.ABANDONED_IVR
                     )
+            except asyncio.CancelledError:
+                # this process is stopping: a waiting call is left parked for the next one,
+                # a bridged call stays bridged and the next one writes its record at hang-up
+                if self.enqueued_at is not None:
+                    self._handed_over = not self.session.hungup
+                raise
             except Exception as exc:
                 log.exception("call %s failed; hanging it up", self.uuid)
                 span.record_exception(exc)
@@ -225,13 +264,19 @@ class Call:
             ring.task.cancel()
             await self._kill_leg(ring.leg)
         self.rings.clear()
+        self.worker.finished(self)
+        if self.worker.crashed:
+            return
+        if self._handed_over:
+            span.add_event("left waiting for the next callcontrol process")
+            log.info("call %s left waiting for the next process", self.uuid)
+            return
         self._mark_hangup()
         record = self.record
         record.attributes = dict(self.attributes)
         span.set_attribute("callmesh.disposition", record.disposition or "unknown")
         if record.agent_id:
             span.set_attribute("callmesh.agent_id", record.agent_id)
-        self.worker.finished(self)
         try:
             await self.worker.sink.write(record)
         except Exception:
@@ -485,8 +530,7 @@ class Call:
         self.record.enqueued_at = self.enqueued_at
         self.media = media
         self.attributes.update(attributes)
-        marker = f"{queue}|{self.enqueued_at:.6f}|{self.flow_name}"
-        await self.session.set_variable(MARKER, marker)
+        await self.session.set_variable(MARKER, self._marker())
         request = router_pb2.EnqueueRequest(
             contact_id=self.uuid,
             queue=queue,
@@ -512,6 +556,36 @@ class Call:
                 hold_task.cancel()
                 hangup_task.cancel()
                 await asyncio.gather(router_task, hold_task, hangup_task, return_exceptions=True)
+
+    def _pack(self) -> str:
+        self.record.attributes = dict(self.attributes)
+        return pack_record(self.record)
+
+    def _marker(self) -> str:
+        """The waiting call's state, for the next process: queue, time, the record so far."""
+        return f"{self.record.queue}|{self.enqueued_at:.6f}|{self._pack()}"
+
+    def _restore(self, recovered: Mapping[str, str]) -> None:
+        """Take over the record a previous process left in the marker."""
+        queue, enqueued_at, packed = (
+            recovered["queue"],
+            recovered["enqueued_at"],
+            recovered["record"],
+        )
+        old = unpack_record(packed)
+        if old is None:
+            log.warning("call %s: unreadable record in the marker; starting anew", self.uuid)
+        if old is not None and old.call_id == self.uuid:
+            old.trace_id = self.record.trace_id or old.trace_id
+            self.record = old
+            self.attributes = dict(old.attributes)
+            self.flow_name = old.flow
+        self.record.recovered = True
+        self.record.queue = queue
+        try:
+            self.record.enqueued_at = float(enqueued_at)
+        except ValueError:
+            self.record.enqueued_at = time.time()
 
     async def _queue_loop(
         self, hangup: asyncio.Task[None], hold: asyncio.Task[None], span: trace.Span
@@ -613,7 +687,11 @@ class Call:
     async def _abandon(self, span: trace.Span) -> None:
         """The caller hung up while waiting or ringing: stop ringing, tell the router."""
         self._mark_hangup()
-        self.record.disposition = Disposition.ABANDONED_QUEUE
+        if self.session.hangup_event is None and self.session.linger_notice is None:
+            log.warning("call %s: FreeSWITCH's socket was lost while it waited", self.uuid)
+            self.record.disposition = Disposition.FAILED  # no hang-up seen: not an abandon
+        else:
+            self.record.disposition = Disposition.ABANDONED_QUEUE
         span.add_event("abandoned")
         for ring in list(self.rings.values()):
             await self._stop_ring(ring)
@@ -880,7 +958,11 @@ class Call:
             path = worker.recording_path(self)
             await self.session.execute("record_session", path)
             self.record.recording_path = path
-        await self.session.set_variable(MARKER, "")  # bridged: not a waiting call any more
+        # bridged: a restarted process completes the contact and writes the record at hang-up
+        self.record.agent_id = agent_id
+        self.record.connected_at = time.time()
+        self.record.disposition = Disposition.ANSWERED
+        await self.session.set_variable(BRIDGED, f"{agent_id}|{self._pack()}")
         with worker.tracer.start_as_current_span(
             "bridge", attributes={"callmesh.agent_id": agent_id}
         ):
@@ -888,15 +970,14 @@ class Call:
                 await worker.esl.api(f"uuid_bridge {self.uuid} {ring.leg}")
             except EslCommandError as exc:
                 log.warning("call %s: uuid_bridge failed: %s", self.uuid, exc.reply)
+                self.record.agent_id = ""
+                self.record.connected_at = None
                 await self._kill_leg(ring.leg)
                 await self._complete()
                 self.record.disposition = Disposition.FAILED
                 await self.session.hangup("NORMAL_TEMPORARY_FAILURE")
                 return True
             self.bridged_leg = ring.leg
-            self.record.agent_id = agent_id
-            self.record.connected_at = time.time()
-            self.record.disposition = Disposition.ANSWERED
             await self.session.wait_hangup()
         self._mark_hangup()
         await self._kill_leg(ring.leg)

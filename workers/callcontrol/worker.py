@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import grpc.aio
-from callmesh.v1 import router_pb2_grpc
-from callmesh.workers.callcontrol.call import MARKER, Call
+from callmesh.v1 import router_pb2, router_pb2_grpc
+from callmesh.workers.callcontrol.call import BRIDGED, MARKER, Call, unpack_record
 from callmesh.workers.callcontrol.config import CallControlConfig
 from callmesh.workers.esl.connection import (
     CallSession,
@@ -40,7 +40,7 @@ from callmesh.workers.esl.connection import (
 )
 from callmesh.workers.esl.errors import EslError
 from callmesh.workers.esl.events import Event
-from callmesh.workers.interactions import InteractionSink
+from callmesh.workers.interactions import InteractionRecord, InteractionSink
 from opentelemetry import trace
 
 __all__ = ["CallControl", "CrmLookup"]
@@ -113,6 +113,10 @@ class CallControl:
         self.recovered = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._adopting: set[str] = set()
+        self.orphans: dict[str, InteractionRecord] = {}
+        """Calls bridged by a previous process, by caller UUID, finished here at hang-up."""
+        self.crashed = False
+        """Set by :meth:`abort`: calls still running write no record (a crash writes none)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,7 +159,8 @@ class CallControl:
             await self._channel.close()
 
     async def abort(self) -> None:
-        """Drop every socket at once without telling anyone (a crash, for tests)."""
+        """Drop every socket at once and write nothing more, as a crash would."""
+        self.crashed = True
         if self.server._server is not None:
             self.server._server.close()
         for session in list(self.server.sessions):
@@ -184,8 +189,12 @@ class CallControl:
         recovered: dict[str, str] | None = None
         if marker:
             queue, _, rest = marker.partition("|")
-            enqueued_at, _, _flow = rest.partition("|")
-            recovered = {"queue": queue, "enqueued_at": enqueued_at or str(time.time())}
+            enqueued_at, _, packed = rest.partition("|")
+            recovered = {
+                "queue": queue,
+                "enqueued_at": enqueued_at or str(time.time()),
+                "record": packed,
+            }
             self.recovered += 1
             self._adopting.discard(call.uuid)
         await call.run(recovered=recovered)
@@ -207,6 +216,34 @@ class CallControl:
         call = self.legs.get(uuid)
         if call is not None:
             await call.agent_hung_up(uuid)
+        orphan = self.orphans.pop(uuid, None)
+        if orphan is not None:
+            await self._orphan_ended(orphan, event)
+
+    def _adopt_bridged(self, uuid: str, value: str) -> None:
+        """A call a previous process bridged: finish it here when it hangs up."""
+        _agent, _, packed = value.partition("|")
+        record = unpack_record(packed)
+        if record is None or record.call_id != uuid:
+            log.warning("bridged call %s carries no readable record; not adopted", uuid)
+            return
+        record.recovered = True
+        self.orphans[uuid] = record
+        log.info("watching bridged call %s of agent %s until it ends", uuid, record.agent_id)
+
+    async def _orphan_ended(self, record: InteractionRecord, event: Event) -> None:
+        record.ended_at = time.time()
+        record.hangup_cause = event.get("Hangup-Cause") or ""
+        try:
+            await self.router.Complete(
+                router_pb2.CompleteRequest(contact_id=record.call_id), timeout=5.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.info("bridged call %s: Complete refused: %s", record.call_id, exc.details())
+        try:
+            await self.sink.write(record)
+        except Exception:
+            log.exception("interaction record of %s not written", record.call_id)
 
     # ------------------------------------------------------------------ recovery
 
@@ -236,6 +273,13 @@ class CallControl:
             uuid = row.get("uuid", "") if isinstance(row, dict) else ""
             if not uuid or uuid in self.calls or uuid in self.legs or uuid in self._adopting:
                 continue
+            if uuid in self.orphans:
+                continue
+            with contextlib.suppress(EslError):
+                bridged = await self.esl.api(f"uuid_getvar {uuid} {BRIDGED}", check=False)
+                if "|" in bridged and not bridged.startswith("-ERR"):
+                    self._adopt_bridged(uuid, bridged.strip())
+                    continue
             if row.get("application") != "park":
                 continue  # still run by a live socket (maybe another replica's)
             try:
