@@ -277,13 +277,21 @@ async def test_second_session_takes_over(started: Any) -> None:
     server, stub, _ = started
     first = Agent(stub, "a00")
     await first.login()
+    await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c1", queue="support"))
+    assert (await first.next("offer")).contact_id == "c1"
     second = Agent(stub, "a00")
     await second.login()
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await first.next("offer")
     assert err.value.code() == grpc.StatusCode.ABORTED
-    await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c1", queue="support"))
-    assert (await second.next("offer")).contact_id == "c1"
+    # The offer ringing at the agent rings on in the new session, which can take it.
+    offer = await second.next("offer")
+    assert offer.contact_id == "c1" and offer.attributes == {}
+    await second.accept("c1")
+    assert (await second.next("connected")).contact_id == "c1"
+    await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c2", queue="support"))
+    await stub.Complete(router_pb2.CompleteRequest(contact_id="c1"))
+    assert (await second.next("offer")).contact_id == "c2"
     check(server)
 
 

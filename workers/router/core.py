@@ -447,19 +447,22 @@ class RouterCore:
                     decision=self._trace_entry(d),
                 ),
             )
+        offer = self._agent_offer(info, effect.channel, effect.timeout)
+        for agent_id in effect.agent_ids:
+            self._to_agent(agent_id, now, offer=offer)
+
+    def _agent_offer(self, info: ContactInfo, channel: Channel, timeout: float) -> Any:
         spec = info.spec
-        offer = router_pb2.AgentOffer(
-            contact_id=effect.contact_id,
+        return router_pb2.AgentOffer(
+            contact_id=spec.id,
             queue=spec.queue,
-            channel=CHANNEL_TO_PB[effect.channel],
-            timeout_seconds=effect.timeout,
+            channel=CHANNEL_TO_PB[channel],
+            timeout_seconds=timeout,
             attributes=dict(spec.attributes),
             enqueue_time=_ts(info.wall_enqueued),
             priority=spec.priority or 0,
-            trace=self._trace(info, effect.contact_id),
+            trace=self._trace(info, spec.id),
         )
-        for agent_id in effect.agent_ids:
-            self._to_agent(agent_id, now, offer=offer)
 
     def _on_ended(self, effect: ContactEnded, now: float) -> None:
         info = self.contacts.get(effect.contact_id)
@@ -739,10 +742,17 @@ class RouterCore:
                 ),
             )
         )
+        ringing = [info for info in self.contacts.values() if agent_id in info.ringing]
         if ready:
             self.set_ready(agent_id)
         else:
-            self.set_not_ready(agent_id, "login")
+            self.set_not_ready(agent_id, "login")  # ringing offers go back to their queue
+        # Offers still ringing at the agent ring on in the new session.
+        for info in ringing:
+            if agent_id in info.ringing:
+                queue = self._config_queue(info.spec.queue)
+                offer = self._agent_offer(info, queue.channel, queue.offer_timeout)
+                self._to_agent(agent_id, now, offer=offer)
         return session
 
     def _engine_agents(self) -> set[str]:
