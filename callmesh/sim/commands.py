@@ -81,7 +81,7 @@ def _fmt(est: dict[str, Any], digits: int = 1) -> str:
     hw = est.get("halfWidth")
     if hw is None:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {hw:.{digits}f}"
+    return f"{mean:.{digits}f}±{hw:.{digits}f}"
 
 
 def _erl(erlang: dict[str, Any] | None, key: str) -> str:
@@ -98,54 +98,48 @@ def _print_table(run: dict[str, Any], cpu: float) -> None:
     if not console.is_terminal:
         console = Console(width=180)  # piped or captured: keep the table on one line per row
     day = run["day"]
-    table = Table(
-        title=(
-            f"{run['tenant']}: workload {run['workload']}, {day['weekday']} {day['start']}-"
-            f"{day['end']}, {run['replications']} replications (seed {run['seed']}),"
-            " mean ± 95% CI half-width"
-        ),
-        title_justify="left",
+    console.print(
+        f"[bold]{run['tenant']}[/bold]: workload {run['workload']}, {day['weekday']}"
+        f" {day['start']}-{day['end']}, {run['replications']} replications (seed {run['seed']});"
+        " whole day, mean±95% CI half-width",
+        highlight=False,
     )
-    for col in (
-        "queue",
-        "offered",
-        "answered",
-        "aband. %",
-        "SL % (target)",
-        "SL excl. short ab. %",
-        "ASA s",
-        "AHT s",
-        "longest wait s",
-        "P(wait) %",
-        "RONA",
-        "overflow",
-        "Erlang SL %",
-        "Erlang ASA s",
-    ):
-        if col == "queue":
-            table.add_column(col, no_wrap=True)
-        else:
-            table.add_column(col, justify="right")
-    for q in run["queues"]:
-        t = q["total"]
-        target = q["serviceLevelTarget"]
-        table.add_row(
-            q["name"],
-            _fmt(t["offered"], 0),
-            _fmt(t["answered"], 0),
-            _fmt(t["abandonedPercent"]),
-            f"{_fmt(t['serviceLevelPercent'])} ({target['percent']:g}/{target['seconds']}s)",
-            _fmt(t["serviceLevelExclShortAbandonsPercent"]),
-            _fmt(t["asaSeconds"]),
-            _fmt(t["ahtSeconds"]),
-            _fmt(t["longestWaitSeconds"], 0),
-            _fmt(t["waitProbabilityPercent"]),
-            _fmt(t["rona"], 0),
-            _fmt(t["overflowed"], 0),
-            _erl(t["erlang"], "serviceLevelPercent"),
-            _erl(t["erlang"], "asaSeconds"),
+    queues = run["queues"]
+    short = any(q["serviceLevelTarget"]["excludeAbandonedUnderSeconds"] for q in queues)
+    erlang = any(q["total"]["erlang"] for q in queues)
+    volumes: list[tuple[str, Any]] = [
+        ("offered", lambda t: _fmt(t["offered"], 0)),
+        ("answered", lambda t: _fmt(t["answered"], 0)),
+        ("abandoned %", lambda t: _fmt(t["abandonedPercent"])),
+        ("overflowed", lambda t: _fmt(t["overflowed"], 0)),
+        ("RONA", lambda t: _fmt(t["rona"], 0)),
+        ("P(wait) %", lambda t: _fmt(t["waitProbabilityPercent"])),
+    ]
+    service: list[tuple[str, Any]] = [("SL %", lambda t: _fmt(t["serviceLevelPercent"]))]
+    if short:  # identical to SL % when no queue excludes short abandons
+        service.append(
+            ("SL excl. short ab. %", lambda t: _fmt(t["serviceLevelExclShortAbandonsPercent"]))
         )
-    console.print(table)
+    service += [
+        ("ASA s", lambda t: _fmt(t["asaSeconds"])),
+        ("AHT s", lambda t: _fmt(t["ahtSeconds"], 0)),
+        ("longest wait s", lambda t: _fmt(t["longestWaitSeconds"], 0)),
+    ]
+    if erlang:
+        service += [
+            ("Erlang SL %", lambda t: _erl(t["erlang"], "serviceLevelPercent")),
+            ("Erlang ASA s", lambda t: _erl(t["erlang"], "asaSeconds")),
+        ]
+    for columns in (volumes, service):
+        table = Table()
+        table.add_column("queue (SL target)", no_wrap=True)
+        for name, _ in columns:
+            table.add_column(name, justify="right", no_wrap=True)
+        for q in queues:
+            target = q["serviceLevelTarget"]
+            label = f"{q['name']} ({target['percent']:g}% in {target['seconds']} s)"
+            table.add_row(label, *(cell(q["total"]) for _, cell in columns))
+        console.print(table)
     teams = Table(title="occupancy by team", title_justify="left")
     teams.add_column("team")
     teams.add_column("agents", justify="right")
@@ -153,6 +147,17 @@ def _print_table(run: dict[str, Any], cpu: float) -> None:
     for team in run["teams"]:
         teams.add_row(team["name"], str(team["agents"]), _fmt(team["occupancyPercent"]))
     console.print(teams)
+    for flow in run["flows"]:
+        outcomes = ", ".join(
+            f"{kind} {est['mean']:.1f}%"
+            for kind, est in flow["outcomesPercent"].items()
+            if est["mean"]
+        )
+        console.print(
+            f"IVR {flow['name']}: {_fmt(flow['calls'], 0)} calls; {outcomes or 'no outcome'};"
+            f" {_fmt(flow['ivrSecondsMean'])} s in the IVR",
+            highlight=False,
+        )
     checks = run["checks"]
     console.print(
         f"{checks['contactsSimulated']:,} contacts simulated in {cpu:.1f} s of CPU"
