@@ -116,6 +116,9 @@ class ContactSpec(NamedTuple):
         channel: None takes the queue's channel; otherwise it must match it.
         enqueued_at: when it first entered the ACD (a re-enqueue after a router restart
             passes the original time to keep its place); None means now.
+        queued_at: when it entered this queue (a re-enqueue after a restart passes it, so
+            escalation and max wait go on counting from there); None means ``enqueued_at``
+            when that is given, else now.
     """
 
     id: str
@@ -125,6 +128,7 @@ class ContactSpec(NamedTuple):
     attributes: Mapping[str, str] = _EMPTY
     channel: Channel | None = None
     enqueued_at: float | None = None
+    queued_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,10 +526,11 @@ class Router:
             )
         )
 
-    def _place(self, contact: ContactRecord, queue: QueueRecord, now: float) -> None:
-        """Place the contact in ``queue`` (skills, serial); the caller arms timers, routes."""
+    def _place(self, contact: ContactRecord, queue: QueueRecord, since: float) -> None:
+        """Place the contact in ``queue`` since ``since`` (skills, serial); the caller arms
+        timers and routes."""
         contact.queue = queue.name
-        contact.queued_at = now
+        contact.queued_at = since
         self._seq += 1
         contact.queue_serial = self._seq
         merged = dict(queue.config.skills)
@@ -588,12 +593,18 @@ class Router:
             raise ContactStateError(
                 f"contact {spec.id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
             )
+        queued_at = enqueued_at if spec.queued_at is None else spec.queued_at
+        if not math.isfinite(queued_at) or not enqueued_at <= queued_at <= now:
+            raise ContactStateError(
+                f"contact {spec.id!r} queued_at is {queued_at!r}: pass a time between"
+                f" enqueued_at ({enqueued_at}) and now ({now})"
+            )
         priority = queue.config.priority if spec.priority is None else spec.priority
         self._seq += 1
         contact = ContactRecord(
             spec.id, channel, priority, spec.attributes, spec.skills, enqueued_at, self._seq
         )
-        self._place(contact, queue, now)
+        self._place(contact, queue, queued_at)
         return contact, queue
 
     def enqueue(self, spec: ContactSpec, now: float) -> list[Effect]:
@@ -608,9 +619,12 @@ class Router:
         contact, queue = self._new_contact(spec, now)
         self._now = now
         self._contacts[spec.id] = contact
-        if queue.config.max_wait is not None:
+        if queue.config.max_wait is not None:  # due at once if it waited that long already
             self._push(
-                now + queue.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
+                contact.queued_at + queue.config.max_wait,
+                _Timer.MAX_WAIT,
+                contact.id,
+                contact.queue_serial,
             )
         effects: list[Effect] = []
         self._wait(contact, now, effects)

@@ -454,6 +454,12 @@ def _errors() -> Iterator[tuple[str, Any, type[AcdError], str]]:
         ContactStateError,
         "<= now",
     )
+    yield (
+        "queued before enqueued",
+        lambda r: r.enqueue(ContactSpec("x", "q", enqueued_at=0.5, queued_at=0.2), 1.0),
+        ContactStateError,
+        "between",
+    )
     yield "logout busy", lambda r: r.logout("bob", 1.0), AgentStateError, "contacts in progress"
     yield "login twice", lambda r: r.login("ann", 1.0), AgentStateError, "already logged in"
     yield "move same", lambda r: r.move("c2", "q", 1.0), ContactStateError, "already in queue"
@@ -575,3 +581,19 @@ def test_rona_of_one_chat_sends_the_agents_other_ringing_chats_back() -> None:
     assert {e.contact_id for e in of_type(effects, OfferWithdrawn)} == {"x1", "x2"}
     assert r.agent_state("ann") is AgentState.NOT_READY
     assert r.waiting("chat") == ["x1", "x2"]
+
+
+def test_a_reenqueue_after_restart_keeps_place_escalation_and_max_wait() -> None:
+    r = make(("ann",), second=("dan",), delay=30.0, max_wait=100.0, login=False)
+    r.login("ann", 0.0)
+    r.enqueue(ContactSpec("busy", "q"), 0.0)
+    r.accept("ann", "busy", 0.0)
+    r.enqueue(ContactSpec("new", "q"), 50.0)
+    r.enqueue(ContactSpec("old", "q", enqueued_at=10.0, queued_at=20.0), 50.0)
+    assert r.waiting("q") == ["old", "new"]  # its original time keeps its place
+    assert r.next_deadline() == 80.0  # only "new" has a tier still to reach (50 + 30 s)
+    effects = r.login("dan", 51.0)
+    assert [e.contact_id for e in of_type(effects, Offer)] == ["old"]
+    r.reject("dan", "old", 52.0)
+    (ended,) = of_type(r.tick(120.0), ContactEnded)  # max wait counts from queued_at 20
+    assert ended.contact_id == "old" and ended.reason is EndReason.TIMED_OUT and ended.at == 120.0
