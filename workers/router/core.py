@@ -13,7 +13,8 @@ waiting and ringing contacts are enqueued again with their original enqueue time
 place in line), logged-in agents log in again with their presence, and contacts in progress
 stay with their agent: each such agent gets a private *hold* team and queue in the new
 engine through which its contacts are offered to it alone and accepted at once, so the agent
-is Busy exactly as before, wraps up when they complete, and is never double-booked.
+is Busy exactly as before, wraps up when they complete, and is never double-booked. An
+agent in wrap-up is put back in it the same way, for the time it has left.
 """
 
 from __future__ import annotations
@@ -155,6 +156,21 @@ class QueueCounters:
     overflowed: int = 0
 
 
+def _wrap_for(agent_id: str, queue_name: str, config: RouterConfig) -> float:
+    """Seconds of wrap-up after a contact of ``queue_name``, as the engine counts them: the
+    queue's, unless the team through which the agent serves the queue overrides it."""
+    queue = next((q for q in config.queues if q.name == queue_name), None)
+    if queue is None:
+        return 0.0
+    teams = {t.name: t for t in config.teams}
+    for tier in queue.tiers:
+        for name in tier.teams:
+            if any(a.id == agent_id for a in teams[name].agents):
+                override = teams[name].wrap_up_time
+                return queue.wrap_up_time if override is None else override
+    return queue.wrap_up_time
+
+
 def _ts(wall: float) -> Timestamp:
     seconds = math.floor(wall)
     return Timestamp(seconds=seconds, nanos=min(999_999_999, int((wall - seconds) * 1e9)))
@@ -195,6 +211,10 @@ class RouterCore:
         self.contacts: dict[str, ContactInfo] = {}
         self.sessions: dict[str, Session] = {}
         self.presence: dict[str, tuple[AgentState, str]] = {}
+        self.wrap_started: dict[str, float] = {}
+        """Agents in WrapUp -> when it began (engine time), to keep it across a reload."""
+        self.last_queue: dict[str, str] = {}
+        """Agent -> queue of the contact it completed last (its wrap-up's queue)."""
         self.counters: dict[str, QueueCounters] = {q.name: QueueCounters() for q in config.queues}
         self.reloads = 0
         self._order = 0
@@ -405,6 +425,10 @@ class RouterCore:
                     AgentState.LOGGED_OUT,
                 ):
                     self.presence[effect.agent_id] = (effect.state, effect.reason)
+                if effect.state is AgentState.WRAP_UP:
+                    self.wrap_started[effect.agent_id] = effect.at
+                else:
+                    self.wrap_started.pop(effect.agent_id, None)
                 if (effect.agent_id, effect.state) in implied:
                     continue
                 self._to_agent(
@@ -636,6 +660,7 @@ class RouterCore:
         agent_id = info.agent_id
         self._run("complete", lambda now: self.router.complete(contact_id, now))
         del self.contacts[contact_id]
+        self.last_queue[agent_id] = info.spec.queue
         return agent_id
 
     def transfer(self, contact_id: str, queue: str, reason: str) -> int:
@@ -864,8 +889,9 @@ class RouterCore:
         What a reload does not keep (the engine takes no such state from outside): a
         contact's escalation delays and max wait count again from the reload (its place in
         line, by original enqueue time, is kept); ringing offers are withdrawn and made
-        again; idle agents are all idle since the reload (longest-idle order restarts); a
-        running wrap-up ends at the reload; routing cursors (round-robin) start over.
+        again; idle agents are all idle since the reload (longest-idle order restarts);
+        routing cursors (round-robin) start over. A running wrap-up is kept for the time
+        left by the new config's wrap-up of the agent's last queue.
 
         Raises:
             RouterConfigError: refused, with the reason and what to do.
@@ -903,6 +929,19 @@ class RouterCore:
             hold = self._hold(agent, infos, config, problems)
             if hold is not None:
                 holds.append(hold)
+        wrapping: dict[str, Channel] = {}
+        now = self.now()
+        for agent_id, started in sorted(self.wrap_started.items()):
+            agent = new_agents.get(agent_id)
+            if agent is None or agent_id in in_progress:
+                continue
+            if self.router.agent_state(agent_id) is not AgentState.WRAP_UP:
+                continue
+            left = _wrap_for(agent_id, self.last_queue.get(agent_id, ""), config) - (now - started)
+            hold = self._hold(agent, [], config, problems, wrap_left=left) if left > 0 else None
+            if hold is not None:
+                holds.append(hold)
+                wrapping[agent_id] = hold[0][0].channel
         if problems:
             raise RouterConfigError("config reload refused: " + "; ".join(problems))
         policy = self.policy
@@ -912,7 +951,7 @@ class RouterCore:
             except ValueError as exc:
                 raise RouterConfigError(f"config reload refused: {exc}") from None
         engine = self._build_engine(config, policy, holds)
-        self._migrate(config, engine, policy, in_progress)
+        self._migrate(config, engine, policy, in_progress, wrapping)
         return True
 
     def _hold(
@@ -921,34 +960,22 @@ class RouterCore:
         infos: list[ContactInfo],
         config: RouterConfig,
         problems: list[str],
+        wrap_left: float | None = None,
     ) -> tuple[list[QueueConfig], TeamConfig] | None:
         """The private team and queues (one per channel) that give ``agent`` its contacts
-        in progress back in the new engine, wrapping up as the new config says."""
+        in progress back in the new engine, wrapping up as the new config says (or, with
+        ``wrap_left``, that put it back in the wrap-up it was in, for the time left)."""
         by_channel: dict[Channel, int] = {}
         for info in infos:
             channel = self._config_queue(info.spec.queue).channel
             by_channel[channel] = by_channel.get(channel, 0) + 1
-        teams = {t.name: t for t in config.teams}
-        wrap = 0.0
-        for info in infos:
-            # As the engine does: the queue's wrap-up, unless the team through which the
-            # agent serves the queue overrides it.
-            queue = next((q for q in config.queues if q.name == info.spec.queue), None)
-            if queue is None:
-                continue
-            member_of = next(
-                (
-                    teams[name]
-                    for tier in queue.tiers
-                    for name in tier.teams
-                    if any(a.id == agent.id for a in teams[name].agents)
-                ),
-                None,
-            )
-            if member_of is not None and member_of.wrap_up_time is not None:
-                wrap = max(wrap, member_of.wrap_up_time)
-            else:
-                wrap = max(wrap, queue.wrap_up_time)
+        wrap = max((_wrap_for(agent.id, i.spec.queue, config) for i in infos), default=0.0)
+        if wrap_left is not None:  # no contact in progress: the rest of a running wrap-up
+            wrap = wrap_left
+            channel = next((c for c in Channel if agent.capacity.get(c, 0) > 0), None)
+            if channel is None:
+                return None  # it takes no contact any more: its wrap-up ends here
+            by_channel = {channel: 1}
         team_name = f"{HOLD_PREFIX}{agent.id}"
         queues = []
         for channel, count in sorted(by_channel.items()):
@@ -975,6 +1002,7 @@ class RouterCore:
         engine: Router,
         policy: RoutingPolicy | None,
         in_progress: dict[str, list[ContactInfo]],
+        wrapping: dict[str, Channel],
     ) -> None:
         old = self.router
         now = self.now()
@@ -1004,6 +1032,14 @@ class RouterCore:
             state, reason = self.presence.get(agent_id, (AgentState.AVAILABLE, ""))
             if state is AgentState.NOT_READY:
                 engine.set_not_ready(agent_id, reason, now)
+        # 4: agents in wrap-up get the time left, by a stand-in contact through their hold.
+        for agent_id, channel in sorted(wrapping.items()):
+            stand_in = f"{HOLD_PREFIX}wrap{HOLD_PREFIX}{agent_id}"
+            hold = f"{HOLD_PREFIX}{agent_id}{HOLD_PREFIX}{channel}"
+            engine.login(agent_id, now)
+            engine.enqueue(ContactSpec(stand_in, hold, channel=channel), now)
+            engine.accept(agent_id, stand_in, now)
+            engine.complete(stand_in, now)
         # The switch: from here on effects are carried out.
         self.router = engine
         self._use(config)
@@ -1019,7 +1055,7 @@ class RouterCore:
         for info in waiting:
             effects += engine.enqueue(info.spec, now)
         for agent_id in sorted(logged_in):
-            if agent_id in in_progress:
+            if agent_id in in_progress or agent_id in wrapping:
                 continue
             if agent_id not in config.agent_ids():
                 session = self.sessions.pop(agent_id, None)

@@ -104,3 +104,25 @@ async def test_kpis_count_service_level_and_abandons() -> None:
     assert "chat, voice" in str(err.value)
     core.check_invariants()
     core.close()
+
+
+async def test_reload_keeps_a_running_wrap_up_for_the_time_left() -> None:
+    core = RouterCore(config(wrap=30.0), lambda _c: None)
+    core.open_session("ann", True)
+    core.enqueue("c1", "voice")
+    core.answer("c1", "ann", True)
+    core.complete("c1")
+    assert core.router.agent_state("ann") == "WrapUp"
+    started = core.wrap_started["ann"]
+    core.enqueue("c2", "voice")  # waits: ann wraps up, bob is logged out
+    assert core.reload(config(digest="v2", wrap=30.0))
+    core.check_invariants()
+    assert core.router.agent_state("ann") == "WrapUp"
+    assert core.router.next_deadline() == pytest.approx(started + 30.0, abs=0.5)
+    assert core.router.waiting("voice") == ["c2"]
+    assert "c2" in core.contacts and len(core.contacts) == 1
+    # Ready ends it early, as before the reload.
+    core.set_ready("ann")
+    assert core.contacts["c2"].ringing == {"ann"}
+    core.check_invariants()
+    core.close()

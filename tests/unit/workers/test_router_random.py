@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from callmesh.workers.router.config import RouterConfig, RouterConfigError
 from callmesh.workers.router.core import RequestError, RouterCore
 
@@ -41,7 +40,7 @@ def config(version: int) -> RouterConfig:
     return RouterConfig(
         namespace="t",
         queues=(
-            QueueConfig("voice", tiers, strategy="round-robin"),
+            QueueConfig("voice", tiers, strategy="round-robin", wrap_up_time=5.0 + version % 2),
             QueueConfig("chat", tiers, channel=Channel.CHAT, strategy="agent-with-fewest-calls"),
             QueueConfig("fr", tiers, skills={"fr": 2}),
         ),
@@ -50,19 +49,25 @@ def config(version: int) -> RouterConfig:
     )
 
 
-@pytest.mark.parametrize("seed", range(4))
-async def test_random_walk_keeps_invariants(seed: int) -> None:
+async def test_random_walks_keep_invariants() -> None:
+    wrapped = sum([await walk(seed) for seed in range(4)])
+    assert wrapped, "no reload happened during a wrap-up: widen the walks"
+
+
+async def walk(seed: int) -> int:
+    """One walk; returns how many agents were in wrap-up at its reloads."""
     rng = random.Random(seed)
     core = RouterCore(config(0), lambda _c: None, seed=seed)
     version = 0
     next_id = 0
     sessions = {}
-    refused = accepted = 0
+    refused = accepted = wrapped_at_reload = 0
     for _step in range(300):
         op = rng.choice(
             ["enqueue"] * 5
             + ["login", "logout", "drop", "ready", "not_ready", "accept"] * 2
-            + ["reject", "cancel", "complete", "transfer", "reload", "bad"]
+            + ["reject", "cancel", "transfer", "reload", "bad"]
+            + ["complete"] * 3
         )
         agent = rng.choice((*AGENTS, "ghost"))
         contact = f"c{rng.randrange(max(1, next_id))}"
@@ -92,12 +97,17 @@ async def test_random_walk_keeps_invariants(seed: int) -> None:
             elif op == "cancel":
                 core.cancel(contact)
             elif op == "complete":
+                talking = sorted(c for c, i in core.contacts.items() if i.agent_id)
+                if talking and rng.random() < 0.8:
+                    contact = rng.choice(talking)
                 core.complete(contact)
             elif op == "transfer":
                 core.transfer(contact, rng.choice(["voice", "chat", "fr", "nope"]), "test")
             elif op == "reload":
                 version += 1
+                wrapping = [a for a in core.wrap_started if core.router.agent_state(a) == "WrapUp"]
                 core.reload(config(version))
+                wrapped_at_reload += len(wrapping)
             elif op == "bad":
                 core.enqueue("", "voice")
             accepted += 1
@@ -109,3 +119,4 @@ async def test_random_walk_keeps_invariants(seed: int) -> None:
         assert set(core.sessions) <= set(AGENTS)
     assert accepted > 100 and refused > 20 and core.reloads > 2
     core.close()
+    return wrapped_at_reload
