@@ -972,10 +972,10 @@ class RouterCore:
         wrap = max((_wrap_for(agent.id, i.spec.queue, config) for i in infos), default=0.0)
         if wrap_left is not None:  # no contact in progress: the rest of a running wrap-up
             wrap = wrap_left
-            channel = next((c for c in Channel if agent.capacity.get(c, 0) > 0), None)
-            if channel is None:
+            able = [c for c in Channel if agent.capacity.get(c, 0) > 0]
+            if not able:
                 return None  # it takes no contact any more: its wrap-up ends here
-            by_channel = {channel: 1}
+            by_channel = {able[0]: 1}
         team_name = f"{HOLD_PREFIX}{agent.id}"
         queues = []
         for channel, count in sorted(by_channel.items()):
