@@ -99,7 +99,14 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: float) -> None:
+async def drive(
+    port: int,
+    echo_port: int,
+    agents: int,
+    rate: float,
+    seconds: float,
+    complete_on_stream: bool,
+) -> None:
     import grpc
     import grpc.aio
     from callmesh.v1 import router_pb2, router_pb2_grpc
@@ -148,9 +155,15 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
                     )
                 )
             elif event.WhichOneof("event") == "connected":
-                await stub.Complete(
-                    router_pb2.CompleteRequest(contact_id=event.connected.contact_id)
-                )
+                contact_id = event.connected.contact_id
+                if complete_on_stream:
+                    await call.write(
+                        router_pb2.AgentSessionRequest(
+                            complete=router_pb2.AgentComplete(contact_id=contact_id)
+                        )
+                    )
+                else:
+                    await stub.Complete(router_pb2.CompleteRequest(contact_id=contact_id))
                 if len(latencies) + sum(f.startswith("enqueue") for f in failed) >= total:
                     done.set()
 
@@ -211,7 +224,9 @@ async def drive(port: int, echo_port: int, agents: int, rate: float, seconds: fl
     await echo_channel.close()
 
     ms = 1000.0
+    how = "on the agent's stream" if complete_on_stream else "by the Complete rpc"
     print(f"router gRPC bench: {agents} agents, {total} contacts offered at {rate:g}/s")
+    print(f"  each contact accepted at once and completed {how}")
     print(f"  achieved rate: {total / elapsed:.0f} contacts/s over {elapsed:.1f} s")
     print(f"  {'':24} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
     for name, values in (("enqueue-to-offer", latencies), ("echo round trip (floor)", echo_times)):
@@ -237,6 +252,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="contacts per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to offer")
     parser.add_argument("--agents", type=int, default=200, help="agents logged in")
+    parser.add_argument(
+        "--complete-on-stream",
+        action="store_true",
+        help="agents complete on their AgentSession stream instead of the Complete rpc",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -257,7 +277,16 @@ def main() -> None:
                     raise SystemExit("the router did not start")
                 time.sleep(0.05)
             port, echo_port = map(int, port_file.read_text().split())
-            asyncio.run(drive(port, echo_port, args.agents, args.rate, args.seconds))
+            asyncio.run(
+                drive(
+                    port,
+                    echo_port,
+                    args.agents,
+                    args.rate,
+                    args.seconds,
+                    args.complete_on_stream,
+                )
+            )
         finally:
             child.terminate()
             child.wait(10)

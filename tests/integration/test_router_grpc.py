@@ -518,3 +518,36 @@ async def test_graceful_stop_ends_streams_and_health(tmp_path: Path) -> None:
         grpc.StatusCode.UNAVAILABLE,
     )
     await channel.close()
+
+
+async def test_agent_completes_a_chat_on_its_stream(tmp_path: Path) -> None:
+    chat_team = team("desk", ["a00", "a01"])
+    for agent in chat_team["spec"]["agents"]:
+        agent["capacity"] = {"voice": 0, "chat": 2}
+    config = write(tmp_path / "tenant.yaml", queue("chat", ["desk"], channel="chat"), chat_team)
+    server = RouterServer(config, address="127.0.0.1:0", reload_interval=0, grace=0)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = router_pb2_grpc.RouterServiceStub(channel)
+    try:
+        ann, bob = Agent(stub, "a00"), Agent(stub, "a01")
+        await ann.login()
+        for cid in ("chat-1", "chat-2"):  # two chats at once: capacity 2
+            await stub.Enqueue(router_pb2.EnqueueRequest(contact_id=cid, queue="chat"))
+            await ann.accept((await ann.next("offer")).contact_id)
+            await ann.next("connected")
+        await bob.login(ready=False)
+        # Only the contact's agent may complete it.
+        rid = await bob.send(complete=router_pb2.AgentComplete(contact_id="chat-1"))
+        error = await bob.next("error")
+        assert error.request_id == rid
+        assert error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+        await ann.send(complete=router_pb2.AgentComplete(contact_id="chat-1"))
+        await until(lambda: "chat-1" not in server.core.contacts, "chat-1 completed")
+        await ann.send(complete=router_pb2.AgentComplete(contact_id="chat-1"))
+        assert "never enqueued or has ended" in (await ann.next("error")).message
+        assert server.core.contacts["chat-2"].agent_id == "a00"
+        check(server)
+    finally:
+        await channel.close()
+        await server.stop(0)

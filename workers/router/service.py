@@ -244,6 +244,16 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     elif action == "answer":
                         accept = _answer(message.answer.answer, message.answer.contact_id)
                         core.answer(message.answer.contact_id, agent_id, accept)
+                    elif action == "complete":
+                        contact_id = message.complete.contact_id
+                        info = core.contacts.get(contact_id)
+                        if info is not None and info.agent_id not in (None, agent_id):
+                            raise RequestError(
+                                grpc.StatusCode.PERMISSION_DENIED,
+                                f"contact {contact_id!r} is handled by {info.agent_id!r}, not"
+                                f" {agent_id!r}: only its agent can complete it",
+                            )
+                        core.complete(contact_id)
                     elif action == "logout":
                         core.logout(agent_id)
                         break
@@ -251,7 +261,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                         raise RequestError(
                             grpc.StatusCode.INVALID_ARGUMENT,
                             f"{action or 'an empty message'} is not allowed after login: send"
-                            " ready, not_ready, answer or logout",
+                            " ready, not_ready, answer, complete or logout",
                         )
                 except (AcdError, RequestError) as exc:
                     error = router_pb2.AgentError(

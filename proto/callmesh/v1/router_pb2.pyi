@@ -937,6 +937,28 @@ class AgentOfferAnswer(_message.Message):
 Global___AgentOfferAnswer: _TypeAlias = AgentOfferAnswer  # noqa: Y015
 
 @_typing.final
+class AgentComplete(_message.Message):
+    """The agent ended a contact it handles (closed a chat, sent an email reply): as Complete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    """The contact, connected to this agent."""
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentComplete: _TypeAlias = AgentComplete  # noqa: Y015
+
+@_typing.final
 class AgentSessionRequest(_message.Message):
     """One message from the agent."""
 
@@ -948,6 +970,7 @@ class AgentSessionRequest(_message.Message):
     NOT_READY_FIELD_NUMBER: _builtins.int
     LOGOUT_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Echoed in the error (or ack) about this message, to match them."""
     @_builtins.property
@@ -970,6 +993,10 @@ class AgentSessionRequest(_message.Message):
     def answer(self) -> Global___AgentOfferAnswer:
         """Accept or reject an offer."""
 
+    @_builtins.property
+    def complete(self) -> Global___AgentComplete:
+        """End a contact the agent handles (chat, email); voice calls end by hang-up (Complete)."""
+
     def __init__(
         self,
         *,
@@ -979,12 +1006,13 @@ class AgentSessionRequest(_message.Message):
         not_ready: Global___AgentNotReady | None = ...,
         logout: Global___AgentLogout | None = ...,
         answer: Global___AgentOfferAnswer | None = ...,
+        complete: Global___AgentComplete | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer", b"answer", "login", b"login", "logout", b"logout", "not_ready", b"not_ready", "ready", b"ready"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer", b"answer", "complete", b"complete", "login", b"login", "logout", b"logout", "not_ready", b"not_ready", "ready", b"ready"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer", b"answer", "login", b"login", "logout", b"logout", "not_ready", b"not_ready", "ready", b"ready", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer", b"answer", "complete", b"complete", "login", b"login", "logout", b"logout", "not_ready", b"not_ready", "ready", b"ready", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["login", "ready", "not_ready", "logout", "answer"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["login", "ready", "not_ready", "logout", "answer", "complete"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
