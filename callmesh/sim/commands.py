@@ -158,6 +158,15 @@ def _print_table(run: dict[str, Any], cpu: float) -> None:
             f" {_fmt(flow['ivrSecondsMean'])} s in the IVR",
             highlight=False,
         )
+    routing = run["routing"]
+    deciders = ", ".join(
+        f"{name} {est['mean']:.1f}%" for name, est in routing["decisionsPercent"].items()
+    )
+    console.print(
+        f"routing decisions: {deciders or 'none'}; engine fallbacks"
+        f" {_fmt(routing['fallbackPercent'])}%",
+        highlight=False,
+    )
     checks = run["checks"]
     console.print(
         f"{checks['contactsSimulated']:,} contacts simulated in {cpu:.1f} s of CPU"

@@ -323,6 +323,22 @@ def summarize(sim: Simulator, records: Sequence[ReplicationRecord], seed: int) -
                 ).as_dict(),
             }
         )
+    names = sorted({name for r in records for name in r.decisions})
+    totals = [sum(r.decisions.values()) for r in records]
+    routing = {
+        "decisionsPercent": {
+            name: estimate(
+                [
+                    _ratio(r.decisions.get(name, 0), n, 100.0)
+                    for r, n in zip(records, totals, strict=True)
+                ]
+            ).as_dict()
+            for name in names
+        },
+        "fallbackPercent": estimate(
+            [_ratio(r.fallbacks, n, 100.0) for r, n in zip(records, totals, strict=True)]
+        ).as_dict(),
+    }
     little = max(
         (abs(r.waiting_area - r.wait_total) / r.wait_total if r.wait_total > 0 else 0.0)
         for r in records
@@ -351,6 +367,7 @@ def summarize(sim: Simulator, records: Sequence[ReplicationRecord], seed: int) -
         },
         "queues": queues,
         "flows": flows_out,
+        "routing": routing,
         "teams": teams_out,
         "agents": agents,
         "checks": {

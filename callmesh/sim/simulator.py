@@ -160,7 +160,8 @@ class ReplicationRecord:
     entered: int = 0
     engine_ended: int = 0
     max_waiting: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)
+    fallbacks: int = 0
 
 
 class Simulator:
@@ -340,6 +341,7 @@ class Simulator:
         completed, longest_wait, wait_hist = rec.completed, rec.longest_wait, rec.wait_hist
         agent_work, agent_idle, agent_handled = rec.agent_work, rec.agent_idle, rec.agent_handled
         hist_last = HIST_BINS - 1
+        decisions = rec.decisions
         enqueue, accept, complete = router.enqueue, router.accept, router.complete
         next_deadline = router.next_deadline
 
@@ -636,6 +638,10 @@ class Simulator:
                         in_system -= 1
                     if interval < 0:
                         continue
+                    for d in e.trace:  # who decided each offer: strategy, plugin, fallback
+                        decisions[d.decided_by] = decisions.get(d.decided_by, 0) + 1
+                        if d.fallback:
+                            rec.fallbacks += 1
                     k = qi * ni + interval
                     if waited > longest_wait[k]:
                         longest_wait[k] = waited

@@ -293,3 +293,35 @@ def test_the_run_stops_once_the_day_is_over_and_the_center_empty() -> None:
     for a in range(2):
         on = sum(rec.agent_work[a * 4 : a * 4 + 4]) + sum(rec.agent_idle[a * 4 : a * 4 + 4])
         assert on == pytest.approx(sim.day_seconds)
+
+
+class _VendorPolicy:
+    """A vendor's routing: picks through the built-ins, signs its decisions."""
+
+    def route(self, request: RoutingRequest) -> RoutingDecision | None:
+        decision = BuiltinRoutingPolicy().route(request)
+        assert decision is not None
+        return RoutingDecision(decision.agent_ids, "acme-vendor", "vendor choice")
+
+    def observe(self, outcome: RoutingOutcome) -> None:
+        """Nothing to learn."""
+
+
+class _CrashingPolicy(_VendorPolicy):
+    def route(self, request: RoutingRequest) -> RoutingDecision | None:
+        raise RuntimeError("vendor bug")
+
+
+def test_routing_decisions_are_attributed_and_a_crashing_policy_loses_no_call() -> None:
+    workload = mmc_workload(120, 60.0)
+    vendor = Simulator(mmc_tenant(3), workload, policy_factory=_VendorPolicy)
+    run = summarize(vendor, [vendor.run(1), vendor.run(1, 1)], 1)
+    assert run["routing"]["decisionsPercent"]["acme-vendor"]["mean"] == 100.0
+    assert run["routing"]["fallbackPercent"]["mean"] == 0.0
+    crashing = Simulator(mmc_tenant(3), workload, policy_factory=_CrashingPolicy)
+    rec = crashing.run(1)
+    _conserved(rec)
+    assert sum(rec.answered) == sum(rec.offered) > 0
+    run = summarize(crashing, [rec], 1)
+    assert run["routing"]["fallbackPercent"]["mean"] == 100.0
+    assert set(run["routing"]["decisionsPercent"]) == {"engine:longest-idle-agent"}
