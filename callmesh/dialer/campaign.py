@@ -7,6 +7,7 @@ schedules the same effects on its clock. Every dial decision is audited.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
@@ -30,10 +31,21 @@ from callmesh.dialer.compliance import (
     window_open,
 )
 from callmesh.dialer.contacts import Contact, ContactList, normalize_phone
-from callmesh.dialer.pacing import PacingInput, predictive_calls, progressive_calls
+from callmesh.dialer.pacing import (
+    TimedPacingInput,
+    progressive_calls,
+    timed_predictive_calls,
+)
 
 #: How long a contact whose calling window is closed waits before it is looked at again.
 RECHECK_SECONDS = 900.0
+
+#: A busy agent counts as available when it is free before this quantile of the measured
+#: answer times (plus the compliance window): nearly every answer comes later.
+SURE_QUANTILE = 0.1
+
+#: Time to answer assumed before any person has answered (seconds).
+DEFAULT_ANSWER_SECONDS = 10.0
 
 
 class Outcome(StrEnum):
@@ -147,6 +159,8 @@ class AgentSnapshot:
 
     free: int
     soon_free: float = 0.0
+    freeing: tuple[float, ...] = ()
+    """Seconds until each busy agent is free, where known (the rest of a wrap-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +177,7 @@ class CampaignStats:
     exhausted: int
     in_flight: int
     human_rate: float
+    window_opens: bool = True
 
 
 class Campaign:
@@ -183,6 +198,7 @@ class Campaign:
         self.name = name
         self.spec = spec
         self.rejected_rows = len(contacts.problems)
+        self.row_problems = contacts.problems
         self._dnc = set(do_not_call)
         self._states = {c.id: _ContactState(c, i) for i, c in enumerate(contacts.contacts)}
         self._ready: list[tuple[float, int, str]] = [
@@ -197,6 +213,10 @@ class Campaign:
         self._prior = initial_human_rate
         self._agentless_lines = agentless_lines
         self._dialled = 0
+        self._answer_delays: deque[float] = deque(maxlen=history)
+        self._resolved: deque[tuple[float, bool]] = deque(maxlen=history)
+        self._cache: tuple[list[float], list[float], list[int]] | None = None
+        self._human_cache: list[float] | None = None
         self.audit: list[AuditEntry] = []
 
     # --- what the pacer knows ------------------------------------------------------------
@@ -206,6 +226,79 @@ class Campaign:
         """Measured share of placed calls a person answers (a prior of 10 calls blended in)."""
         weight = 10
         return (sum(self._results) + self._prior * weight) / (len(self._results) + weight)
+
+    def answer_horizon(self, quantile: float = 0.5) -> float:
+        """Seconds from dialling to a person answering, measured (``quantile`` of the last
+        answers; :data:`DEFAULT_ANSWER_SECONDS` before the first five).
+
+        The predictive pacer counts a busy agent as available when it is expected to be free
+        within this horizon: a call dialled now reaches a person about this much later.
+        """
+        if len(self._answer_delays) < 5:
+            return DEFAULT_ANSWER_SECONDS
+        ordered = sorted(self._answer_delays)
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+    def _measured(self) -> tuple[list[float], list[float], list[int]]:
+        """Sorted human answer delays; sorted resolution delays with humans at or after each."""
+        if self._cache is None:
+            answers = sorted(self._answer_delays)
+            resolved = sorted(self._resolved)
+            humans_after = [0] * (len(resolved) + 1)
+            for i in range(len(resolved) - 1, -1, -1):
+                humans_after[i] = humans_after[i + 1] + resolved[i][1]
+            self._cache = (answers, [d for d, _ in resolved], humans_after)
+        return self._cache
+
+    def answer_survival(self, seconds: float) -> float:
+        """P(a person who answers takes at least ``seconds`` to do so), measured.
+
+        Exponential with mean :data:`DEFAULT_ANSWER_SECONDS` until five people answered.
+        """
+        if seconds <= 0:
+            return 1.0
+        answers = self._measured()[0]
+        if len(answers) < 5:
+            return math.exp(-seconds / DEFAULT_ANSWER_SECONDS)
+        return 1.0 - bisect.bisect_left(answers, seconds) / len(answers)
+
+    def still_human(self, rung: float) -> float:
+        """P(a call that has rung ``rung`` seconds unresolved will be answered by a person).
+
+        From the last resolved calls (those that took longer than ``rung``), with the
+        measured human rate blended in as ten calls' worth of prior.
+        """
+        _, delays, humans_after = self._measured()
+        i = bisect.bisect_right(delays, rung)
+        later = len(delays) - i
+        weight = 10
+        return (humans_after[i] + self.human_rate * weight) / (later + weight)
+
+    def snapshot(
+        self,
+        free: int,
+        wrap_remaining: list[float],
+        talking: int,
+        mean_talk: float,
+        wrap_time: float,
+    ) -> AgentSnapshot:
+        """The target queue's agents as the predictive pacer should count them.
+
+        A busy agent counts with the probability that it is free when a call dialled now
+        is answered (within the compliance window): for wrap-up with ``r`` seconds left,
+        ``P(answer time >= r - window)`` from the measured answer times; for a talking
+        agent (talk exponential with ``mean_talk``, then ``wrap_time``), the same averaged
+        over the measured answer times.
+        """
+        window = self.spec.pacing.compliance_window_seconds
+        early = self.answer_horizon(SURE_QUANTILE)
+        soon = float(sum(1 for r in wrap_remaining if r - window <= early))
+        if talking and mean_talk > 0:
+            answers = self._measured()[0] or [DEFAULT_ANSWER_SECONDS]
+            slack = [x + window - wrap_time for x in answers]
+            p = sum(1 - math.exp(-s / mean_talk) for s in slack if s > 0) / len(answers)
+            soon += talking * p
+        return AgentSnapshot(free=free, soon_free=soon)
 
     @property
     def in_flight(self) -> int:
@@ -227,13 +320,43 @@ class Campaign:
             exhausted=sum(1 for s in states if s.done == "exhausted"),
             in_flight=len(self._in_flight),
             human_rate=self.human_rate,
+            window_opens=window_ever_opens(self.spec.calling_window),
         )
+
+    def problems(self, limit: int = 20) -> list[str]:
+        """What keeps (part of) the campaign from dialling, for its status, worst first.
+
+        A window that never opens and an empty list stop the whole campaign; bad rows are
+        listed (row and reason, up to ``limit``) and skipped while the rest dials.
+        """
+        out: list[str] = []
+        window = self.spec.calling_window
+        if not window_ever_opens(window):
+            out.append(
+                f"spec.callingWindow never opens ({window.start}-{window.end} on"
+                f" {', '.join(d.value for d in window.days) or 'no day'}): set end after"
+                " start and at least one day; nothing is dialled"
+            )
+        if not self._states:
+            out.append("the contact list has no valid contact: nothing to dial")
+        if self.row_problems:
+            shown = [str(p) for p in self.row_problems[:limit]]
+            more = len(self.row_problems) - len(shown)
+            out.append(
+                f"{len(self.row_problems)} contact row(s) skipped: "
+                + "; ".join(shown)
+                + (f"; and {more} more" if more > 0 else "")
+            )
+        return out
 
     def next_deadline(self) -> float | None:
         """The earliest compliance-window end the engine must be told about (``tick``)."""
         return self._windows[0][0] if self._windows else None
 
     # --- deciding --------------------------------------------------------------------------
+
+    def _dials_allowed(self) -> bool:
+        return self.spec.state is CampaignState.running and self.spec.mode is not DialerMode.preview
 
     def calls_wanted(self, now: float, agents: AgentSnapshot) -> int:
         """How many new calls the campaign's mode wants placed now."""
@@ -245,23 +368,70 @@ class Campaign:
         if mode is DialerMode.agentless:
             return max(0, self._agentless_lines - self.in_flight)
         answered, abandoned = self._meter.totals(now)
-        return predictive_calls(
-            PacingInput(
-                free_agents=agents.free,
-                soon_free=agents.soon_free,
-                in_flight=self.in_flight,
-                human_rate=self.human_rate,
-                answered=answered,
-                abandoned=abandoned,
-                cap=self.spec.pacing.max_abandon_percent / 100,
-                max_ratio=self.spec.pacing.max_dial_ratio,
-            )
+        return timed_predictive_calls(self._timed_input(now, agents, answered, abandoned))
+
+    def _timed_input(
+        self, now: float, agents: AgentSnapshot, answered: int, abandoned: int
+    ) -> TimedPacingInput:
+        pacing = self.spec.pacing
+        window = pacing.compliance_window_seconds
+        horizon = pacing.ring_timeout_seconds + window
+        steps = sorted(r - window for r in agents.freeing if 0 < r - window < horizon)
+        checkpoints = [max(0.0, t - 0.01) for t in steps] + [horizon]
+        answers, delays, _ = self._measured()
+        humans = self._human_delays()
+        rate = self.human_rate
+
+        def answered_by(t: float) -> float:  # P(a person answers within t | a person answers)
+            if len(answers) < 5:
+                return 1 - math.exp(-t / DEFAULT_ANSWER_SECONDS)
+            return bisect.bisect_right(answers, t) / len(answers)
+
+        rung = [now - self._attempts[a].placed_at for a in self._in_flight]
+        ringing = []
+        for t in checkpoints:
+            total = 0.0
+            for e in rung:
+                later = len(delays) - bisect.bisect_right(delays, e)
+                got = bisect.bisect_right(humans, e + t) - bisect.bisect_right(humans, e)
+                prior = rate * max(0.0, answered_by(e + t) - answered_by(e))
+                total += (got + 10 * prior) / (later + 10)
+            ringing.append(total)
+        supply = [
+            agents.free + sum(1 for r in agents.freeing if r - window <= t) for t in checkpoints
+        ]
+        reachable = agents.free + sum(1 for r in agents.freeing if r - window < horizon)
+        return TimedPacingInput(
+            supply=tuple(float(x) for x in supply),
+            ringing=tuple(ringing),
+            fresh=tuple(rate * answered_by(t) for t in checkpoints),
+            ringing_total=sum(self.still_human(e) for e in rung),
+            human_rate=rate,
+            free_agents=agents.free,
+            in_flight=self.in_flight,
+            answered=answered,
+            abandoned=abandoned,
+            cap=pacing.max_abandon_percent / 100,
+            max_calls=math.floor(pacing.max_dial_ratio * max(1, reachable)),
         )
 
-    def tick(self, now: float, agents: AgentSnapshot) -> list[Effect]:
-        """Expire compliance windows, then place the calls pacing wants."""
+    def _human_delays(self) -> list[float]:
+        if self._human_cache is None:
+            self._human_cache = sorted(d for d, human in self._resolved if human)
+        return self._human_cache
+
+    def tick(self, now: float, agents: AgentSnapshot, *, wanted: int | None = None) -> list[Effect]:
+        """Expire compliance windows, then place the calls pacing wants.
+
+        ``wanted`` replaces the mode's own count (a baseline pacer such as VICIdial's dial
+        level, in the benchmark); every compliance gate still applies, and a paused or
+        preview campaign still places nothing.
+        """
         effects = self._expire_windows(now)
-        for _ in range(self.calls_wanted(now, agents)):
+        count = self.calls_wanted(now, agents)
+        if wanted is not None and count >= 0 and self._dials_allowed():
+            count = max(0, wanted)
+        for _ in range(count):
             contact = self._next_contact(now)
             if contact is None:
                 break
@@ -360,10 +530,14 @@ class Campaign:
             return []
         self._in_flight.discard(attempt_id)
         self._results.append(outcome is Outcome.HUMAN)
+        self._resolved.append((now - attempt.placed_at, outcome is Outcome.HUMAN))
+        self._cache = self._human_cache = None
         state = self._states[attempt.contact_id]
         spec = self.spec
         if outcome is Outcome.HUMAN:
             attempt.answered_at = now
+            self._answer_delays.append(now - attempt.placed_at)
+            self._cache = None
             self._meter.answered(now)
             if spec.mode is DialerMode.agentless:
                 assert spec.agentless is not None  # guaranteed by the CRD rule
@@ -436,6 +610,10 @@ class Campaign:
             effects.append(SafeHarbour(attempt_id, self.spec.safe_harbour_message))
         return effects
 
+    def abandon_by_day(self) -> dict[str, tuple[int, int]]:
+        """(answered, abandoned) per local day in the campaign's zone (the last 31 days)."""
+        return self._meter.by_day()
+
     def abandon_rate(self, now: float) -> float:
         """The period's abandonment rate (0..1)."""
         return self._meter.rate(now)
@@ -443,10 +621,3 @@ class Campaign:
     def remaining(self) -> int:
         """Contacts not yet done (reached, exhausted, opted out or never callable)."""
         return sum(1 for s in self._states.values() if s.done is None)
-
-
-def expected_soon_free(busy_elapsed: list[float], mean_handle: float, horizon: float) -> float:
-    """Expected busy agents free within ``horizon`` seconds, with exponential handle times."""
-    if mean_handle <= 0:
-        return float(len(busy_elapsed))
-    return len(busy_elapsed) * (1 - math.exp(-horizon / mean_handle))

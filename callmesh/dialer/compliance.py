@@ -92,6 +92,10 @@ class AbandonMeter:
                 abandoned += b
         return answered, abandoned
 
+    def by_day(self) -> dict[str, tuple[int, int]]:
+        """(answered, abandoned) of each day kept (the last 31), by local date."""
+        return {day: (a, b) for day, a, b in self._days}
+
     def rate(self, now: float) -> float:
         """The abandonment rate in the period that contains ``now`` (0 before any answer)."""
         answered, abandoned = self.totals(now)

@@ -69,6 +69,9 @@ class PacingInput:
         abandoned: of those, calls that got no agent within the compliance window.
         cap: the abandonment cap as a fraction (0.03 for 3%).
         max_ratio: most outstanding calls per agent counted as available.
+        ringing: when given, the probability that each call in flight is still going to
+            be answered by a person (given how long it has rung); otherwise every call in
+            flight counts ``human_rate``.
     """
 
     free_agents: int
@@ -79,6 +82,28 @@ class PacingInput:
     abandoned: int
     cap: float
     max_ratio: float
+    ringing: tuple[float, ...] | None = None
+
+
+def poisson_binomial_pmf(probs: list[float] | tuple[float, ...]) -> list[float]:
+    """P(X = k) for X the number of successes of independent trials with ``probs``."""
+    pmf = [1.0]
+    for p in probs:
+        pmf = _add_trial(pmf, p)
+    return pmf
+
+
+def _add_trial(pmf: list[float], p: float) -> list[float]:
+    q = 1.0 - p
+    out = [0.0] * (len(pmf) + 1)
+    for k, x in enumerate(pmf):
+        out[k] += x * q
+        out[k + 1] += x * p
+    return out
+
+
+def _overflow(pmf: list[float], agents: float) -> float:
+    return sum(prob * (k - agents) for k, prob in enumerate(pmf) if k > agents)
 
 
 def progressive_calls(free_agents: int, in_flight: int) -> int:
@@ -99,10 +124,24 @@ def predictive_calls(state: PacingInput, safety: float = 0.85) -> int:
     limit = max(state.in_flight, math.floor(state.max_ratio * max(agents, 1.0)))
     cap = state.cap * safety
     best = state.in_flight + floor
+    p = state.human_rate
+    if state.ringing is None:
+        for total in range(best + 1, limit + 1):
+            answers = total * p
+            overflow = expected_overflow(total, p, agents)
+            if state.abandoned + overflow > cap * (state.answered + answers):
+                break
+            best = total
+        return max(floor, best - state.in_flight)
+    pmf = poisson_binomial_pmf(state.ringing)
+    answers = sum(state.ringing)
+    for _ in range(floor):
+        pmf = _add_trial(pmf, p)
+        answers += p
     for total in range(best + 1, limit + 1):
-        answers = total * state.human_rate
-        overflow = expected_overflow(total, state.human_rate, agents)
-        if state.abandoned + overflow > cap * (state.answered + answers):
+        pmf = _add_trial(pmf, p)
+        answers += p
+        if state.abandoned + _overflow(pmf, agents) > cap * (state.answered + answers):
             break
         best = total
     return max(floor, best - state.in_flight)
@@ -130,3 +169,166 @@ def vicidial_dial_level(
     if drop_rate > drop_limit:
         level = max(1.0, level / 2)
     return level
+
+
+def soon_free_agents(
+    wrap_remaining: list[float],
+    talking_elapsed: list[float],
+    mean_talk: float,
+    wrap_time: float,
+    horizon: float,
+) -> float:
+    """Expected number of busy agents who will be free within ``horizon`` seconds.
+
+    An agent in wrap-up is free when its wrap-up ends, which is known exactly. A talking
+    agent is free after the rest of the talk plus the wrap-up; talk times are taken as
+    exponential with the measured mean (memoryless, so the elapsed talk does not matter),
+    giving ``P(rest <= horizon - wrap) = 1 - exp(-(horizon - wrap) / mean_talk)``.
+    """
+    free = float(sum(1 for r in wrap_remaining if r <= horizon))
+    slack = horizon - wrap_time
+    if talking_elapsed and slack > 0:
+        if mean_talk <= 0:
+            free += len(talking_elapsed)
+        else:
+            free += len(talking_elapsed) * (1 - math.exp(-slack / mean_talk))
+    return free
+
+
+@dataclass(slots=True)
+class VicidialPacer:
+    """VICIdial's adaptive dial level, applied once a minute (the benchmark's baseline).
+
+    ``calls(ready, in_flight)`` gives the new lines to dial: ``ceil(level * ready)`` lines
+    per ready agent minus those already ringing, as VICIdial's auto-dial loop does.
+    """
+
+    level: float = 1.0
+    interval: float = 60.0
+    next_update: float = 0.0
+    ready_sum: float = 0.0
+    waiting_sum: float = 0.0
+    agents_sum: float = 0.0
+    samples: int = 0
+
+    def observe(
+        self, now: float, ready: int, waiting: int, agents: int, drop_rate: float, limit: float
+    ) -> None:
+        """Record one sample of the floor; at each interval's end update the level."""
+        self.ready_sum += ready
+        self.waiting_sum += waiting
+        self.agents_sum += agents
+        self.samples += 1
+        if now < self.next_update:
+            return
+        n = max(1, self.samples)
+        self.level = vicidial_dial_level(
+            self.level,
+            round(self.waiting_sum / n),
+            round(self.ready_sum / n),
+            self.agents_sum / n,
+            drop_rate,
+            limit,
+        )
+        self.ready_sum = self.waiting_sum = self.agents_sum = 0.0
+        self.samples = 0
+        self.next_update = now + self.interval
+
+    def calls(self, ready: int, in_flight: int) -> int:
+        """Lines to dial now at the current level."""
+        return max(0, math.ceil(self.level * ready - 1e-9) - in_flight)
+
+
+def poisson_excess(mean: float, level: float) -> float:
+    """E[max(0, N - level)] for N ~ Poisson(mean) (``level`` may be fractional)."""
+    if mean <= 0:
+        return 0.0
+    top = math.floor(level)
+    if top < 0:
+        return mean - level
+    term = math.exp(-mean)
+    below = 0.0  # E[(level - N) ; N <= level]
+    for n in range(top + 1):
+        below += (level - n) * term
+        term *= mean / (n + 1)
+    return max(0.0, mean - level + below)
+
+
+@dataclass(frozen=True, slots=True)
+class TimedPacingInput:
+    """What the time-aware predictive pacer knows at a decision.
+
+    The next ``ring timeout + compliance window`` seconds are looked at through
+    checkpoints (just before each busy agent becomes free, and the horizon's end). At
+    checkpoint ``j``: ``supply[j]`` agents can take a call answered by then (free now, or
+    free within the compliance window after it), ``ringing[j]`` people are expected to
+    have answered the calls already in flight, and each call placed now adds
+    ``fresh[j]`` expected answers.
+
+    Attributes:
+        supply, ringing, fresh: per checkpoint, as above (same length, at least one).
+        ringing_total: expected people among all calls in flight.
+        human_rate: probability that a call placed now reaches a person.
+        free_agents, in_flight: agents Available now, calls not yet resolved.
+        answered, abandoned: the measurement period's counts so far.
+        cap: the abandonment cap as a fraction.
+        max_calls: most calls in flight allowed.
+    """
+
+    supply: tuple[float, ...]
+    ringing: tuple[float, ...]
+    fresh: tuple[float, ...]
+    ringing_total: float
+    human_rate: float
+    free_agents: int
+    in_flight: int
+    answered: int
+    abandoned: int
+    cap: float
+    max_calls: int
+
+
+def abandon_price(answered: int, abandoned: int, target: float, gain: float = 3.0) -> float:
+    """The marginal abandons a new call may risk per expected answer, steered to ``target``.
+
+    Equal to ``target`` when the period's measured rate is on target, up to ``e**gain``
+    times higher when no call has been abandoned yet, and lower when over target: an
+    integral controller, so the measured rate settles on the target (a prior of twenty
+    answers keeps the first minutes of a period from swinging).
+    """
+    budget = target * (answered + 20)
+    error = max(-1.0, min(1.0, (budget - abandoned) / budget))
+    return target * math.exp(gain * error)
+
+
+def timed_predictive_calls(state: TimedPacingInput, safety: float = 0.95) -> int:
+    """New calls to place now: each extra call only while its marginal risk is worth it.
+
+    Expected abandons of a plan are at least the largest expected deficit of answers over
+    agents at any checkpoint (answers that find no agent are lost; the checkpoint just
+    before an agent frees excludes it), with Poisson answers of the expected counts. Calls
+    beyond progressive pacing are added one at a time while the extra expected abandons per
+    extra expected answer stay under :func:`abandon_price` (target ``safety * cap``), and
+    never when the plan as a whole would break the cap itself over the period. Never fewer
+    than progressive pacing, never more than ``max_calls`` in flight.
+    """
+    floor = progressive_calls(state.free_agents, state.in_flight)
+    room = max(0, state.max_calls - state.in_flight)
+    target = state.cap * safety
+    price = abandon_price(state.answered, state.abandoned, target) * state.human_rate
+
+    def deficit(k: int) -> float:
+        return max(
+            poisson_excess(r + k * f, s)
+            for s, r, f in zip(state.supply, state.ringing, state.fresh, strict=True)
+        )
+
+    k = floor
+    before = deficit(k)
+    while k < room:
+        after = deficit(k + 1)
+        answers = state.answered + state.ringing_total + (k + 1) * state.human_rate
+        if after - before > price or state.abandoned + after > state.cap * answers:
+            break
+        k, before = k + 1, after
+    return k

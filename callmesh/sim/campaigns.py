@@ -1,0 +1,398 @@
+"""Outbound campaigns on the simulated clock: the real dialer engine and the real ACD.
+
+:func:`simulate_campaign` plays one day of one DialerCampaign. Nothing of the dialer or of
+the ACD is reimplemented: the :class:`~callmesh.dialer.campaign.Campaign` decides every dial
+(pacing, calling window, do-not-call, retries, abandonment cap) and the
+:class:`~callmesh.acd.engine.Router` routes the answered calls to the target queue's agents,
+who may also serve inbound queues (the agents are shared, as on a real floor). The loop only
+does what the outside world does:
+
+- a ``Dial`` rings the number: a person answers with probability ``contactRate`` after a
+  drawn time to answer, a machine with ``machineRate`` (recognised ``amdSeconds`` later), the
+  line is busy with ``busyRate``, otherwise it rings out at the campaign's ring timeout;
+- a person -> ``campaign.on_outcome(HUMAN)`` -> ``Connect`` -> ``router.enqueue``; the offer
+  is taken at once (outbound agents auto-answer) -> ``Connected`` ->
+  ``campaign.on_agent_connected``; the talk ends after a drawn talk time ->
+  ``router.complete`` (the router runs the wrap-up);
+- no agent within the compliance window -> the campaign's ``SafeHarbour`` -> the contact
+  leaves the queue (``router.abandon``), counted abandoned, as a regulator counts it;
+- inbound arrivals (Poisson) into other queues compete for the same agents.
+
+Pacers compared in the same run: the campaign's own mode (``predictive`` or
+``progressive``), or VICIdial's adaptive dial level (:class:`~callmesh.dialer.pacing.
+VicidialPacer`), which replaces only the number of calls; every compliance gate stays.
+
+KPIs (per replication, read from the engines' effects): agent occupancy (Busy, Reserved and
+WrapUp time over logged-in time), abandonment rate (the campaign's own meter: answered by a
+person with no agent within the window, per day), contacts reached per agent-hour, dials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from callmesh.acd.config import QueueConfig, TeamConfig
+from callmesh.acd.effects import AgentState, AgentStateChanged, Connected, ContactEnded, Offer
+from callmesh.acd.engine import ContactSpec, Router
+from callmesh.api.dialercampaign import DialerCampaignSpec, DialerMode
+from callmesh.dialer.campaign import (
+    AgentSnapshot,
+    Campaign,
+    Connect,
+    Dial,
+    HangupCall,
+    LeaveMessage,
+    Outcome,
+    PlayAnnouncement,
+    SafeHarbour,
+)
+from callmesh.dialer.contacts import Contact, ContactList
+from callmesh.dialer.pacing import VicidialPacer
+from callmesh.sim.distributions import Distribution, Exponential
+from callmesh.sim.stats import Estimate, estimate
+
+__all__ = [
+    "CampaignRecord",
+    "CampaignTraffic",
+    "InboundTraffic",
+    "Pacer",
+    "simulate_campaign",
+    "summarize",
+    "synthetic_contacts",
+]
+
+Pacer = Literal["campaign", "progressive", "vicidial"]
+"""Who decides how many calls: the campaign's own mode, 1:1, or VICIdial's dial level."""
+
+_WORKING = frozenset({AgentState.RESERVED, AgentState.BUSY, AgentState.WRAP_UP})
+_ON = frozenset(set(AgentState) - {AgentState.LOGGED_OUT})
+
+# Event kinds, also their priority at equal times: agents get free before calls land.
+_TIMER = 0
+_TALK_END = 1
+_OUTCOME = 2
+_INBOUND = 3
+_TICK = 4
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class CampaignTraffic(_Model):
+    """How the numbers of a campaign answer, in a workload file (``campaigns.<name>``)."""
+
+    contact_rate: float = Field(
+        ge=0, le=1, description="Share of dials a person answers (the contact rate)."
+    )
+    machine_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of dials an answering machine answers."
+    )
+    busy_rate: float = Field(default=0.05, ge=0, le=1, description="Share of dials found busy.")
+    answer_time: Distribution = Field(
+        default_factory=lambda: Exponential(type="exponential", mean=10.0),
+        description="Seconds from the dial to a person (or machine) answering.",
+    )
+    amd_seconds: float = Field(
+        default=2.5, ge=0, le=10, description="Seconds answering-machine detection takes."
+    )
+    talk_time: Distribution = Field(
+        default_factory=lambda: Exponential(type="exponential", mean=180.0),
+        description="Talk time of a reached contact with the agent, in seconds.",
+    )
+    contacts: int = Field(
+        default=30_000, ge=1, le=2_000_000, description="Size of the simulated contact list."
+    )
+
+
+class InboundTraffic(_Model):
+    """Inbound calls into another queue served by the same agents."""
+
+    queue: str = Field(description="The inbound queue.")
+    per_hour: float = Field(ge=0, description="Poisson arrivals per hour.")
+    handle_time: Distribution = Field(description="Talk time in seconds.")
+
+
+def synthetic_contacts(count: int, time_zone: str = "UTC") -> ContactList:
+    """``count`` distinct contacts (numbers +1555xxxxxxx) in one zone, for simulations."""
+    return ContactList(
+        tuple(Contact(f"s{i}", f"+1555{i:07d}", time_zone, {}) for i in range(count)), ()
+    )
+
+
+@dataclass(slots=True)
+class CampaignRecord:
+    """One replication's counters (flat, as the simulator's records)."""
+
+    pacer: str
+    seed: int
+    hours: float
+    agents: int
+    dialled: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    machines: int = 0
+    reached: int = 0
+    inbound_answered: int = 0
+    logged_in_seconds: float = 0.0
+    working_seconds: float = 0.0
+    per_day: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def occupancy(self) -> float:
+        """Busy, reserved and wrap-up time over logged-in time (0..1)."""
+        return self.working_seconds / self.logged_in_seconds if self.logged_in_seconds else 0.0
+
+    @property
+    def abandon_rate(self) -> float:
+        """Abandoned over answered by a person, over the run."""
+        return self.abandoned / self.answered if self.answered else 0.0
+
+    @property
+    def worst_day_abandon_rate(self) -> float:
+        """The highest abandonment rate of any day of the run (the regulator's test)."""
+        rates = [b / a for a, b in self.per_day.values() if a]
+        return max(rates, default=0.0)
+
+    @property
+    def reached_per_agent_hour(self) -> float:
+        """Contacts that reached an agent, per logged-in agent-hour."""
+        hours = self.logged_in_seconds / 3600
+        return self.reached / hours if hours else 0.0
+
+
+def _start_time(date: dt.date, clock: str, zone: str) -> float:
+    hh, mm = (int(x) for x in clock.split(":"))
+    return dt.datetime(date.year, date.month, date.day, hh, mm, tzinfo=ZoneInfo(zone)).timestamp()
+
+
+def simulate_campaign(
+    name: str,
+    spec: DialerCampaignSpec,
+    queues: Iterable[QueueConfig],
+    teams: Iterable[TeamConfig],
+    traffic: CampaignTraffic,
+    *,
+    seed: int,
+    hours: float = 8.0,
+    pacer: Pacer = "campaign",
+    date: dt.date = dt.date(2026, 6, 1),
+    start: str = "09:00",
+    time_zone: str = "UTC",
+    inbound: Iterable[InboundTraffic] = (),
+    contacts: ContactList | None = None,
+    do_not_call: frozenset[str] = frozenset(),
+    tick_seconds: float = 1.0,
+) -> CampaignRecord:
+    """Play ``hours`` of campaign ``name`` from ``start`` on ``date`` (see the module doc).
+
+    Every agent of ``teams`` is logged in for the whole run. ``pacer`` picks who sizes the
+    dialling (``campaign``: the campaign's own mode). The same ``seed`` gives the same record.
+    """
+    rng = random.Random(seed)
+    queue_list, team_list = list(queues), list(teams)
+    router = Router(queue_list, team_list, seed=rng.getrandbits(63), history_limit=1)
+    target = next((q for q in queue_list if q.name == spec.queue), None)
+    if target is None:
+        raise ValueError(
+            f"campaign {name}: spec.queue {spec.queue!r} is not among the queues"
+            f" ({', '.join(q.name for q in queue_list)}): add the queue or fix spec.queue"
+        )
+    team_of = {t.name: t for t in team_list}
+    target_agents = {
+        a.id for tier in target.tiers for team in tier.teams for a in team_of[team].agents
+    }
+    wrap_time = target.wrap_up_time or 0.0
+    for tier in target.tiers:
+        for team in tier.teams:
+            if team_of[team].wrap_up_time is not None:
+                wrap_time = float(team_of[team].wrap_up_time or 0.0)
+    all_agents = sorted({a.id for t in team_list for a in t.agents})
+    if contacts is None:
+        contacts = synthetic_contacts(traffic.contacts, time_zone)
+    campaign_spec = spec
+    if pacer == "progressive":
+        campaign_spec = spec.model_copy(update={"mode": DialerMode.progressive})
+    campaign = Campaign(name, campaign_spec, contacts, do_not_call, time_zone=time_zone)
+    t0 = _start_time(date, start, time_zone)
+    end = t0 + hours * 3600
+    rec = CampaignRecord(pacer=pacer, seed=seed, hours=hours, agents=len(all_agents))
+
+    answer_time, talk_time = traffic.answer_time.sampler(), traffic.talk_time.sampler()
+    inbound_list = list(inbound)
+    inbound_talk = [s.handle_time.sampler() for s in inbound_list]
+    p_human, p_machine, p_busy = traffic.contact_rate, traffic.machine_rate, traffic.busy_rate
+    ring_timeout = float(spec.pacing.ring_timeout_seconds)
+
+    events: list[tuple[float, int, int, Any]] = []
+    seq = 0
+
+    def push(at: float, kind: int, payload: Any) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (at, kind, seq, payload))
+
+    state: dict[str, AgentState] = dict.fromkeys(all_agents, AgentState.LOGGED_OUT)
+    since: dict[str, float] = dict.fromkeys(all_agents, t0)
+    talking_since: dict[str, float] = {}
+    wrap_ends: dict[str, float] = {}
+    contact_agent: dict[str, str] = {}
+    outbound: set[str] = set()
+
+    def agent_changed(change: AgentStateChanged) -> None:
+        agent, new = change.agent_id, change.state
+        old = state[agent]
+        at = max(t0, min(change.at, end))
+        span = at - since[agent]
+        if old in _ON:
+            rec.logged_in_seconds += span
+            if old in _WORKING:
+                rec.working_seconds += span
+        state[agent], since[agent] = new, at
+        if new is AgentState.WRAP_UP:
+            wrap_ends[agent] = change.at + wrap_time
+            talking_since.pop(agent, None)
+        else:
+            wrap_ends.pop(agent, None)
+        if new is AgentState.BUSY:
+            talking_since[agent] = change.at
+        elif new is not AgentState.WRAP_UP:
+            talking_since.pop(agent, None)
+
+    def apply(effects: Iterable[Any], now: float) -> None:
+        pending = list(effects)
+        while pending:
+            effect = pending.pop(0)
+            if isinstance(effect, AgentStateChanged):
+                agent_changed(effect)
+            elif isinstance(effect, Offer):
+                pending += router.accept(effect.agent_ids[0], effect.contact_id, now)
+            elif isinstance(effect, Connected):
+                contact_agent[effect.contact_id] = effect.agent_id
+                if effect.contact_id in outbound:
+                    campaign.on_agent_connected(effect.contact_id, now)
+                    rec.reached += 1
+                    push(now + talk_time(rng), _TALK_END, effect.contact_id)
+                else:
+                    rec.inbound_answered += 1
+                    index = int(effect.contact_id.split(":", 2)[1])
+                    push(now + inbound_talk[index](rng), _TALK_END, effect.contact_id)
+            elif isinstance(effect, ContactEnded) and effect.agent_id is None:
+                outbound.discard(effect.contact_id)  # left the queue without an agent
+
+    def carry(effects: Iterable[Any], now: float) -> None:
+        for effect in effects:
+            if isinstance(effect, Dial):
+                rec.dialled += 1
+                draw = rng.random()
+                if draw < p_human:
+                    delay = min(answer_time(rng), ring_timeout)
+                    push(now + delay, _OUTCOME, (effect.attempt_id, Outcome.HUMAN))
+                elif draw < p_human + p_machine:
+                    delay = min(answer_time(rng), ring_timeout) + traffic.amd_seconds
+                    push(now + delay, _OUTCOME, (effect.attempt_id, Outcome.MACHINE))
+                elif draw < p_human + p_machine + p_busy:
+                    push(now + 3.0, _OUTCOME, (effect.attempt_id, Outcome.BUSY))
+                else:
+                    push(now + ring_timeout, _OUTCOME, (effect.attempt_id, Outcome.NO_ANSWER))
+            elif isinstance(effect, Connect):
+                outbound.add(effect.attempt_id)
+                apply(
+                    router.enqueue(
+                        ContactSpec(effect.attempt_id, effect.queue, attributes=effect.attributes),
+                        now,
+                    ),
+                    now,
+                )
+            elif isinstance(effect, SafeHarbour):
+                if effect.attempt_id not in contact_agent:
+                    apply(router.abandon(effect.attempt_id, now), now)
+                outbound.discard(effect.attempt_id)
+            elif isinstance(effect, LeaveMessage | HangupCall):
+                rec.machines += 1 if isinstance(effect, LeaveMessage) else 0
+            elif isinstance(effect, PlayAnnouncement):
+                pass  # agentless listeners are not simulated beyond the answer
+
+    vici = VicidialPacer(next_update=t0 + 60.0)
+    cap = spec.pacing.max_abandon_percent / 100
+
+    def pace(now: float) -> None:
+        free = sum(1 for a in target_agents if state[a] is AgentState.AVAILABLE)
+        wanted: int | None = None
+        if pacer == "vicidial":
+            waiting = len(router.waiting(spec.queue))
+            vici.observe(now, free, waiting, len(target_agents), campaign.abandon_rate(now), cap)
+            wanted = vici.calls(free, campaign.in_flight)
+            snapshot = AgentSnapshot(free=free)
+        else:
+            snapshot = AgentSnapshot(
+                free=free,
+                freeing=tuple(wrap_ends[a] - now for a in target_agents if a in wrap_ends),
+            )
+        carry(campaign.tick(now, snapshot, wanted=wanted), now)
+
+    for agent in all_agents:
+        apply(router.login(agent, t0), t0)
+    for index, stream in enumerate(inbound_list):
+        if stream.per_hour > 0:
+            push(t0 + rng.expovariate(stream.per_hour / 3600), _INBOUND, index)
+    push(t0, _TICK, None)
+    inbound_seq = 0
+    while events:
+        at, kind, _, payload = heapq.heappop(events)
+        timer = router.next_deadline()
+        if timer is not None and timer < at:
+            heapq.heappush(events, (at, kind, _, payload))
+            at, kind, payload = timer, _TIMER, None
+        if at > end:
+            break
+        if kind == _TIMER:
+            apply(router.tick(at), at)
+        elif kind == _TALK_END:
+            outbound.discard(payload)
+            apply(router.complete(payload, at), at)
+            contact_agent.pop(payload, None)
+        elif kind == _OUTCOME:
+            attempt_id, outcome = payload
+            carry(campaign.on_outcome(attempt_id, outcome, at), at)
+        elif kind == _INBOUND:
+            stream = inbound_list[payload]
+            inbound_seq += 1
+            apply(router.enqueue(ContactSpec(f"in:{payload}:{inbound_seq}", stream.queue), at), at)
+            push(at + rng.expovariate(stream.per_hour / 3600), _INBOUND, payload)
+            continue
+        if kind == _TICK:
+            push(at + tick_seconds, _TICK, None)
+        pace(at)  # expires the compliance windows that are due, then dials
+        deadline = campaign.next_deadline()
+        if deadline is not None:
+            push(deadline, _TICK + 1, None)
+    for agent in all_agents:  # close the books at the end of the run
+        agent_changed(AgentStateChanged(agent, AgentState.LOGGED_OUT, "end of run", end))
+    stats = campaign.stats(end)
+    rec.answered, rec.abandoned = stats.answered, stats.abandoned
+    rec.per_day = campaign.abandon_by_day()
+    return rec
+
+
+def summarize(records: Iterable[CampaignRecord]) -> Mapping[str, Estimate]:
+    """Mean and 95% interval over replications of each KPI."""
+    recs = list(records)
+    return {
+        "occupancy": estimate(r.occupancy for r in recs),
+        "abandon_rate": estimate(r.abandon_rate for r in recs),
+        "worst_day_abandon_rate": estimate(r.worst_day_abandon_rate for r in recs),
+        "reached_per_agent_hour": estimate(r.reached_per_agent_hour for r in recs),
+        "dialled": estimate(float(r.dialled) for r in recs),
+    }
