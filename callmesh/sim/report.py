@@ -310,6 +310,29 @@ def _run_section(run: dict[str, Any]) -> str:
             + "".join(irows)
             + "</table>"
         )
+    frows = "".join(
+        f"<tr><td>{_esc(f['name'])}</td><td>{_est(f['calls'], 0)}</td>"
+        + "".join(f"<td>{_est(e)}</td>" for e in f["outcomesPercent"].values())
+        + f"<td>{_est(f['ivrSecondsMean'])}</td></tr>"
+        for f in run["flows"]
+    )
+    if frows:
+        kinds = next(iter(run["flows"]))["outcomesPercent"]
+        parts.append(
+            "<h3>IVR flows (outcomes, % of calls)</h3><table><tr><th>flow</th><th>calls</th>"
+            + "".join(f"<th>{_esc(k)}</th>" for k in kinds)
+            + f"<th>seconds in IVR</th></tr>{frows}</table>"
+        )
+    routing = run["routing"]
+    rrows = "".join(
+        f"<tr><td>{_esc(name)}</td><td>{_est(est)}</td></tr>"
+        for name, est in routing["decisionsPercent"].items()
+    )
+    parts.append(
+        "<h3>Routing decisions</h3><table><tr><th>decided by</th><th>% of offers</th></tr>"
+        f"{rrows}<tr><td>engine fallbacks (plugin failed or invalid)</td>"
+        f"<td>{_est(routing['fallbackPercent'])}</td></tr></table>"
+    )
     arows = "".join(
         f"<tr><td>{_esc(a['id'])}</td><td>{_esc(', '.join(a['teams']))}</td>"
         f"<td>{_est(a['occupancyPercent'])}</td><td>{_est(a['contactsHandled'], 0)}</td></tr>"
