@@ -10,7 +10,6 @@ while a child someone edited by hand is patched back (drift repair). Kinds liste
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,12 +49,14 @@ class ApplyResult:
 
 def stamp(obj: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` with its input-hash annotation set (the hash of everything else in it)."""
-    out = copy.deepcopy(dict(obj))
-    meta = out.setdefault("metadata", {})
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != INPUT_HASH}
-    meta.pop("annotations", None)
+    out = dict(obj)  # nested values are shared, never modified
+    meta = dict(out.get("metadata") or {})
+    annotations = {
+        k: v for k, v in (meta.pop("annotations", None) or {}).items() if k != INPUT_HASH
+    }
     digest = content_hash({**out, "metadata": {**meta, "annotations": annotations}})
     meta["annotations"] = {**annotations, INPUT_HASH: digest}
+    out["metadata"] = meta
     return out
 
 

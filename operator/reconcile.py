@@ -32,7 +32,7 @@ import yaml
 from callmesh.operator import status as st
 from callmesh.operator.apply import ApplyResult, apply_set
 from callmesh.operator.kube import REFS, ApiError, KubeClient
-from callmesh.operator.labels import MANAGED_BY, TENANT_LABEL, child_name
+from callmesh.operator.labels import MANAGED_BY, TENANT_LABEL, child_name, content_hash
 from callmesh.operator.render import RenderOptions, generated_secrets, render_tenant
 
 from callmesh.api import KINDS, ContactCenter, Resource, Tenant
@@ -77,6 +77,12 @@ class _Slot:
     requested: int = 0
     done: int = 0
     last: Outcome | None = None
+    # the last validation and render, reused while their inputs are unchanged
+    checked_key: str = ""
+    checked: tuple[dict[Key, Resource], dict[Key, st.Verdict]] | None = None
+    rendered_key: str = ""
+    rendered: list[dict[str, Any]] = field(default_factory=list)
+    parsed: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -136,17 +142,28 @@ def _validate(
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _applied_specs(configmaps: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
-    """The resources the workers run now, read back from their ConfigMaps' tenant.yaml."""
+def _applied_specs(
+    configmaps: list[dict[str, Any]], parsed: dict[str, tuple[str, list[Any]]]
+) -> dict[Key, dict[str, Any]]:
+    """The resources the workers run now, read back from their ConfigMaps' tenant.yaml.
+
+    ``parsed`` caches each ConfigMap's documents by name and resourceVersion.
+    """
     out: dict[Key, dict[str, Any]] = {}
     for cm in configmaps:
         text = (cm.get("data") or {}).get("tenant.yaml")
         if not text:
             continue
-        try:
-            docs = list(yaml.load_all(text, Loader=_Loader))
-        except yaml.YAMLError:
-            continue
+        name = cm["metadata"]["name"]
+        version = str(cm["metadata"].get("resourceVersion"))
+        if name in parsed and parsed[name][0] == version:
+            docs = parsed[name][1]
+        else:
+            try:
+                docs = list(yaml.load_all(text, Loader=_Loader))
+            except yaml.YAMLError:
+                continue
+            parsed[name] = (version, docs)
         for doc in docs:
             if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict):
                 out[_key(doc)] = doc
@@ -162,8 +179,11 @@ class Reconciler:
         options: RenderOptions | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         password: Callable[[], str] = new_password,
+        concurrency: int = 8,
     ) -> None:
         self.client = client
+        # a few tenants at a time: each finishes fast instead of all crawling together
+        self._running = asyncio.Semaphore(concurrency)
         self.options = options or RenderOptions()
         self.clock = clock
         self.password = password
@@ -186,13 +206,14 @@ class Reconciler:
             if slot.done >= ticket and slot.last is not None:
                 return slot.last  # a reconcile that started after our request has finished
             covers = slot.requested
-            outcome = await self._reconcile(namespace)
+            async with self._running:
+                outcome = await self._reconcile(namespace, slot)
             slot.done, slot.last = covers, outcome
             return outcome
 
     # -- one pass ---------------------------------------------------------------------------
 
-    async def _reconcile(self, namespace: str) -> Outcome:
+    async def _reconcile(self, namespace: str, slot: _Slot) -> Outcome:
         outcome = Outcome(namespace)
         bodies: dict[Key, dict[str, Any]] = {}
         for kind in KIND_NAMES:
@@ -204,7 +225,22 @@ class Reconciler:
         applied = await self.client.list(
             REFS["ConfigMap"], namespace, {"app.kubernetes.io/managed-by": MANAGED_BY}
         )
-        models, verdicts = _validate(bodies, _applied_specs(applied))
+        key = content_hash(
+            [
+                [k, b.get("spec"), b["metadata"].get("uid"), b["metadata"].get("labels")]
+                for k, b in sorted(bodies.items())
+            ]
+        )
+        if slot.checked is None or slot.checked_key != key or slot.checked[1]:
+            # what runs matters only when something is invalid (its last valid version)
+            last_good = _applied_specs(applied, slot.parsed)
+            if slot.checked is not None and slot.checked[1]:
+                key = content_hash(
+                    [key, [[k, v.get("spec")] for k, v in sorted(last_good.items())]]
+                )
+            if slot.checked is None or slot.checked_key != key:
+                slot.checked_key, slot.checked = key, _validate(bodies, last_good)
+        models, verdicts = slot.checked[0], dict(slot.checked[1])
         tenant = Tenant(namespace)
         for model in models.values():
             tenant.add(model)
@@ -217,7 +253,7 @@ class Reconciler:
                 verdicts[center_key] = trouble
             else:
                 try:
-                    outcome.applied = await self._apply(tenant, center)
+                    outcome.applied = await self._apply(tenant, center, slot)
                 except ApiError as exc:
                     if exc.retriable:
                         raise
@@ -305,13 +341,17 @@ class Reconciler:
             return str(address) if address else None
         return None
 
-    async def _apply(self, tenant: Tenant, center: ContactCenter) -> ApplyResult:
+    async def _apply(self, tenant: Tenant, center: ContactCenter, slot: _Slot) -> ApplyResult:
         options = self.options
         address = await self._external_address(center)
         if address and not center.spec.freeswitch.exposure.external_address:
             options = replace(options, external_address=address)
-        desired = render_tenant(tenant, options)
-        desired += generated_secrets(tenant, set(), self.password)
+        key = content_hash([slot.checked_key, repr(options)])
+        if slot.rendered_key != key:
+            desired = render_tenant(tenant, options)
+            desired += generated_secrets(tenant, set(), self.password)
+            slot.rendered_key, slot.rendered = key, desired
+        desired = slot.rendered
         selector = {"app.kubernetes.io/managed-by": MANAGED_BY, TENANT_LABEL: center.name}
         result = await apply_set(self.client, tenant.namespace, selector, desired)
         if result.changed:
@@ -353,9 +393,11 @@ class Reconciler:
                 raise
             outcome.status_writes += 1
             previous = (body.get("status") or {}).get("conditions") or []
-            for kind, _old, status in st.transitions(previous, new["conditions"]):
+            for kind, old, status in st.transitions(previous, new["conditions"]):
                 if kind == st.PROGRESSING or (not previous and status == "False"):
                     continue
+                if old == status and (kind == st.READY or status == "False"):
+                    continue  # a new reason while still degraded is worth one Event, no more
                 await self._event(body, kind, status, verdict)
 
     async def _event(

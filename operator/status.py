@@ -157,11 +157,16 @@ def status_patch(
 def transitions(
     previous: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str, Any]]
 ) -> list[tuple[str, str | None, str]]:
-    """(type, old status, new status) of each condition whose status changed."""
-    before = {c.get("type"): c.get("status") for c in previous if isinstance(c, Mapping)}
+    """(type, old status, new status) of each condition whose status or reason changed."""
+    before = {
+        c.get("type"): (c.get("status"), c.get("reason"))
+        for c in previous
+        if isinstance(c, Mapping)
+    }
     out = []
     for condition in current:
         kind, status = condition["type"], condition["status"]
-        if before.get(kind) != status:
-            out.append((kind, before.get(kind), status))
+        old = before.get(kind)
+        if old is None or old != (status, condition["reason"]):
+            out.append((kind, old[0] if old else None, status))
     return out

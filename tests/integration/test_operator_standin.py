@@ -170,6 +170,10 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
                 "subresources": ["status"],
             }
         self.store: dict[ObjKey, dict[str, Any]] = {}
+        # indexes, as an API server's cache has them: by (resource, namespace) and by owner
+        self.scopes: dict[ResKey, dict[str, dict[str, dict[str, Any]]]] = {}
+        self.owned: dict[str, set[ObjKey]] = {}
+        self._status_kinds: set[ResKey] | None = None
         self.version = 0
         self.log: collections.deque[tuple[int, ResKey, str, dict[str, str], bytes]] = (
             collections.deque(maxlen=self.LOG_LIMIT)
@@ -190,14 +194,17 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         """Stored objects of a plural (any group), optionally in one namespace."""
         return [
             obj
-            for (res, ns, _), obj in self.store.items()
-            if res[2] == plural and (namespace is None or ns == namespace)
+            for res, scopes in self.scopes.items()
+            if res[2] == plural
+            for ns, objs in scopes.items()
+            if namespace is None or ns == namespace
+            for obj in objs.values()
         ]
 
     def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        for (res, ns, n), obj in self.store.items():
-            if res[2] == plural and ns == namespace and n == name:
-                return obj
+        for res, scopes in self.scopes.items():
+            if res[2] == plural and name in scopes.get(namespace, {}):
+                return scopes[namespace][name]
         return None
 
     @property
@@ -207,11 +214,33 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
     # -- request handling -----------------------------------------------------------------
 
     def _status_resources(self) -> set[ResKey]:
-        return {
-            (r.group, r.version, r.plural)
-            for r in self.resources
-            if "status" in self.resources[r].subresources
-        }
+        if self._status_kinds is None:
+            self._status_kinds = {
+                (r.group, r.version, r.plural)
+                for r in self.resources
+                if "status" in self.resources[r].subresources
+            }
+        return self._status_kinds
+
+    def _scope(self, key: ResKey, ns: str | None) -> list[dict[str, Any]]:
+        scopes = self.scopes.get(key, {})
+        if ns:
+            return list(scopes.get(ns, {}).values())
+        return [obj for objs in scopes.values() for obj in objs.values()]
+
+    def _put(self, okey: ObjKey, obj: dict[str, Any]) -> None:
+        self.store[okey] = obj
+        self.scopes.setdefault(okey[0], {}).setdefault(okey[1], {})[okey[2]] = obj
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            if ref.get("uid"):
+                self.owned.setdefault(ref["uid"], set()).add(okey)
+
+    def _pop(self, okey: ObjKey) -> dict[str, Any]:
+        obj = self.store.pop(okey)
+        del self.scopes[okey[0]][okey[1]][okey[2]]
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            self.owned.get(ref.get("uid"), set()).discard(okey)
+        return obj
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         res = request.resource
@@ -262,10 +291,8 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
             selector = parse_selector(request.params.get("labelSelector"))
             items = [
                 obj
-                for (res, n, _), obj in self.store.items()
-                if res == key
-                and (not request.namespace or n == request.namespace)
-                and selects(selector, obj["metadata"].get("labels") or {})
+                for obj in self._scope(key, request.namespace)
+                if selects(selector, obj["metadata"].get("labels") or {})
             ]
             return {
                 "apiVersion": "v1",
@@ -318,7 +345,7 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
                 data_[k] = base64.b64encode(str(v).encode()).decode()
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
         self._bump(obj)
-        self.store[(key, ns, name)] = obj
+        self._put((key, ns, name), obj)
         self._emit("ADDED", key, obj)
         return obj
 
@@ -349,7 +376,7 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         if spec_of(patched) != spec_of(obj):
             patched["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
         self._bump(patched)
-        self.store[(key, ns, str(name))] = patched
+        self._put((key, ns, str(name)), patched)
         meta = patched["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove((key, ns, str(name)))
@@ -368,15 +395,10 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         return self._remove(okey)
 
     def _remove(self, okey: ObjKey) -> dict[str, Any]:
-        obj = self.store.pop(okey)
+        obj = self._pop(okey)
         self._bump(obj)
         self._emit("DELETED", okey[0], obj)
-        uid = obj["metadata"].get("uid")
-        dependents = [
-            k
-            for k, o in self.store.items()
-            if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])
-        ]
+        dependents = sorted(self.owned.pop(obj["metadata"].get("uid"), set()))
         for dependent in dependents:  # background cascading deletion
             if dependent in self.store:
                 self._delete(dependent)
@@ -419,10 +441,8 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         else:
             backlog = [
                 json.dumps({"type": "ADDED", "object": obj}).encode() + b"\n"
-                for (res, ons, _), obj in self.store.items()
-                if res == key
-                and (not ns or ons == ns)
-                and selects(selector, obj["metadata"].get("labels") or {})
+                for obj in self._scope(key, ns)
+                if selects(selector, obj["metadata"].get("labels") or {})
             ]
         self.watchers.add(watcher)
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
