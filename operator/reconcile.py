@@ -225,21 +225,21 @@ class Reconciler:
         applied = await self.client.list(
             REFS["ConfigMap"], namespace, {"app.kubernetes.io/managed-by": MANAGED_BY}
         )
-        key = content_hash(
+        input_key = content_hash(
             [
                 [k, b.get("spec"), b["metadata"].get("uid"), b["metadata"].get("labels")]
                 for k, b in sorted(bodies.items())
             ]
         )
-        if slot.checked is None or slot.checked_key != key or slot.checked[1]:
+        if slot.checked is None or slot.checked_key != input_key or slot.checked[1]:
             # what runs matters only when something is invalid (its last valid version)
             last_good = _applied_specs(applied, slot.parsed)
             if slot.checked is not None and slot.checked[1]:
-                key = content_hash(
-                    [key, [[k, v.get("spec")] for k, v in sorted(last_good.items())]]
+                input_key = content_hash(
+                    [input_key, [[k, v.get("spec")] for k, v in sorted(last_good.items())]]
                 )
-            if slot.checked is None or slot.checked_key != key:
-                slot.checked_key, slot.checked = key, _validate(bodies, last_good)
+            if slot.checked is None or slot.checked_key != input_key:
+                slot.checked_key, slot.checked = input_key, _validate(bodies, last_good)
         models, verdicts = slot.checked[0], dict(slot.checked[1])
         tenant = Tenant(namespace)
         for model in models.values():
