@@ -139,3 +139,28 @@ async def test_rona_makes_agent_not_ready_and_reoffers_keeping_place(started: An
     assert depth["ring"] == 1
     assert points["callmesh.router.routing.duration"]
     assert any(p.attributes.get("rpc.method") == "Enqueue" for p in points["rpc.server.duration"])
+
+
+async def test_queue_time_resumes_max_wait_after_a_restart(started: Any) -> None:
+    server, stub, _ = started
+    now = time.time()
+    request = router_pb2.EnqueueRequest(contact_id="back", queue="brief")
+    request.enqueue_time.FromNanoseconds(int((now - 30) * 1e9))
+    request.queue_time.FromNanoseconds(int((now - 0.5) * 1e9))
+    start = time.monotonic()
+    await stub.Enqueue(request)
+    watch = stub.WatchContact(router_pb2.WatchContactRequest(contact_id="back"))
+    ended = await next_event(watch, "ended")
+    # Max wait (1 s) counted from queue_time, not from enqueue_time (30 s ago, which would
+    # end it at once): it ends about 0.5 s after the re-enqueue.
+    assert ended.reason == router_pb2.END_REASON_TIMED_OUT
+    assert 0.4 <= time.monotonic() - start < 5
+    assert ended.waited_seconds >= 30
+    bad = router_pb2.EnqueueRequest(contact_id="bad", queue="brief")
+    bad.enqueue_time.FromNanoseconds(int((now - 5) * 1e9))
+    bad.queue_time.FromNanoseconds(int((now - 50) * 1e9))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Enqueue(bad)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "queue_time" in (err.value.details() or "")
+    server.core.check_invariants()  # type: ignore[union-attr]

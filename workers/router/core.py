@@ -406,7 +406,8 @@ class RouterCore:
             elif isinstance(effect, ContactMoved):
                 info = self.contacts.get(effect.contact_id)
                 if info is not None:
-                    info.spec = info.spec._replace(queue=effect.to_queue)
+                    # It counts escalation and max wait in its new queue from ``at``.
+                    info.spec = info.spec._replace(queue=effect.to_queue, queued_at=effect.at)
                     self._to_watchers(
                         info,
                         now,
@@ -567,8 +568,10 @@ class RouterCore:
         skills: dict[str, int] | None = None,
         attributes: dict[str, str] | None = None,
         wall_enqueued: float | None = None,
+        wall_queued: float | None = None,
     ) -> list[Effect]:
-        """Enqueue a contact (``wall_enqueued``: its original enqueue time, or None for now).
+        """Enqueue a contact (``wall_enqueued``: its original enqueue time, or None for now;
+        ``wall_queued``: when it entered this queue, if later, e.g. after an overflow).
 
         Raises:
             RequestError, AcdError: with the status to answer; nothing changed then.
@@ -607,6 +610,17 @@ class RouterCore:
                 " the contact first entered the ACD, or leave it unset for now",
             )
         wall_enqueued = min(wall_enqueued, wall_now)
+        queued_at = None
+        if wall_queued is not None:
+            if not math.isfinite(wall_queued) or not (
+                wall_enqueued <= wall_queued <= wall_now + FUTURE_SKEW
+            ):
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "queue_time must lie between enqueue_time and now: pass when the contact"
+                    " entered this queue, or leave it unset (= enqueue_time)",
+                )
+            queued_at = now - (wall_now - min(wall_queued, wall_now))
         spec = ContactSpec(
             contact_id,
             queue,
@@ -615,6 +629,7 @@ class RouterCore:
             attributes=dict(attributes or {}),
             channel=channel,
             enqueued_at=now - (wall_now - wall_enqueued),
+            queued_at=queued_at,
         )
         return self._enqueue_spec(spec, wall_enqueued, [])
 
@@ -886,11 +901,11 @@ class RouterCore:
         queue removed or of another channel now, its agent removed or without the capacity
         for it) is refused whole: the old config stays in force.
 
-        What a reload does not keep (the engine takes no such state from outside): a
-        contact's escalation delays and max wait count again from the reload (its place in
-        line, by original enqueue time, is kept); ringing offers are withdrawn and made
-        again; idle agents are all idle since the reload (longest-idle order restarts);
-        routing cursors (round-robin) start over. A running wrap-up is kept for the time
+        Kept: each contact's place in line (original enqueue time) and the time it entered
+        its queue (escalation and max wait go on counting). Not kept (the engine takes no
+        such state from outside): ringing offers are withdrawn and made again; idle agents
+        are all idle since the reload (longest-idle order restarts); routing cursors
+        (round-robin) start over. A running wrap-up is kept for the time
         left by the new config's wrap-up of the agent's last queue.
 
         Raises:

@@ -97,6 +97,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 skills=skills,
                 attributes=dict(request.attributes),
                 wall_enqueued=wall,
+                wall_queued=(
+                    request.queue_time.ToNanoseconds() / 1e9
+                    if request.HasField("queue_time")
+                    else None
+                ),
             )
         except (AcdError, RequestError) as exc:
             await _abort(context, exc)

@@ -272,6 +272,7 @@ class EnqueueRequest(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     ENQUEUE_TIME_FIELD_NUMBER: _builtins.int
+    QUEUE_TIME_FIELD_NUMBER: _builtins.int
     contact_id: _builtins.str
     """Unique id of the contact (the call's UUID, a chat id). Required."""
     queue: _builtins.str
@@ -294,6 +295,13 @@ class EnqueueRequest(_message.Message):
         time when it re-enqueues its calls after a router restart, so they keep their place.
         """
 
+    @_builtins.property
+    def queue_time(self) -> _timestamp_pb2.Timestamp:
+        """When the contact entered THIS queue, if later than enqueue_time (it overflowed or was
+        transferred here; see WatchContact's moved events); unset means enqueue_time. Tier
+        escalation and max wait count from it, so a re-enqueue after a restart resumes them.
+        """
+
     def __init__(
         self,
         *,
@@ -304,10 +312,11 @@ class EnqueueRequest(_message.Message):
         skills: _abc.Iterable[Global___SkillRequirement] | None = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         enqueue_time: _timestamp_pb2.Timestamp | None = ...,
+        queue_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "enqueue_time", b"enqueue_time", "priority", b"priority"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "enqueue_time", b"enqueue_time", "priority", b"priority", "queue_time", b"queue_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "attributes", b"attributes", "channel", b"channel", "contact_id", b"contact_id", "enqueue_time", b"enqueue_time", "priority", b"priority", "queue", b"queue", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "attributes", b"attributes", "channel", b"channel", "contact_id", b"contact_id", "enqueue_time", b"enqueue_time", "priority", b"priority", "queue", b"queue", "queue_time", b"queue_time", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015

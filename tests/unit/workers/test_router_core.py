@@ -18,7 +18,13 @@ from callmesh.workers.router.core import HOLD_PREFIX, RequestError, RouterCore
 from callmesh.acd import AgentConfig, Channel, QueueConfig, TeamConfig, TierConfig
 
 
-def config(chat_capacity: int = 3, digest: str = "v1", wrap: float = 0.0) -> RouterConfig:
+def config(
+    chat_capacity: int = 3,
+    digest: str = "v1",
+    wrap: float = 0.0,
+    max_wait: float | None = None,
+    backup: bool = False,
+) -> RouterConfig:
     agents = tuple(
         AgentConfig(a, capacity={Channel.VOICE: 1, Channel.CHAT: chat_capacity})
         for a in ("ann", "bob")
@@ -27,8 +33,9 @@ def config(chat_capacity: int = 3, digest: str = "v1", wrap: float = 0.0) -> Rou
         namespace="t",
         queues=(
             QueueConfig("chat", (TierConfig(("desk",)),), channel=Channel.CHAT, wrap_up_time=wrap),
-            QueueConfig("voice", (TierConfig(("desk",)),), wrap_up_time=wrap),
-        ),
+            QueueConfig("voice", (TierConfig(("desk",)),), wrap_up_time=wrap, max_wait=max_wait),
+        )
+        + ((QueueConfig("backup", (TierConfig(("desk",)),), max_wait=max_wait),) if backup else ()),
         teams=(TeamConfig("desk", agents),),
         service_levels={"voice": ServiceLevelTarget(20.0, 0.8)},
         digest=digest,
@@ -125,4 +132,22 @@ async def test_reload_keeps_a_running_wrap_up_for_the_time_left() -> None:
     core.set_ready("ann")
     assert core.contacts["c2"].ringing == {"ann"}
     core.check_invariants()
+    core.close()
+
+
+async def test_reload_keeps_max_wait_counting_from_queue_entry() -> None:
+    core = RouterCore(config(max_wait=600.0, backup=True), lambda _c: None)
+    core.enqueue("c1", "voice")
+    entered = core.contacts["c1"].spec.enqueued_at
+    assert entered is not None
+    core.enqueue("c2", "backup")
+    core.transfer("c2", "voice", "supervisor")  # moved: counts from the move in voice
+    moved_at = core.contacts["c2"].spec.queued_at
+    assert moved_at is not None and moved_at >= entered
+    assert core.reload(config(digest="v2", max_wait=600.0, backup=True))
+    core.check_invariants()
+    assert core.router.waiting("voice") == ["c1", "c2"]
+    assert core.contacts["c2"].spec.queued_at == moved_at
+    # The first max-wait deadline is still c1's original one, not the reload time + 600.
+    assert core.router.next_deadline() == pytest.approx(entered + 600.0, abs=0.5)
     core.close()
