@@ -32,6 +32,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$extra" = "test" ]; then spec=".[test]"; else spec="."; fi
   .venv/bin/python -m pip install -q -e "$spec" --config-settings editable_mode=strict
+  if [ "$extra" = "test" ]; then
+    # The tutorial plugin is a real third-party package; the tests use it installed.
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e examples/plugins/callmesh-vip-routing
+  fi
   echo "$want" > "$stamp"
 fi
 if [ "$extra" = "test" ] && [ ! -x .venv/bin/helm ]; then
