@@ -8,7 +8,12 @@ decision: an agent id that is not among the request's candidates (unknown, not A
 free capacity, lacking a skill, tier not yet eligible) is discarded, and when nothing valid
 remains the engine decides with its built-in strategy and records that in the trace.
 
-Everything here is read-only and cheap to build: views are frozen, slotted dataclasses, and
+Everything here is read-only by convention and cheap to build: the views, requests, decisions
+and outcomes are slotted dataclasses *without* ``frozen=True`` (a frozen dataclass's
+``__init__`` goes through ``object.__setattr__`` per field and costs about five times as much
+to build, several of them are built per decision). Never assign to their fields: build a new
+one, e.g. with :func:`dataclasses.replace`. The engine does not rely on it for correctness:
+it checks every decision against its own records, never against a view's fields.
 :class:`CandidateSet` is lazy. A strategy should ask the candidate set for an ordered
 iteration (:meth:`CandidateSet.ordered`, :meth:`CandidateSet.first`) rather than scan every
 agent: the engine answers those from per-skill and per-queue indexes, which is what lets
@@ -46,7 +51,7 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ContactView:
     """A waiting contact, as a strategy sees it.
 
@@ -74,7 +79,7 @@ class ContactView:
     last_position: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentView:
     """An agent, as a strategy sees it in the context of one queue.
 
@@ -175,7 +180,7 @@ class CandidateSet(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RoutingRequest:
     """One routing question: which agent(s) should be offered this contact now?
 
@@ -199,7 +204,7 @@ class RoutingRequest:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RoutingDecision:
     """The answer to a :class:`RoutingRequest`.
 
@@ -230,7 +235,7 @@ class OfferResult(StrEnum):
     """The contact was answered by another agent, abandoned, moved or overflowed."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RoutingOutcome:
     """What happened to an offer, reported to :meth:`RoutingPolicy.observe`.
 
