@@ -77,7 +77,7 @@ def test_table_output_names_every_queue() -> None:
 
 
 def test_bad_workload_is_rejected_before_simulating(tmp_path: Path) -> None:
-    good = (EXAMPLES / "acme-insurance" / "workload.yaml").read_text()
+    good = (EXAMPLES / "acme-insurance" / "simulate" / "workload.yaml").read_text()
     for change, message in [
         (("mean: 540, sd: 300", "mean: 540, sd: -3"), "spec.queues.claims.handleTime.sd:"),
         (("intervalMinutes: 30", "intervalMinutes: 25"), "spec: intervalMinutes 25 does not"),

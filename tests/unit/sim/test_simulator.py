@@ -244,7 +244,7 @@ def test_the_given_routing_policy_decides_with_a_fresh_one_per_replication() -> 
 
 def test_example_ivr_routes_calls_by_menu_choice() -> None:
     tenant = load_tenants([EXAMPLES / "acme-insurance"])["acme-insurance"]
-    workload = load_workload(EXAMPLES / "acme-insurance" / "workload.yaml")
+    workload = load_workload(EXAMPLES / "acme-insurance" / "simulate" / "workload.yaml")
     sim = Simulator(tenant, workload)
     rec = sim.run(1)
     _conserved(rec)
@@ -270,7 +270,7 @@ def test_erlang_columns_only_where_the_model_applies() -> None:
     assert run["queues"][0]["intervals"][0]["erlang"] == erlang
     # Chat agents holding three chats each are not Erlang servers.
     tenant = load_tenants([EXAMPLES / "globex-telecom"])["globex-telecom"]
-    workload = load_workload(EXAMPLES / "globex-telecom" / "workload.yaml")
+    workload = load_workload(EXAMPLES / "globex-telecom" / "simulate" / "workload.yaml")
     sim = Simulator(tenant, workload)
     run = summarize(sim, [sim.run(1)], 1)
     chat = next(q for q in run["queues"] if q["name"] == "chat-support")

@@ -55,7 +55,7 @@ def acme() -> Any:
 
 @pytest.mark.parametrize("tenant", ["acme-insurance", "globex-telecom"])
 def test_example_workloads_are_valid_for_their_tenant(tenant: str) -> None:
-    workload = load_workload(EXAMPLES / tenant / "workload.yaml")
+    workload = load_workload(EXAMPLES / tenant / "simulate" / "workload.yaml")
     tenants = load_tenants([EXAMPLES / tenant])
     assert workload.metadata.namespace == tenant
     check_against(tenants[tenant], workload, "workload.yaml")
