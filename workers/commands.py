@@ -212,3 +212,91 @@ def callcontrol_command(
         asyncio.run(run())
     finally:
         telemetry.shutdown()
+
+
+@worker_app.command("dialer")
+def dialer_command(
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The tenant's rendered tenant.yaml (ContactCenter, Queues, DialerCampaigns).",
+            envvar="CALLMESH_CONFIG",
+        ),
+    ] = Path("/etc/callmesh/tenant.yaml"),
+    lists: Annotated[
+        Path,
+        typer.Option(
+            help="Folder with the campaigns' ConfigMaps/Secrets mounted as <name>/<key>.",
+            envvar="CALLMESH_LISTS",
+        ),
+    ] = Path("/etc/callmesh/lists"),
+    router: Annotated[
+        str, typer.Option(help="The router's gRPC address.", envvar="CALLMESH_ROUTER")
+    ] = "127.0.0.1:50051",
+    freeswitch: Annotated[
+        str,
+        typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH"),
+    ] = "127.0.0.1:8021",
+    password: Annotated[
+        str, typer.Option(help="The event-socket password.", envvar="CALLMESH_ESL_PASSWORD")
+    ] = "ClueCon",
+    callcontrol: Annotated[
+        str,
+        typer.Option(
+            help="Where FreeSWITCH reaches callcontrol's socket (answered calls go there);"
+            " the default is the switch's own callcontrol_socket variable.",
+            envvar="CALLMESH_CALLCONTROL",
+        ),
+    ] = "${callcontrol_socket}",
+    trunk: Annotated[
+        str | None, typer.Option(help="Gateway to dial out of (default: the center's first).")
+    ] = None,
+    audit: Annotated[
+        Path, typer.Option(help="JSON-lines audit log of every dial decision and outcome.")
+    ] = Path("/var/lib/callmesh/dialer-audit.jsonl"),
+    status: Annotated[
+        Path | None, typer.Option(help="File the campaigns' status is written to (JSON).")
+    ] = None,
+    reload_interval: Annotated[
+        float, typer.Option(help="Seconds between checks of config and lists; 0: never.", min=0)
+    ] = 5.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Dial the tenant's DialerCampaigns through FreeSWITCH's event socket.
+
+    Paces each running campaign (docs/dialer.md) from the target queue's agents as the
+    router reports them, originates over ESL, hands answered calls to callcontrol, and
+    appends every dial decision and outcome to the audit log. Bad contact rows, a missing
+    list and a calling window that never opens are logged and written to --status; the
+    rest dials. Config and lists are re-read when they change (running/paused applies at
+    once).
+    """
+    import asyncio
+
+    from callmesh.workers.dialer.run import run_dialer
+
+    _logging(log_level)
+    fs_host, _, fs_port = freeswitch.rpartition(":")
+    if not fs_host or not fs_port.isdigit():
+        typer.echo(f"error: --freeswitch {freeswitch!r}: use host:port, e.g. fs:8021", err=True)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(
+            run_dialer(
+                config,
+                lists,
+                router=router,
+                freeswitch=(fs_host, int(fs_port)),
+                password=password,
+                callcontrol=callcontrol,
+                trunk=trunk,
+                audit=audit,
+                status=status,
+                reload_interval=reload_interval,
+            )
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from callmesh.api import ContactCenter, DialerCampaign
+from callmesh.api import ContactCenter, DialerCampaign, Queue
 from callmesh.api.loader import read_documents
 from callmesh.api.validate import check
 from callmesh.dialer.contacts import ContactList, RowProblem, parse_contact_csv, parse_do_not_call
@@ -54,6 +54,8 @@ class DialerConfig:
     trunks: tuple[str, ...]
     campaigns: dict[str, CampaignInput] = field(default_factory=dict)
     digest: str = ""
+    wrap_up_seconds: dict[str, float] = field(default_factory=dict)
+    """Wrap-up time of each queue (for when the target queues' agents become free)."""
 
 
 def _read(lists: Path, name: str, key: str, what: str) -> tuple[str | None, str | None]:
@@ -163,7 +165,10 @@ def load_config(path: str | Path, lists: str | Path) -> DialerConfig:
             if ref_file.exists():
                 digest.update(ref_file.read_bytes())
     namespace = center.namespace if center is not None else ""
-    return DialerConfig(namespace or "", zone, trunks, campaigns, digest.hexdigest())
+    wrap = {
+        c.obj.name: float(c.obj.spec.wrap_up_seconds) for c in checked if isinstance(c.obj, Queue)
+    }
+    return DialerConfig(namespace or "", zone, trunks, campaigns, digest.hexdigest(), wrap)
 
 
 def _list_files(resource: DialerCampaign, lists: Path) -> list[Path]:

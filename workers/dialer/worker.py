@@ -211,6 +211,10 @@ class DialerWorker:
             self.campaigns[name] = _Running(name, engine, source)
         self._wake.set()
 
+    def wake(self) -> None:
+        """Run a pacing step now (new agent figures, a call resolved)."""
+        self._wake.set()
+
     def status(self) -> dict[str, dict[str, Any]]:
         """Per campaign: what its resource's status should say (counts, rate, problems)."""
         now = self.clock()

@@ -1,0 +1,107 @@
+"""Campaigns on the simulated clock: the real dialer engine and the real ACD together."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pytest
+
+from callmesh.acd.config import AgentConfig, QueueConfig, TeamConfig, TierConfig
+from callmesh.api.dialercampaign import DialerCampaignSpec
+from callmesh.sim.campaigns import (
+    CampaignRecord,
+    CampaignTraffic,
+    InboundTraffic,
+    simulate_campaign,
+    summarize,
+    synthetic_contacts,
+)
+from callmesh.sim.distributions import Exponential, Lognormal
+
+TEAM = TeamConfig("out", tuple(AgentConfig(f"a{i}") for i in range(8)), wrap_up_time=30.0)
+SALES = QueueConfig("sales", (TierConfig(("out",)),), wrap_up_time=30.0)
+SUPPORT = QueueConfig("support", (TierConfig(("out",)),), wrap_up_time=30.0)
+TRAFFIC = CampaignTraffic(
+    contact_rate=0.3,
+    machine_rate=0.1,
+    answer_time=Lognormal(type="lognormal", mean=12, sd=4),
+    talk_time=Exponential(type="exponential", mean=120),
+    contacts=1500,
+)
+
+
+def spec(**overrides: Any) -> DialerCampaignSpec:
+    base: dict[str, Any] = {
+        "mode": "predictive",
+        "state": "running",
+        "queue": "sales",
+        "contactList": {"configMap": {"name": "l", "key": "c.csv"}},
+        "callerId": {"number": "+12125550100"},
+    }
+    base.update(overrides)
+    return DialerCampaignSpec.model_validate(base)
+
+
+def run(pacer: Any = "campaign", seed: int = 3, **kwargs: Any) -> CampaignRecord:
+    if not kwargs:
+        return _cached(pacer, seed)
+    return simulate_campaign(
+        "c", spec(), [SALES, SUPPORT], [TEAM], TRAFFIC, seed=seed, hours=0.5, pacer=pacer, **kwargs
+    )
+
+
+@functools.cache
+def _cached(pacer: Any, seed: int) -> CampaignRecord:
+    return simulate_campaign(
+        "c", spec(), [SALES, SUPPORT], [TEAM], TRAFFIC, seed=seed, hours=0.5, pacer=pacer
+    )
+
+
+def test_same_seed_same_record() -> None:
+    again = simulate_campaign(
+        "c", spec(), [SALES, SUPPORT], [TEAM], TRAFFIC, seed=3, hours=0.5, pacer="campaign"
+    )
+    assert again == run()
+    assert run(seed=4) != run()
+
+
+def test_progressive_never_abandons_and_predictive_keeps_agents_busier() -> None:
+    progressive, predictive = run("progressive"), run("campaign")
+    assert progressive.abandoned == 0 and progressive.answered > 25
+    assert predictive.occupancy > progressive.occupancy
+    assert predictive.abandon_rate <= 0.05  # one hour, eight agents: a loose bound
+    assert predictive.reached_per_agent_hour > progressive.reached_per_agent_hour
+    assert 0 < predictive.occupancy <= 1
+    assert predictive.reached <= predictive.answered <= predictive.dialled
+
+
+def test_inbound_calls_share_the_agents() -> None:
+    alone = run("progressive")
+    shared = run(
+        "progressive",
+        inbound=[
+            InboundTraffic(
+                queue="support", per_hour=60, handle_time=Exponential(type="exponential", mean=120)
+            )
+        ],
+    )
+    assert shared.inbound_answered > 15
+    assert shared.reached < alone.reached  # the agents took inbound calls too
+
+
+def test_do_not_call_numbers_are_never_dialled_in_simulation() -> None:
+    contacts = synthetic_contacts(200)
+    dnc = frozenset(c.phone for c in contacts.contacts[::2])
+    record = run("campaign", contacts=contacts, do_not_call=dnc)
+    assert record.dialled <= 100
+
+
+def test_summary_gives_intervals_over_replications() -> None:
+    kpi = summarize([run(seed=s) for s in (3, 4, 5)])
+    assert kpi["occupancy"].n == 3 and kpi["occupancy"].half_width is not None
+
+
+def test_unknown_target_queue_is_named() -> None:
+    with pytest.raises(ValueError, match=r"spec\.queue 'sales' is not among the queues"):
+        simulate_campaign("c", spec(), [SUPPORT], [TEAM], TRAFFIC, seed=1, hours=0.1)
