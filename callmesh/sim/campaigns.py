@@ -43,6 +43,7 @@ from pydantic.alias_generators import to_camel
 from callmesh.acd.config import QueueConfig, TeamConfig
 from callmesh.acd.effects import AgentState, AgentStateChanged, Connected, ContactEnded, Offer
 from callmesh.acd.engine import ContactSpec, Router
+from callmesh.api import Tenant
 from callmesh.api.dialercampaign import DialerCampaignSpec, DialerMode
 from callmesh.dialer.campaign import (
     AgentSnapshot,
@@ -57,15 +58,20 @@ from callmesh.dialer.campaign import (
 )
 from callmesh.dialer.contacts import Contact, ContactList
 from callmesh.dialer.pacing import VicidialPacer
+from callmesh.sim.build import build_acd
 from callmesh.sim.distributions import Distribution, Exponential
 from callmesh.sim.stats import Estimate, estimate
+from callmesh.sim.workload import Workload, mean_rate_per_hour
 
 __all__ = [
     "CampaignRecord",
+    "CampaignSummary",
     "CampaignTraffic",
     "InboundTraffic",
     "Pacer",
+    "parse_campaign_traffic",
     "simulate_campaign",
+    "simulate_tenant_campaigns",
     "summarize",
     "synthetic_contacts",
 ]
@@ -396,3 +402,88 @@ def summarize(records: Iterable[CampaignRecord]) -> Mapping[str, Estimate]:
         "reached_per_agent_hour": estimate(r.reached_per_agent_hour for r in recs),
         "dialled": estimate(float(r.dialled) for r in recs),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSummary:
+    """One campaign over the replications of a simulated day: records and intervals."""
+
+    campaign: str
+    pacer: str
+    records: tuple[CampaignRecord, ...]
+    kpis: Mapping[str, Estimate]
+
+
+def parse_campaign_traffic(data: object, source: str = "workload") -> dict[str, CampaignTraffic]:
+    """The ``spec.campaigns`` mapping of a workload document (campaign name -> traffic).
+
+    Raises:
+        ValueError: naming the field and what to put there.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: spec.campaigns must map campaign names to their traffic")
+    out: dict[str, CampaignTraffic] = {}
+    for name, body in data.items():
+        try:
+            out[str(name)] = CampaignTraffic.model_validate(body)
+        except ValueError as exc:
+            raise ValueError(f"{source}: spec.campaigns.{name}: {exc}") from None
+    return out
+
+
+def simulate_tenant_campaigns(
+    tenant: Tenant,
+    workload: Workload,
+    traffic: Mapping[str, CampaignTraffic],
+    *,
+    seed: int,
+    replications: int,
+) -> list[CampaignSummary]:
+    """Every campaign of ``tenant`` that ``traffic`` describes, on the workload's day.
+
+    The agents are the tenant's teams (all logged in from the workload's start to its end);
+    the workload's direct queue arrivals (their mean hourly rate, handle times from
+    ``spec.queues``) compete for them. Campaigns run one at a time, each with its own
+    replications (seed ``seed * 1000 + replication``).
+    """
+    missing = sorted(set(traffic) - set(tenant.campaigns))
+    if missing:
+        raise ValueError(
+            f"workload spec.campaigns names {', '.join(missing)}, which the manifests do not"
+            f" define: add the DialerCampaign or remove it from the workload"
+        )
+    setup = build_acd(tenant, workload)
+    spec = workload.spec
+    inbound = [
+        InboundTraffic(
+            queue=arrival.queue,
+            per_hour=mean_rate_per_hour(workload, i),
+            handle_time=spec.queues[arrival.queue].handle_time,
+        )
+        for i, arrival in enumerate(spec.arrivals)
+        if arrival.queue is not None and arrival.queue in spec.queues
+    ]
+    zone = tenant.center.spec.time_zone if tenant.center is not None else "UTC"
+    out = []
+    for name in sorted(traffic):
+        resource = tenant.campaigns[name]
+        records = tuple(
+            simulate_campaign(
+                name,
+                resource.spec,
+                setup.queues,
+                setup.teams,
+                traffic[name],
+                seed=seed * 1000 + r,
+                hours=spec.day_seconds / 3600,
+                date=spec.calendar_date(),
+                start=spec.start,
+                time_zone=zone,
+                inbound=inbound,
+            )
+            for r in range(replications)
+        )
+        out.append(CampaignSummary(name, resource.spec.mode.value, records, summarize(records)))
+    return out

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callmesh.acd.config import AgentConfig, QueueConfig, TeamConfig, TierConfig
 from callmesh.api.dialercampaign import DialerCampaignSpec
+from callmesh.api.validate import load_tenants
 from callmesh.sim.campaigns import (
     CampaignRecord,
     CampaignTraffic,
     InboundTraffic,
+    parse_campaign_traffic,
     simulate_campaign,
+    simulate_tenant_campaigns,
     summarize,
     synthetic_contacts,
 )
 from callmesh.sim.distributions import Exponential, Lognormal
+from callmesh.sim.workload import load_workload
 
 TEAM = TeamConfig("out", tuple(AgentConfig(f"a{i}") for i in range(8)), wrap_up_time=30.0)
 SALES = QueueConfig("sales", (TierConfig(("out",)),), wrap_up_time=30.0)
@@ -105,3 +110,27 @@ def test_summary_gives_intervals_over_replications() -> None:
 def test_unknown_target_queue_is_named() -> None:
     with pytest.raises(ValueError, match=r"spec\.queue 'sales' is not among the queues"):
         simulate_campaign("c", spec(), [SUPPORT], [TEAM], TRAFFIC, seed=1, hours=0.1)
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "acme-insurance"
+
+
+def test_a_tenants_campaign_runs_on_its_workload_day_with_inbound_traffic() -> None:
+    tenant = load_tenants([EXAMPLE])["acme-insurance"]
+    workload = load_workload(EXAMPLE / "simulate" / "workload.yaml")
+    short = workload.model_copy(
+        update={"spec": workload.spec.model_copy(update={"start": "09:00", "end": "09:30"})}
+    )
+    traffic = parse_campaign_traffic(
+        {"policy-renewals": {"contactRate": 0.3, "machineRate": 0.1, "contacts": 2000}}
+    )
+    (summary,) = simulate_tenant_campaigns(tenant, short, traffic, seed=1, replications=2)
+    assert summary.campaign == "policy-renewals" and summary.pacer == "predictive"
+    assert len(summary.records) == 2 and all(r.dialled > 0 for r in summary.records)
+    assert summary.kpis["occupancy"].n == 2
+    with pytest.raises(ValueError, match=r"spec\.campaigns\.x: .*contact_rate|contactRate"):
+        parse_campaign_traffic({"x": {"contactRate": 2}})
+    with pytest.raises(ValueError, match="manifests do not define"):
+        simulate_tenant_campaigns(
+            tenant, short, {"nope": traffic["policy-renewals"]}, seed=1, replications=1
+        )
