@@ -40,10 +40,6 @@ from callmesh.dialer.pacing import (
 #: How long a contact whose calling window is closed waits before it is looked at again.
 RECHECK_SECONDS = 900.0
 
-#: A busy agent counts as available when it is free before this quantile of the measured
-#: answer times (plus the compliance window): nearly every answer comes later.
-SURE_QUANTILE = 0.1
-
 #: Time to answer assumed before any person has answered (seconds).
 DEFAULT_ANSWER_SECONDS = 10.0
 
@@ -158,7 +154,6 @@ class AgentSnapshot:
     """The agents of the target queue as the pacer sees them."""
 
     free: int
-    soon_free: float = 0.0
     freeing: tuple[float, ...] = ()
     """Seconds until each busy agent is free, where known (the rest of a wrap-up)."""
 
@@ -273,32 +268,6 @@ class Campaign:
         later = len(delays) - i
         weight = 10
         return (humans_after[i] + self.human_rate * weight) / (later + weight)
-
-    def snapshot(
-        self,
-        free: int,
-        wrap_remaining: list[float],
-        talking: int,
-        mean_talk: float,
-        wrap_time: float,
-    ) -> AgentSnapshot:
-        """The target queue's agents as the predictive pacer should count them.
-
-        A busy agent counts with the probability that it is free when a call dialled now
-        is answered (within the compliance window): for wrap-up with ``r`` seconds left,
-        ``P(answer time >= r - window)`` from the measured answer times; for a talking
-        agent (talk exponential with ``mean_talk``, then ``wrap_time``), the same averaged
-        over the measured answer times.
-        """
-        window = self.spec.pacing.compliance_window_seconds
-        early = self.answer_horizon(SURE_QUANTILE)
-        soon = float(sum(1 for r in wrap_remaining if r - window <= early))
-        if talking and mean_talk > 0:
-            answers = self._measured()[0] or [DEFAULT_ANSWER_SECONDS]
-            slack = [x + window - wrap_time for x in answers]
-            p = sum(1 - math.exp(-s / mean_talk) for s in slack if s > 0) / len(answers)
-            soon += talking * p
-        return AgentSnapshot(free=free, soon_free=soon)
 
     @property
     def in_flight(self) -> int:

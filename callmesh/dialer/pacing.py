@@ -1,16 +1,19 @@
-"""How many calls to place now: progressive, predictive under an abandonment cap, agentless.
+"""How many calls to place now: progressive, predictive under an abandonment cap, baselines.
 
-Predictive pacing chooses the number of outstanding calls ``N`` so that the expected number of
-abandoned calls stays inside what the campaign may still abandon in its measurement period::
+:func:`timed_predictive_calls` is what a predictive :class:`~callmesh.dialer.campaign.
+Campaign` uses. It looks ``ring timeout + compliance window`` seconds ahead: agents free now
+and wrap-ups ending in that time (supply), people expected to answer the calls ringing
+and each new call (demand, from the measured contact rate and answer times). Answers that
+find no agent are lost, so expected abandons are at least the largest expected shortfall of
+answers under agents at any checkpoint (just before each wrap-up ends). Calls beyond one
+per free agent are added while the extra expected abandons per extra expected answer stay
+under :func:`abandon_price`, an integral controller on the period's measured rate, and
+never when the period would pass the cap.
 
-    X ~ Binomial(N, p)               people who answer (p: measured human-answer rate)
-    A = free agents + agents expected free within the answer horizon
-    E[abandoned] = E[max(0, X - A)]  answered with no agent inside the compliance window
-    dial the largest N with  abandoned_so_far + E[abandoned] <= cap * (answered_so_far + E[X])
-
-At the start of a period this is a per-decision ratio; as abandons accumulate the allowance
-shrinks and pacing falls back towards one call per free agent, so the period's rate stays under
-the cap. Everything is a pure function of the numbers passed in.
+:func:`predictive_calls` is the simpler single-period model (binomial answers against free
+plus soon-free agents under the remaining allowance), kept as a reference.
+:func:`vicidial_dial_level` and :class:`VicidialPacer` are VICIdial's published adaptive
+rule, the benchmark's baseline. Everything is a pure function of the numbers passed in.
 """
 
 from __future__ import annotations
@@ -169,30 +172,6 @@ def vicidial_dial_level(
     if drop_rate > drop_limit:
         level = max(1.0, level / 2)
     return level
-
-
-def soon_free_agents(
-    wrap_remaining: list[float],
-    talking_elapsed: list[float],
-    mean_talk: float,
-    wrap_time: float,
-    horizon: float,
-) -> float:
-    """Expected number of busy agents who will be free within ``horizon`` seconds.
-
-    An agent in wrap-up is free when its wrap-up ends, which is known exactly. A talking
-    agent is free after the rest of the talk plus the wrap-up; talk times are taken as
-    exponential with the measured mean (memoryless, so the elapsed talk does not matter),
-    giving ``P(rest <= horizon - wrap) = 1 - exp(-(horizon - wrap) / mean_talk)``.
-    """
-    free = float(sum(1 for r in wrap_remaining if r <= horizon))
-    slack = horizon - wrap_time
-    if talking_elapsed and slack > 0:
-        if mean_talk <= 0:
-            free += len(talking_elapsed)
-        else:
-            free += len(talking_elapsed) * (1 - math.exp(-slack / mean_talk))
-    return free
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ import heapq
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,7 +61,9 @@ from callmesh.dialer.pacing import VicidialPacer
 from callmesh.sim.build import build_acd
 from callmesh.sim.distributions import Distribution, Exponential
 from callmesh.sim.stats import Estimate, estimate
-from callmesh.sim.workload import Workload, mean_rate_per_hour
+
+if TYPE_CHECKING:  # the workload model may hold CampaignTraffic: no import cycle at runtime
+    from callmesh.sim.workload import Workload
 
 __all__ = [
     "CampaignRecord",
@@ -448,6 +450,8 @@ def simulate_tenant_campaigns(
     ``spec.queues``) compete for them. Campaigns run one at a time, each with its own
     replications (seed ``seed * 1000 + replication``).
     """
+    from callmesh.sim.workload import mean_rate_per_hour
+
     missing = sorted(set(traffic) - set(tenant.campaigns))
     if missing:
         raise ValueError(
