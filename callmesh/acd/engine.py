@@ -69,6 +69,7 @@ from callmesh.acd.state import (
     OfferRecord,
     QueueRecord,
     StateRecord,
+    key_skill,
 )
 from callmesh.acd.strategies import (
     BUILTIN_STRATEGIES,
@@ -93,7 +94,26 @@ _WAITING = ContactState.WAITING
 _OFFERED = ContactState.OFFERED
 _CONNECTED = ContactState.CONNECTED
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_FORCEABLE = (AgentState.LOGGED_OUT, AgentState.AVAILABLE, AgentState.NOT_READY)
+# Enum members read through their class cost a few hundred ns each in Python 3.11: the
+# hot paths read these module constants instead.
+_LOGGED_OUT = AgentState.LOGGED_OUT
+_AVAILABLE = AgentState.AVAILABLE
+_NOT_READY = AgentState.NOT_READY
+_RESERVED = AgentState.RESERVED
+_BUSY = AgentState.BUSY
+_WRAP_UP = AgentState.WRAP_UP
+_FORCEABLE = (_LOGGED_OUT, _AVAILABLE, _NOT_READY)
+_ACCEPTED = OfferResult.ACCEPTED
+_REJECTED = OfferResult.REJECTED
+_TIMED_OUT = OfferResult.TIMED_OUT
+_WITHDRAWN = OfferResult.WITHDRAWN
+_ANSWERED = EndReason.ANSWERED
+_SKILL_LEVEL = CandidateOrder.SKILL_LEVEL
+_LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
+_TIER_POSITION = CandidateOrder.TIER_POSITION
+# NamedTuple(...) goes through a generated Python __new__; tuple.__new__(Type, values) builds
+# the same object without that frame, for the records made on every decision.
+_new_tuple = tuple.__new__
 
 
 class _Timer(IntEnum):
@@ -102,6 +122,13 @@ class _Timer(IntEnum):
     ESCALATE = 2
     MAX_WAIT = 3
     WRAP_END = 4
+
+
+_T_OFFER_TIMEOUT = _Timer.OFFER_TIMEOUT
+_T_PROGRESS = _Timer.PROGRESS
+_T_ESCALATE = _Timer.ESCALATE
+_T_MAX_WAIT = _Timer.MAX_WAIT
+_T_WRAP_END = _Timer.WRAP_END
 
 
 class ContactSpec(NamedTuple):
@@ -236,22 +263,28 @@ class Router:
 
     def _touch(self, agent: AgentRecord, now: float, effects: list[Effect], reason: str) -> None:
         """Record a change of ``agent``: state history, effect, indexes, matching."""
-        new = agent.derived_state()
+        presence = agent.presence
+        contacts = agent.contacts
+        offers = agent.offers
+        # agent.derived_state() and agent.channel, inlined (this runs on every transition)
+        if contacts:
+            new = presence if presence is _LOGGED_OUT else _BUSY
+            agent.channel = next(iter(contacts.values()))
+        elif offers:
+            new = presence if presence is _LOGGED_OUT else _RESERVED
+            agent.channel = next(iter(offers.values()))
+        else:
+            new = presence
+            agent.channel = None
         old = agent.state
         if new is not old:
-            if new is AgentState.AVAILABLE and old is not AgentState.RESERVED:
+            if new is _AVAILABLE and old is not _RESERVED:
                 agent.idle_since = now
             agent.state = new
-            if new is AgentState.NOT_READY:
+            if new is _NOT_READY:
                 reason = agent.reason
-            agent.history.append(StateRecord(now, new, reason))
-            effects.append(AgentStateChanged(agent.id, new, reason, now))
-        if agent.contacts:
-            agent.channel = next(iter(agent.contacts.values()))
-        elif agent.offers:
-            agent.channel = next(iter(agent.offers.values()))
-        else:
-            agent.channel = None
+            agent.history.append(_new_tuple(StateRecord, (now, new, reason)))
+            effects.append(_new_tuple(AgentStateChanged, (agent.id, new, reason, now)))
         if agent.views:
             agent.views.clear()
         self._indexes.refresh(agent)
@@ -279,14 +312,20 @@ class Router:
         cands = Candidates(self._agents, self._indexes, contact, queue, now)
         key_skill = contact.key_skill
         if key_skill is not None:
-            probe = cands.first(CandidateOrder.SKILL_LEVEL, key_skill)
+            probe = cands.first(_SKILL_LEVEL, key_skill)
         else:
-            probe = cands.first(CandidateOrder.LONGEST_IDLE)
+            probe = cands.first(_LONGEST_IDLE)
         if probe is None:
             return None
         config = queue.config
         request = RoutingRequest(
-            contact.make_view(), queue.name, config.strategy, config.params, cands, now, self._rng
+            contact.view or contact.make_view(),
+            queue.name,
+            config.strategy,
+            config.params,
+            cands,
+            now,
+            self._rng,
         )
         decision: RoutingDecision | None
         problem = ""
@@ -295,6 +334,18 @@ class Router:
         except Exception as exc:  # a policy must never lose a contact
             decision = None
             problem = f"policy raised {type(exc).__name__}: {exc}"
+        if decision is not None:
+            ids = decision.agent_ids
+            if type(ids) is tuple and len(ids) == 1 and ids[0] is probe.id:
+                # The common answer: exactly the agent the engine found first, a candidate.
+                delay = decision.progressive_delay
+                if delay is not None and (not math.isfinite(delay) or delay <= 0):
+                    delay = None
+                record = _new_tuple(
+                    DecisionRecord,
+                    (now, queue.name, ids, decision.decided_by, decision.reason, False, ()),
+                )
+                return record, delay
         valid: list[str] = []
         discarded: list[str] = []
         if decision is not None:
@@ -344,8 +395,13 @@ class Router:
             delay = None
         return record, delay
 
-    def _route(self, contact: ContactRecord, now: float, effects: list[Effect]) -> bool:
-        """Offer a waiting contact if it has candidates; True when an offer was made."""
+    def _route(
+        self, contact: ContactRecord, now: float, effects: list[Effect], in_line: bool = True
+    ) -> bool:
+        """Offer a waiting contact if it has candidates; True when an offer was made.
+
+        ``in_line`` False says the contact is not in its queue's waiting line (yet).
+        """
         queue = self._queues[contact.queue]
         decided = self._decide(contact, queue, now)
         if decided is None:
@@ -353,24 +409,27 @@ class Router:
         record, delay = decided
         valid = record.agent_ids
         contact.trace.append(record)
-        ringing_now = valid[:1] if delay is not None else valid
-        pending = list(valid[1:]) if delay is not None else []
+        if delay is None:
+            ringing_now = valid
+            pending = []
+        else:
+            ringing_now = valid[:1]
+            pending = list(valid[1:])
         self._seq += 1
         offer = OfferRecord(record, {}, pending, delay, self._seq)
-        if contact.state is _WAITING and queue.waiting:
+        if in_line and contact.state is _WAITING and queue.waiting:
             i = bisect_left(queue.waiting, contact.key)
             if i < len(queue.waiting) and queue.waiting[i] == contact.key:
                 del queue.waiting[i]
         contact.state = _OFFERED
         contact.offer = offer
         contact.attempts += 1
-        first = queue.members[valid[0]]
-        queue.last_position = contact.last_position = (first.tier, first.position)
+        queue.last_position = contact.last_position = queue.tier_position[valid[0]]
         contact.view = None
-        self._ring(contact, offer, ringing_now, now, effects, record)
+        self._ring(contact, offer, ringing_now, now, effects, record, queue.config.offer_timeout)
         if pending:
             assert delay is not None
-            self._push(now + delay, _Timer.PROGRESS, contact.id, offer.serial)
+            self._push(now + delay, _T_PROGRESS, contact.id, offer.serial)
         return True
 
     def _ring(
@@ -381,24 +440,28 @@ class Router:
         now: float,
         effects: list[Effect],
         record: DecisionRecord,
+        timeout: float,
     ) -> None:
-        timeout = self._queues[contact.queue].config.offer_timeout
+        contact_id = contact.id
+        channel = contact.channel
         effects.append(
-            Offer(contact.id, contact.queue, contact.channel, agent_ids, timeout, record)
+            _new_tuple(Offer, (contact_id, contact.queue, channel, agent_ids, timeout, record))
         )
+        until = now + timeout
+        reason = f"offered {contact_id}"
         for agent_id in agent_ids:
             agent = self._agents[agent_id]
-            agent.offers[contact.id] = contact.channel
-            offer.ringing[agent_id] = now + timeout
-            self._touch(agent, now, effects, f"offered {contact.id}")
-            self._push(now + timeout, _Timer.OFFER_TIMEOUT, contact.id, offer.serial, agent_id)
+            agent.offers[contact_id] = channel
+            offer.ringing[agent_id] = until
+            self._touch(agent, now, effects, reason)
+            self._push(until, _T_OFFER_TIMEOUT, contact_id, offer.serial, agent_id)
 
     def _wait(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
         """Put a contact (back) in its queue's line, at its place, and try to route it."""
         contact.state = _WAITING
         contact.offer = None
         contact.view = None
-        if self._route(contact, now, effects):
+        if self._route(contact, now, effects, in_line=False):
             return
         queue = self._queues[contact.queue]
         insort(queue.waiting, contact.key)
@@ -409,7 +472,7 @@ class Router:
                 if contact.queued_at + delay > now:
                     self._push(
                         contact.queued_at + delay,
-                        _Timer.ESCALATE,
+                        _T_ESCALATE,
                         contact.id,
                         contact.queue_serial,
                         str(level),
@@ -468,7 +531,7 @@ class Router:
             del offer.ringing[agent_id]
             agent = self._agents[agent_id]
             del agent.offers[contact.id]
-            self._observe(contact, agent_id, OfferResult.WITHDRAWN, now)
+            self._observe(contact, agent_id, _WITHDRAWN, now)
             self._touch(agent, now, effects, f"offer of {contact.id} withdrawn")
 
     def _offer_lost(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
@@ -492,10 +555,11 @@ class Router:
         while offer.pending:
             agent_id = offer.pending.pop(0)
             if cands.get(agent_id) is not None:
-                self._ring(contact, offer, (agent_id,), now, effects, offer.decision)
+                timeout = queue.config.offer_timeout
+                self._ring(contact, offer, (agent_id,), now, effects, offer.decision, timeout)
                 break
         if offer.pending:
-            self._push(now + offer.delay, _Timer.PROGRESS, contact.id, offer.serial)
+            self._push(now + offer.delay, _T_PROGRESS, contact.id, offer.serial)
 
     def _end(
         self,
@@ -533,15 +597,16 @@ class Router:
         contact.queued_at = since
         self._seq += 1
         contact.queue_serial = self._seq
-        merged = dict(queue.config.skills)
-        for skill, level in contact.own_skills.items():
-            merged[skill] = max(level, merged.get(skill, 0))
-        contact.skills = merged
-        contact.key_skill = (
-            min(merged, key=lambda s: (-merged[s], s))
-            if len(merged) > 1
-            else next(iter(merged), None)
-        )
+        own = contact.own_skills
+        if own:
+            merged = dict(queue.config.skills)
+            for skill, level in own.items():
+                merged[skill] = max(level, merged.get(skill, 0))
+            contact.skills = merged
+            contact.key_skill = key_skill(merged)
+        else:  # the common case: the queue's skills, computed once per queue
+            contact.skills = queue.skills
+            contact.key_skill = queue.key_skill
         contact.escalation_serial = 0
         contact.last_position = None
         contact.view = None
@@ -563,9 +628,7 @@ class Router:
                 del queue.waiting[i]
         self._place(contact, target, now)
         if target.config.max_wait is not None:
-            self._push(
-                now + target.config.max_wait, _Timer.MAX_WAIT, contact.id, contact.queue_serial
-            )
+            self._push(now + target.config.max_wait, _T_MAX_WAIT, contact.id, contact.queue_serial)
         effects.append(ContactMoved(contact.id, source, target.name, why, now))
         self._wait(contact, now, effects)
 
@@ -588,17 +651,19 @@ class Router:
                 raise ContactStateError(
                     f"contact {spec.id!r} skills[{skill!r}] is {level!r}: levels are ints >= 1"
                 )
-        enqueued_at = now if spec.enqueued_at is None else spec.enqueued_at
-        if not math.isfinite(enqueued_at) or enqueued_at > now:
-            raise ContactStateError(
-                f"contact {spec.id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
-            )
-        queued_at = enqueued_at if spec.queued_at is None else spec.queued_at
-        if not math.isfinite(queued_at) or not enqueued_at <= queued_at <= now:
-            raise ContactStateError(
-                f"contact {spec.id!r} queued_at is {queued_at!r}: pass a time between"
-                f" enqueued_at ({enqueued_at}) and now ({now})"
-            )
+        enqueued_at = queued_at = now  # checked by _clock
+        if spec.enqueued_at is not None or spec.queued_at is not None:
+            enqueued_at = now if spec.enqueued_at is None else spec.enqueued_at
+            if not math.isfinite(enqueued_at) or enqueued_at > now:
+                raise ContactStateError(
+                    f"contact {spec.id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
+                )
+            queued_at = enqueued_at if spec.queued_at is None else spec.queued_at
+            if not math.isfinite(queued_at) or not enqueued_at <= queued_at <= now:
+                raise ContactStateError(
+                    f"contact {spec.id!r} queued_at is {queued_at!r}: pass a time between"
+                    f" enqueued_at ({enqueued_at}) and now ({now})"
+                )
         priority = queue.config.priority if spec.priority is None else spec.priority
         self._seq += 1
         contact = ContactRecord(
@@ -622,7 +687,7 @@ class Router:
         if queue.config.max_wait is not None:  # due at once if it waited that long already
             self._push(
                 contact.queued_at + queue.config.max_wait,
-                _Timer.MAX_WAIT,
+                _T_MAX_WAIT,
                 contact.id,
                 contact.queue_serial,
             )
@@ -703,27 +768,27 @@ class Router:
             raise OfferWithdrawnError(contact_id, agent_id)
         self._now = now
         effects: list[Effect] = []
-        self._withdraw(contact, now, effects, f"answered by {agent_id}", keep=agent_id)
+        if len(offer.ringing) > 1:
+            self._withdraw(contact, now, effects, f"answered by {agent_id}", keep=agent_id)
+        else:
+            offer.pending.clear()  # what _withdraw does when no other agent rings
         del offer.ringing[agent_id]
         del agent.offers[contact_id]
         agent.contacts[contact_id] = contact.channel
         agent.calls_handled += 1
-        self._observe(contact, agent_id, OfferResult.ACCEPTED, now)
+        self._observe(contact, agent_id, _ACCEPTED, now)
         contact.state = _CONNECTED
         contact.agent_id = agent_id
         contact.answered_at = now
         contact.offer = None
         self._touch(agent, now, effects, f"answered {contact_id}")
-        effects.append(Connected(contact_id, agent_id, contact.queue))
+        queue = contact.queue
+        effects.append(_new_tuple(Connected, (contact_id, agent_id, queue)))
+        waited = now - contact.enqueued_at
+        trace = tuple(contact.trace)
         effects.append(
-            ContactEnded(
-                contact_id,
-                contact.queue,
-                EndReason.ANSWERED,
-                now,
-                now - contact.enqueued_at,
-                agent_id=agent_id,
-                trace=tuple(contact.trace),
+            _new_tuple(
+                ContactEnded, (contact_id, queue, _ANSWERED, now, waited, agent_id, None, trace)
             )
         )
         contact.trace = []
@@ -748,7 +813,7 @@ class Router:
         del offer.ringing[agent_id]
         del agent.offers[contact_id]
         contact.declined.add(agent_id)
-        self._observe(contact, agent_id, OfferResult.REJECTED, now)
+        self._observe(contact, agent_id, _REJECTED, now)
         effects.append(OfferWithdrawn(contact_id, (agent_id,), "rejected"))
         self._touch(agent, now, effects, f"rejected {contact_id}")
         self._offer_lost(contact, now, effects)
@@ -783,10 +848,10 @@ class Router:
             team_wrap = self._team_cfg[membership.team].wrap_up_time
             if team_wrap is not None:
                 wrap = team_wrap  # the team's wrap-up overrides the queue's
-        if wrap > 0 and agent.presence is AgentState.AVAILABLE and not agent.load():
-            agent.presence = AgentState.WRAP_UP
+        if wrap > 0 and agent.presence is _AVAILABLE and not agent.load():
+            agent.presence = _WRAP_UP
             agent.wrap_serial += 1
-            self._push(now + wrap, _Timer.WRAP_END, agent.id, agent.wrap_serial)
+            self._push(now + wrap, _T_WRAP_END, agent.id, agent.wrap_serial)
         self._touch(agent, now, effects, f"completed {contact_id}")
         self._drain(now, effects)
         return effects
@@ -803,7 +868,7 @@ class Router:
             del offer.ringing[agent.id]
             del agent.offers[contact_id]
             effects.append(OfferWithdrawn(contact_id, (agent.id,), why))
-            self._observe(contact, agent.id, OfferResult.WITHDRAWN, now)
+            self._observe(contact, agent.id, _WITHDRAWN, now)
             self._offer_lost(contact, now, effects)
 
     def _set_presence(
@@ -811,13 +876,13 @@ class Router:
     ) -> list[Effect]:
         self._now = now
         effects: list[Effect] = []
-        if agent.presence is AgentState.LOGGED_OUT and presence is not AgentState.LOGGED_OUT:
+        if agent.presence is _LOGGED_OUT and presence is not _LOGGED_OUT:
             agent.calls_handled = 0
             agent.talk_time = 0.0
             agent.idle_since = now
         agent.presence = presence
-        agent.reason = reason if presence is AgentState.NOT_READY else ""
-        if presence is not AgentState.AVAILABLE and agent.offers:
+        agent.reason = reason if presence is _NOT_READY else ""
+        if presence is not _AVAILABLE and agent.offers:
             self._release_offers(agent, now, effects, f"agent went {presence}")
         self._touch(agent, now, effects, reason)
         self._drain(now, effects)
@@ -837,9 +902,9 @@ class Router:
         """
         self._clock(now)
         agent = self._serving(agent_id)
-        if agent.presence is not AgentState.LOGGED_OUT:
+        if agent.presence is not _LOGGED_OUT:
             raise AgentStateError(f"agent {agent_id!r} is already logged in ({agent.state})")
-        presence = AgentState.AVAILABLE if ready else AgentState.NOT_READY
+        presence = _AVAILABLE if ready else _NOT_READY
         return self._set_presence(agent, presence, "login", now)
 
     def logout(self, agent_id: str, now: float) -> list[Effect]:
@@ -850,14 +915,14 @@ class Router:
         """
         self._clock(now)
         agent = self._agent(agent_id)
-        if agent.presence is AgentState.LOGGED_OUT:
+        if agent.presence is _LOGGED_OUT:
             raise AgentStateError(f"agent {agent_id!r} is not logged in")
         if agent.contacts:
             raise AgentStateError(
                 f"agent {agent_id!r} has contacts in progress ({', '.join(agent.contacts)}):"
                 " complete them first, or force_state() as a supervisor"
             )
-        return self._set_presence(agent, AgentState.LOGGED_OUT, "logout", now)
+        return self._set_presence(agent, _LOGGED_OUT, "logout", now)
 
     def set_ready(self, agent_id: str, now: float) -> list[Effect]:
         """The agent is ready for contacts (also ends wrap-up early).
@@ -867,9 +932,9 @@ class Router:
         """
         self._clock(now)
         agent = self._agent(agent_id)
-        if agent.presence is AgentState.LOGGED_OUT:
+        if agent.presence is _LOGGED_OUT:
             raise AgentStateError(f"agent {agent_id!r} is not logged in: call login() first")
-        return self._set_presence(agent, AgentState.AVAILABLE, "ready", now)
+        return self._set_presence(agent, _AVAILABLE, "ready", now)
 
     def set_not_ready(self, agent_id: str, reason: str, now: float) -> list[Effect]:
         """The agent takes a break (reason code, e.g. ``lunch``); ringing offers go back.
@@ -879,9 +944,9 @@ class Router:
         """
         self._clock(now)
         agent = self._agent(agent_id)
-        if agent.presence is AgentState.LOGGED_OUT:
+        if agent.presence is _LOGGED_OUT:
             raise AgentStateError(f"agent {agent_id!r} is not logged in: call login() first")
-        return self._set_presence(agent, AgentState.NOT_READY, reason or "not-ready", now)
+        return self._set_presence(agent, _NOT_READY, reason or "not-ready", now)
 
     def force_state(
         self, agent_id: str, state: AgentState, now: float, *, reason: str = "supervisor"
@@ -901,7 +966,7 @@ class Router:
                 f"cannot force agent {agent_id!r} to {state}: force LoggedOut, Available or"
                 " NotReady"
             )
-        if state is not AgentState.LOGGED_OUT and not agent.teams:
+        if state is not _LOGGED_OUT and not agent.teams:
             raise AgentNotInTeamError(agent_id)
         return self._set_presence(agent, state, reason, now)
 
@@ -916,25 +981,25 @@ class Router:
 
     def _live(self, timer: tuple[float, int, _Timer, str, int, str]) -> bool:
         _at, _seq, kind, ref, serial, extra = timer
-        if kind is _Timer.WRAP_END:
+        if kind is _T_WRAP_END:
             agent = self._agents[ref]
-            return agent.presence is AgentState.WRAP_UP and agent.wrap_serial == serial
+            return agent.presence is _WRAP_UP and agent.wrap_serial == serial
         contact = self._contacts.get(ref)
         if contact is None:
             return False
-        if kind is _Timer.OFFER_TIMEOUT:
+        if kind is _T_OFFER_TIMEOUT:
             offer = contact.offer
             return (
                 offer is not None
                 and offer.serial == serial
                 and offer.ringing.get(extra) == timer[0]
             )
-        if kind is _Timer.PROGRESS:
+        if kind is _T_PROGRESS:
             offer = contact.offer
             return offer is not None and offer.serial == serial and bool(offer.pending)
         if contact.queue_serial != serial or contact.state is _CONNECTED:
             return False
-        if kind is _Timer.ESCALATE:
+        if kind is _T_ESCALATE:
             return contact.state is _WAITING
         return True  # MAX_WAIT
 
@@ -949,28 +1014,28 @@ class Router:
             if not self._live(timer):
                 continue
             at, _seq, kind, ref, _serial, extra = timer
-            if kind is _Timer.WRAP_END:
+            if kind is _T_WRAP_END:
                 agent = self._agents[ref]
-                agent.presence = AgentState.AVAILABLE
+                agent.presence = _AVAILABLE
                 self._touch(agent, at, effects, "wrap-up ended")
-            elif kind is _Timer.OFFER_TIMEOUT:
+            elif kind is _T_OFFER_TIMEOUT:
                 contact = self._contacts[ref]
                 offer = contact.offer
                 assert offer is not None
                 agent = self._agents[extra]
                 del offer.ringing[extra]
                 del agent.offers[contact.id]
-                agent.presence = AgentState.NOT_READY
+                agent.presence = _NOT_READY
                 agent.reason = "no-answer"
                 effects.append(OfferWithdrawn(contact.id, (extra,), "no answer"))
-                self._observe(contact, extra, OfferResult.TIMED_OUT, at)
+                self._observe(contact, extra, _TIMED_OUT, at)
                 if agent.offers:  # other chats ringing at a NotReady agent go back too
                     self._release_offers(agent, at, effects, "agent went NotReady (no answer)")
                 self._touch(agent, at, effects, "no-answer")
                 self._offer_lost(contact, at, effects)
-            elif kind is _Timer.PROGRESS:
+            elif kind is _T_PROGRESS:
                 self._progress(self._contacts[ref], at, effects)
-            elif kind is _Timer.ESCALATE:
+            elif kind is _T_ESCALATE:
                 contact = self._contacts[ref]
                 self._route(contact, at, effects)
             else:
@@ -1030,9 +1095,7 @@ class Router:
             if queue.handled
             else queue.config.expected_handle_time
         )
-        serving = sum(
-            1 for a in queue.members if self._agents[a].presence is not AgentState.LOGGED_OUT
-        )
+        serving = sum(1 for a in queue.members if self._agents[a].presence is not _LOGGED_OUT)
         return place * aht / max(1, serving)
 
     def queue_stats(self, queue: str, now: float) -> QueueStats:
@@ -1085,7 +1148,7 @@ class Router:
                 if contact_id in agent.offers:
                     if contact.offer is None or agent.id not in contact.offer.ringing:
                         fail(f"agent {agent.id} rings for {contact_id} with no such offer")
-                    if agent.presence is not AgentState.AVAILABLE:
+                    if agent.presence is not _AVAILABLE:
                         fail(f"agent {agent.id} rings while {agent.presence}")
                     for skill, level in contact.skills.items():
                         if agent.skills.get(skill, 0) < level:
@@ -1126,7 +1189,7 @@ class Router:
             else:
                 queue = self._queues[contact.queue]
                 cands = Candidates(agents, self._indexes, contact, queue, now)
-                found = cands.first(CandidateOrder.TIER_POSITION)
+                found = cands.first(_TIER_POSITION)
                 if found is not None:
                     fail(
                         f"contact {contact.id} waits in {contact.queue} while agent"

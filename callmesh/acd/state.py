@@ -21,15 +21,32 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from callmesh.acd.config import AgentConfig, QueueConfig
 from callmesh.acd.effects import AgentState, DecisionRecord
 from callmesh.acd.strategy import AgentView, CandidateOrder, Channel, ContactView
 
-__all__ = ["AgentRecord", "Candidates", "ContactRecord", "OfferRecord", "QueueRecord"]
+__all__ = [
+    "AgentRecord",
+    "Candidates",
+    "ContactRecord",
+    "OfferRecord",
+    "QueueRecord",
+    "key_skill",
+]
 
+# Enum members read through the class cost a few hundred ns each in Python 3.11: the hot
+# paths read these module constants instead.
 _AVAILABLE = AgentState.AVAILABLE
+_LOGGED_OUT = AgentState.LOGGED_OUT
+_BUSY = AgentState.BUSY
+_RESERVED = AgentState.RESERVED
+_SKILL_LEVEL = CandidateOrder.SKILL_LEVEL
+_LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
+_TIER_POSITION = CandidateOrder.TIER_POSITION
+_FEWEST_CALLS = CandidateOrder.FEWEST_CALLS
 
 
 class StateRecord(NamedTuple):
@@ -92,13 +109,14 @@ class AgentRecord:
 
     def derived_state(self) -> AgentState:
         """The reported state: work in progress wins over presence, except LoggedOut."""
-        if self.presence is AgentState.LOGGED_OUT:
-            return AgentState.LOGGED_OUT
+        presence = self.presence
+        if presence is _LOGGED_OUT:
+            return presence
         if self.contacts:
-            return AgentState.BUSY
+            return _BUSY
         if self.offers:
-            return AgentState.RESERVED
-        return self.presence
+            return _RESERVED
+        return presence
 
     def load(self) -> int:
         """Contacts ringing or connected at this agent."""
@@ -194,7 +212,7 @@ class ContactRecord:
         self.priority = priority
         self.attributes = dict(attributes) if attributes else {}
         self.own_skills = dict(own_skills) if own_skills else {}
-        self.skills: dict[str, int] = {}
+        self.skills: Mapping[str, int] = {}
         self.key_skill: str | None = None
         self.escalation_serial = 0
         self.queue = ""
@@ -230,6 +248,13 @@ class ContactRecord:
         return view
 
 
+def key_skill(skills: Mapping[str, int]) -> str | None:
+    """The skill a contact is matched on: the highest minimum level (ties: alphabetical)."""
+    if len(skills) > 1:
+        return min(skills, key=lambda s: (-skills[s], s))
+    return next(iter(skills), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Membership:
     """How an agent serves a queue: through which team, at which tier and position."""
@@ -246,10 +271,13 @@ class QueueRecord:
         "config",
         "handle_total",
         "handled",
+        "key_skill",
         "last_position",
         "members",
         "name",
+        "skills",
         "tier_delay",
+        "tier_position",
         "tiers",
         "waiting",
     )
@@ -264,6 +292,13 @@ class QueueRecord:
         self.tiers: list[tuple[int, float, tuple[str, ...]]] = []
         self.tier_delay: dict[int, float] = {}
         self.members: dict[str, Membership] = {}
+        self.tier_position: dict[str, tuple[int, int]] = {}
+        """Agent id -> ``(tier, position)`` of its membership (the queue's cursor value)."""
+        skills = dict(config.skills)
+        self.skills: Mapping[str, int] = MappingProxyType(skills)
+        """The skills a contact of this queue needs when it brings none of its own."""
+        self.key_skill = key_skill(skills)
+        """The key skill of such a contact (see :func:`key_skill`)."""
         for level, tier in enumerate(config.tiers, start=1):
             self.tiers.append((level, tier.delay, tier.teams))
             self.tier_delay[level] = tier.delay
@@ -272,50 +307,57 @@ class QueueRecord:
                 for agent_id in team_members[team]:
                     if agent_id not in self.members:
                         self.members[agent_id] = Membership(team, level, position)
+                        self.tier_position[agent_id] = (level, position)
                     position += 1
 
 
 class Index:
     """Free agents of one team, sorted by one order (and skill)."""
 
-    __slots__ = ("entries", "keys", "order", "skill")
+    __slots__ = ("entries", "key", "keys", "order", "skill")
 
     def __init__(self, order: CandidateOrder, skill: str | None) -> None:
         self.order = order
         self.skill = skill
         self.entries: list[tuple[Any, ...]] = []
         self.keys: dict[str, tuple[Any, ...]] = {}
+        # key(agent, pos): the sort key of ``agent`` (at ``pos`` in the team), None if it does
+        # not belong; chosen once per index, so an update does not test the order each time.
+        self.key: Callable[[AgentRecord, int], tuple[Any, ...] | None]
+        if order is _SKILL_LEVEL:
+            name = skill or ""
 
-    def key(self, agent: AgentRecord, pos: int) -> tuple[Any, ...] | None:
-        """The sort key of ``agent`` (at ``pos`` in the team); None if it does not belong."""
-        order = self.order
-        if order is CandidateOrder.SKILL_LEVEL:
-            level = agent.skills.get(self.skill or "")
-            if level is None:
-                return None
-            return (-level, agent.idle_since, pos, agent.id)
-        if order is CandidateOrder.LONGEST_IDLE:
-            return (agent.idle_since, pos, agent.id)
-        if order is CandidateOrder.TIER_POSITION:
-            return (pos, agent.id)
-        if order is CandidateOrder.FEWEST_CALLS:
-            return (agent.calls_handled, agent.idle_since, pos, agent.id)
-        return (agent.talk_time, agent.idle_since, pos, agent.id)
+            def by_skill(agent: AgentRecord, pos: int) -> tuple[Any, ...] | None:
+                level = agent.skills.get(name)
+                if level is None:
+                    return None
+                return (-level, agent.idle_since, pos, agent.id)
+
+            self.key = by_skill
+        elif order is _LONGEST_IDLE:
+            self.key = lambda agent, pos: (agent.idle_since, pos, agent.id)
+        elif order is _TIER_POSITION:
+            self.key = lambda agent, pos: (pos, agent.id)
+        elif order is _FEWEST_CALLS:
+            self.key = lambda agent, pos: (agent.calls_handled, agent.idle_since, pos, agent.id)
+        else:
+            self.key = lambda agent, pos: (agent.talk_time, agent.idle_since, pos, agent.id)
 
     def update(self, agent: AgentRecord, pos: int, free: bool) -> None:
         """Put ``agent`` at its current key, or take it out when not free."""
         new = self.key(agent, pos) if free else None
-        old = self.keys.get(agent.id)
+        keys = self.keys
+        old = keys.get(agent.id)
         if new == old:
             return
         entries = self.entries
         if old is not None:
             del entries[bisect_left(entries, old)]
         if new is None:
-            del self.keys[agent.id]
+            del keys[agent.id]
         else:
             insort(entries, new)
-            self.keys[agent.id] = new
+            keys[agent.id] = new
 
 
 class Indexes:
@@ -350,10 +392,11 @@ class Indexes:
         if not free and not agent.indexed:
             return
         by_team = self._by_team
+        team_pos = agent.team_pos
         for team in agent.teams:
             indexes = by_team.get(team)
             if indexes:
-                pos = agent.team_pos[team]
+                pos = team_pos[team]
                 for index in indexes.values():
                     index.update(agent, pos, free)
         agent.indexed = free
@@ -366,9 +409,23 @@ class Indexes:
 
 
 class Candidates:
-    """The engine's :class:`~callmesh.acd.strategy.CandidateSet` for one contact, now."""
+    """The engine's :class:`~callmesh.acd.strategy.CandidateSet` for one contact, now.
 
-    __slots__ = ("_agents", "_contact", "_first", "_indexes", "_queue", "_seen", "_tiers")
+    Cheap to build (one per decision): the eligible tiers are tested while walking, and the
+    first answer of :meth:`first` is kept in two slots rather than a dict.
+    """
+
+    __slots__ = (
+        "_agents",
+        "_contact",
+        "_first_key",
+        "_first_view",
+        "_indexes",
+        "_now",
+        "_queue",
+        "_seen",
+        "_since",
+    )
 
     def __init__(
         self,
@@ -382,15 +439,23 @@ class Candidates:
         self._indexes = indexes
         self._contact = contact
         self._queue = queue
-        since = contact.queued_at
-        self._tiers = [t for t in queue.tiers if since + t[1] <= now]
-        self._first: dict[tuple[CandidateOrder, str | None], AgentView | None] = {}
+        self._since = contact.queued_at
+        self._now = now
+        self._first_key: tuple[CandidateOrder, str | None] | None = None
+        self._first_view: AgentView | None = None
         self._seen: dict[str, AgentView] = {}
 
     @property
     def last_position(self) -> tuple[int, int] | None:
         """``(tier, position)`` of the agent the queue last offered a contact to."""
         return self._queue.last_position
+
+    def _tiers(self) -> Iterator[tuple[int, float, tuple[str, ...]]]:
+        """The queue's tiers eligible now (their escalation delay has passed), in order."""
+        since, now = self._since, self._now
+        for tier in self._queue.tiers:
+            if since + tier[1] <= now:
+                yield tier
 
     def admits(self, agent: AgentRecord) -> bool:
         """Whether ``agent`` may take the contact, apart from its tier."""
@@ -416,10 +481,11 @@ class Candidates:
 
     def view(self, agent: AgentRecord) -> AgentView:
         """The agent as seen from this queue (cached until the agent changes)."""
-        name = self._queue.name
+        queue = self._queue
+        name = queue.name
         view = agent.views.get(name)
         if view is None:
-            m = self._queue.members[agent.id]
+            m = queue.members[agent.id]
             view = agent.views[name] = AgentView(
                 agent.id,
                 agent.skills,
@@ -429,21 +495,25 @@ class Candidates:
                 m.team,
                 m.tier,
                 m.position,
-                agent.free_capacity(self._queue.config.channel),
+                agent.free_capacity(queue.config.channel),
             )
         self._seen[agent.id] = view
         return view
 
     def ordered(self, order: CandidateOrder, skill: str | None = None) -> Iterator[AgentView]:
         """Candidates in ``order`` within each eligible tier, lowest tier first."""
-        if order is CandidateOrder.SKILL_LEVEL and not skill:
-            raise ValueError("CandidateOrder.SKILL_LEVEL needs a skill: pass skill='name'")
-        if order is not CandidateOrder.SKILL_LEVEL:
+        if order is _SKILL_LEVEL:
+            if not skill:
+                raise ValueError("CandidateOrder.SKILL_LEVEL needs a skill: pass skill='name'")
+        else:
             skill = None
+        return self._ordered(order, skill)
+
+    def _ordered(self, order: CandidateOrder, skill: str | None) -> Iterator[AgentView]:
         agents = self._agents
         members = self._queue.members
         get_index = self._indexes.get
-        for level, _delay, teams in self._tiers:
+        for level, _delay, teams in self._tiers():
             if len(teams) == 1:
                 team = teams[0]
                 for key in get_index(team, order, skill).entries:
@@ -463,7 +533,7 @@ class Candidates:
         get_index = self._indexes.get
         lists = [get_index(team, order, skill).entries for team in teams]
         merged: Any
-        if order is CandidateOrder.TIER_POSITION:
+        if order is _TIER_POSITION:
             # Positions run through the tier's teams in order: concatenation is sorted.
             merged = (key for entries in lists for key in entries)
         else:
@@ -479,26 +549,30 @@ class Candidates:
                 yield self.view(agent)
 
     def first(self, order: CandidateOrder, skill: str | None = None) -> AgentView | None:
-        """The first candidate in ``order`` (memoised for this request)."""
-        memo_key = (order, skill)
-        memo = self._first
-        if memo_key in memo:
-            return memo[memo_key]
-        if order is CandidateOrder.SKILL_LEVEL and not skill:
-            raise ValueError("CandidateOrder.SKILL_LEVEL needs a skill: pass skill='name'")
+        """The first candidate in ``order`` (the last answer is kept for this request)."""
+        if order is _SKILL_LEVEL:
+            if not skill:
+                raise ValueError("CandidateOrder.SKILL_LEVEL needs a skill: pass skill='name'")
+        else:
+            skill = None
+        memo_key = self._first_key
+        if memo_key is not None and memo_key[0] is order and memo_key[1] == skill:
+            return self._first_view
         found = self._first_fast(order, skill)
-        memo[memo_key] = found
+        self._first_key = (order, skill)
+        self._first_view = found
         return found
 
     def _first_fast(self, order: CandidateOrder, skill: str | None) -> AgentView | None:
         """``first`` without a generator: the hot path of most decisions."""
-        if order is not CandidateOrder.SKILL_LEVEL:
-            skill = None
         agents = self._agents
         members = self._queue.members
         get_index = self._indexes.get
         admits = self.admits
-        for level, _delay, teams in self._tiers:
+        since, now = self._since, self._now
+        for level, delay, teams in self._queue.tiers:
+            if since + delay > now:
+                continue
             if len(teams) != 1:
                 for view in self._ordered_tier(level, teams, order, skill):
                     return view
@@ -512,7 +586,7 @@ class Candidates:
 
     def __iter__(self) -> Iterator[AgentView]:
         """Every candidate, by tier and position."""
-        return self.ordered(CandidateOrder.TIER_POSITION)
+        return self._ordered(_TIER_POSITION, None)
 
     def get(self, agent_id: str) -> AgentView | None:
         """The candidate ``agent_id``, or None if it is not one."""
@@ -525,9 +599,8 @@ class Candidates:
         m = self._queue.members.get(agent_id)
         if m is None or not self.admits(agent):
             return None
-        for level, _delay, _teams in self._tiers:
-            if level == m.tier:
-                return self.view(agent)
+        if self._since + self._queue.tier_delay[m.tier] <= self._now:
+            return self.view(agent)
         return None
 
     def __contains__(self, agent_id: object) -> bool:
@@ -538,7 +611,7 @@ class Candidates:
         """The candidate with the smallest ``key`` (ties: smallest id), by a full scan."""
         best: AgentView | None = None
         best_key: Any = None
-        for view in self.ordered(CandidateOrder.TIER_POSITION):
+        for view in self._ordered(_TIER_POSITION, None):
             k = (key(view), view.id)
             if best is None or k < best_key:
                 best, best_key = view, k

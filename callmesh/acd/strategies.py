@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 
+_SKILL_LEVEL = CandidateOrder.SKILL_LEVEL  # a module constant: cheaper than the class lookup
+_LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
+
+
 def _one(name: str, agent: AgentView | None, reason: str) -> RoutingDecision | None:
     if agent is None:
         return None
@@ -242,11 +246,11 @@ class SkillsBestMatch:
                 skill = min(required, key=lambda s: (-required[s], s))
         candidates = request.candidates
         if skill is None:
-            agent = candidates.first(CandidateOrder.LONGEST_IDLE)
+            agent = candidates.first(_LONGEST_IDLE)
             if agent is None:
                 return None
             return RoutingDecision((agent.id,), self.name, "no skill required: longest idle")
-        agent = candidates.first(CandidateOrder.SKILL_LEVEL, skill)
+        agent = candidates.first(_SKILL_LEVEL, skill)
         if agent is None:
             return None
         return RoutingDecision((agent.id,), self.name, f"{skill} level {agent.skills[skill]}")
