@@ -30,6 +30,7 @@ import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import grpc
 import grpc.aio
@@ -37,6 +38,7 @@ from callmesh.v1 import plugin_pb2, router_pb2
 from callmesh.workers.callcontrol.config import QueueMedia
 from callmesh.workers.esl.connection import CallHangup, CallSession
 from callmesh.workers.esl.errors import EslCommandError, EslError
+from callmesh.workers.esl.events import Event
 from callmesh.workers.interactions import Disposition, InteractionRecord
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -90,6 +92,18 @@ A restarted callcontrol finds waiting calls by it (``show channels`` + ``uuid_ge
 BRIDGED = "callmesh_bridged"
 """Channel variable set on a caller leg before ``uuid_bridge``: ``<agent>|<record>``. A
 restarted callcontrol completes such calls at the router and writes their records."""
+
+ATTRIBUTES = "callmesh_attributes"
+"""Channel variable with attributes a call brings into the IVR (``a=1;b=2``, URL-encoded)."""
+
+UNUSED_EVENTS = (
+    "CHANNEL_EXECUTE", "CHANNEL_STATE", "CHANNEL_PARK", "CHANNEL_UNPARK", "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_ORIGINATE",
+    "CHANNEL_OUTGOING", "CHANNEL_UUID", "CHANNEL_APPLICATION", "CHANNEL_DATA", "DTMF", "TALK",
+    "NOTALK", "DETECTED_SPEECH",
+)  # fmt: skip
+"""Events of ``myevents`` a call does not use (``nixevent``): CHANNEL_EXECUTE_COMPLETE,
+CHANNEL_ANSWER, CHANNEL_BRIDGE/UNBRIDGE and CHANNEL_HANGUP(_COMPLETE) stay."""
 
 DIGIT_REGEX = "[0-9*#A-D]+"
 """What FreeSWITCH accepts from ``play_and_get_digits``: any DTMF; the engine validates."""
@@ -172,6 +186,11 @@ class Call:
         self.ani = channel.get("Caller-Caller-ID-Number") or variable("sip_from_user") or ""
         if not self.flow_name:
             self.flow_name = worker.config.numbers.get(self.did, "")
+        self._attributes_raw = variable(ATTRIBUTES) or ""
+        self.marker = variable(MARKER) or ""
+        # keep only the UUID of CHANNEL_DATA (~150 headers, ~20 KB once parsed) for the
+        # rest of the call: everything else the call needs was read above
+        session.channel = Event([("Unique-ID", self.uuid)])
         self.record = InteractionRecord(
             call_id=self.uuid,
             tenant=variable("callmesh_tenant") or worker.config.namespace,
@@ -214,6 +233,8 @@ class Call:
                 self.record.trace_id = format(ctx.trace_id, "032x")
             try:
                 await self.session.myevents()
+                # only completions and hang-ups drive a call: half the events stay in FreeSWITCH
+                await self.session.conn.command("nixevent " + " ".join(UNUSED_EVENTS))
                 await self.session.linger()
                 # keep the call when this socket goes (a restart): the dialplan parks it
                 await self.session.conn.command("resume", check=False)
@@ -382,12 +403,12 @@ class Call:
             actions = ivr.handle(event, time.time())
 
     def _initial_attributes(self) -> dict[str, str]:
-        """Attributes the call brings (``callmesh_attr_<name>`` channel variables)."""
-        out: dict[str, str] = {}
-        for name, value in self.session.channel.items:
-            if name.startswith("variable_callmesh_attr_"):
-                out[name.removeprefix("variable_callmesh_attr_")] = value
-        return out
+        """Attributes the call brings: the ``callmesh_attributes`` channel variable,
+        ``name=value;name=value`` URL-encoded (set by the dialer or a SIP header map)."""
+        raw = self._attributes_raw
+        if not raw:
+            return {}
+        return dict(parse_qsl(raw, separator=";")[:64])
 
     async def _carry(self, action: Action) -> IvrEvent | None:
         """Do one action; the event the engine waits for, if it waits."""
@@ -951,7 +972,7 @@ class Call:
         self._stop_hold = True
         while not hold.done():
             await self._uuid_break()
-            await asyncio.wait({hold}, timeout=0.2)
+            await asyncio.wait({hold}, timeout=0.05)
         worker = self.worker
         media = self.media
         if should_record(worker.config.recording_policy, media.recording_percent, self.uuid):

@@ -185,7 +185,7 @@ class CallControl:
         call = Call(self, session)
         self.calls[call.uuid] = call
         self.calls_handled += 1
-        marker = session.channel.variable(MARKER) or ""
+        marker = call.marker
         recovered: dict[str, str] | None = None
         if marker:
             queue, _, rest = marker.partition("|")
