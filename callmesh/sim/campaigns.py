@@ -58,11 +58,10 @@ from callmesh.dialer.campaign import (
 )
 from callmesh.dialer.contacts import Contact, ContactList
 from callmesh.dialer.pacing import VicidialPacer
-from callmesh.sim.build import build_acd
 from callmesh.sim.distributions import Distribution, Exponential
 from callmesh.sim.stats import Estimate, estimate
 
-if TYPE_CHECKING:  # the workload model may hold CampaignTraffic: no import cycle at runtime
+if TYPE_CHECKING:  # the workload model holds CampaignTraffic: no import cycle at runtime
     from callmesh.sim.workload import Workload
 
 __all__ = [
@@ -450,6 +449,7 @@ def simulate_tenant_campaigns(
     ``spec.queues``) compete for them. Campaigns run one at a time, each with its own
     replications (seed ``seed * 1000 + replication``).
     """
+    from callmesh.sim.build import build_acd
     from callmesh.sim.workload import mean_rate_per_hour
 
     missing = sorted(set(traffic) - set(tenant.campaigns))

@@ -325,3 +325,28 @@ async def test_paused_and_never_open_campaigns_say_so_and_the_others_dial(
     assert status["other"]["dialled"] == 0 and status["press"]["dialled"] == 1
     originates = [c for c in switch.peer.commands if c.startswith("bgapi originate")]
     assert len(originates) == 1 and "callmesh_campaign=press" in originates[0]
+
+
+async def test_setting_the_spec_to_running_starts_dialling_and_paused_stops_it(
+    switch: Switch, client: InboundClient, tmp_path: Path
+) -> None:
+    rows = "".join(f"h{i},+1212555{i:04d}\n" for i in range(1, 60))
+    config, lists = write_tenant(
+        tmp_path, campaign("calls", state="paused", detect="false"), "id,phone\n" + rows
+    )
+    worker = await start_worker(config, lists, client, free=1, tmp_path=tmp_path)
+    try:
+        await asyncio.sleep(0.2)  # several pacing steps: a paused campaign places nothing
+        assert worker.status()["calls"]["dialled"] == 0
+        config.write_text(CENTER + campaign("calls", detect="false"))
+        worker.apply(load_config(config, lists))
+        await wait_for(lambda: connected(worker, "h1") is not None, worker)
+        config.write_text(CENTER + campaign("calls", state="paused", detect="false"))
+        worker.apply(load_config(config, lists))
+        dialled = worker.status()["calls"]["dialled"]
+        assert 1 <= dialled < 59
+        await asyncio.sleep(0.2)
+        assert worker.status()["calls"]["state"] == "paused"
+    finally:
+        await worker.stop()
+    assert worker.status()["calls"]["dialled"] == dialled  # nothing new once paused
