@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "callmesh.api.commands",
     "callmesh.wfm.commands",
     "callmesh.plugins.commands",
+    "callmesh.sim.commands",
     "callmesh.operator.commands",
     "callmesh.workers.commands",
 )
