@@ -34,7 +34,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e "$spec" --config-settings editable_mode=strict
   if [ "$extra" = "test" ]; then
     # The tutorial plugin is a real third-party package; the tests use it installed.
-    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e examples/plugins/callmesh-vip-routing
+    .venv/bin/python -m pip install -q --no-deps -e examples/plugins/callmesh-vip-routing
   fi
   echo "$want" > "$stamp"
 fi

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer.main
 import yaml
 from typer.testing import CliRunner
 
@@ -431,13 +430,6 @@ def test_globex_telecom_has_chat_voice_and_a_press_one_campaign() -> None:
 # --- `callmesh validate` ---------------------------------------------------------------------
 
 
-def validate_command_registered() -> bool:
-    """Whether `callmesh validate` exists yet (issue 3 adds it to callmesh.cli)."""
-    from callmesh.cli import app
-
-    group = typer.main.get_command(app)
-    return "validate" in getattr(group, "commands", {})
-
 
 def run_validate(*paths: Path) -> tuple[int, str]:
     """Run `callmesh validate --output json PATHS` in-process; exit code and output."""
@@ -450,8 +442,6 @@ def run_validate(*paths: Path) -> tuple[int, str]:
 
 
 def test_examples_pass_callmesh_validate() -> None:
-    if not validate_command_registered():
-        pytest.skip("`callmesh validate` is not registered in callmesh.cli yet (issue 3)")
     code, output = run_validate(EXAMPLES)
     assert code == 0, f"callmesh validate examples/ reported problems:\n{output}"
     problems = json.loads(output) if output.strip().startswith("[") else []
