@@ -272,7 +272,7 @@ async def main(args: argparse.Namespace) -> None:
     tracemalloc.start()
     heap0, rss0 = tracemalloc.get_traced_memory()[0], rss_kib()
     before = sink.count
-    await ask("place", "hold", args.waiting, args.waiting)
+    await ask("place", "hold", args.waiting, args.concurrency)
 
     def all_waiting() -> bool:
         calls = list(worker.calls.values())

@@ -485,3 +485,49 @@ async def test_callcontrol_restart_keeps_bridged_and_readopts_waiting_calls(
         await desk.close()
         await router.stop(0)
         await peer.stop()
+
+
+async def test_router_restart_after_overflow_requeues_in_the_new_queue(tmp_path: Path) -> None:
+    objects = docs()
+    sales = next(d for d in objects if d["kind"] == "Queue" and d["metadata"]["name"] == "sales")
+    sales["spec"]["maxWaitSeconds"] = 1
+    sales["spec"]["overflow"] = {"action": "queue", "queue": "general"}
+    path = tmp_path / "tenant.yaml"
+    path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    config = load_config(path)
+    peer = FakeFreeSwitch()
+    await peer.start()
+    router = RouterServer(path, address="127.0.0.1:0", reload_interval=0)
+    port = await router.start()
+    address = f"127.0.0.1:{port}"
+    sink = MemorySink()
+    worker = make_worker(config, peer, address, sink)
+    await worker.start()
+    stack = Stack(peer, router, worker, sink, config, path, address)
+    try:
+        call = await stack.call(["2"])  # straight to sales; nobody is logged in
+        uuid = call.channel.uuid
+        core = router.core
+        assert core is not None
+        await until(lambda: uuid in core.contacts, "queued in sales")
+        first = core.contacts[uuid].wall_enqueued
+        await until(lambda: core.contacts[uuid].spec.queue == "general", "overflowed")
+        await until(lambda: worker.calls[uuid].record.queue == "general", "callcontrol saw it")
+        await router.stop(0)
+        router = RouterServer(path, address=address, reload_interval=0)
+        await router.start()
+        core2 = router.core
+        assert core2 is not None
+        await until(lambda: uuid in core2.contacts, "enqueued again")
+        again = core2.contacts[uuid]
+        assert again.spec.queue == "general"
+        assert again.wall_enqueued == pytest.approx(first, abs=1e-3)
+        call.channel.hangup()
+        await until(lambda: stack.record(uuid) is not None, "the record")
+        record = stack.record(uuid)
+        assert record.queue == "general" and record.requeues == 1
+        assert record.disposition == Disposition.ABANDONED_QUEUE
+    finally:
+        await worker.stop(0.5)
+        await router.stop(0)
+        await peer.stop()

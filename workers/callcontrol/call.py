@@ -212,6 +212,7 @@ class Call:
         self._handed_over = False
         self._cancelled = False
         self.media = QueueMedia()
+        self._request = router_pb2.EnqueueRequest()
 
     # ================================================================== the whole call
 
@@ -564,6 +565,7 @@ class Call:
         if priority is not None:
             request.priority = priority
         request.enqueue_time.FromNanoseconds(round(self.enqueued_at * 1e9))
+        self._request = request
         with worker.tracer.start_as_current_span(
             "queue", attributes={"callmesh.queue": queue}
         ) as span:
@@ -673,7 +675,12 @@ class Call:
         elif which == "connected":
             return await self._connected(msg.connected.agent_id, hold, span)
         elif which == "moved":
+            # overflow or transfer: a re-enqueue after a router restart goes to the new queue
+            # with the time it entered it, so escalation and max wait resume
             self.record.queue = msg.moved.to_queue
+            self._request.queue = msg.moved.to_queue
+            moved_at = msg.at.ToNanoseconds() if msg.HasField("at") else time.time_ns()
+            self._request.queue_time.FromNanoseconds(moved_at)
             span.add_event("moved", {"callmesh.queue": msg.moved.to_queue})
         elif which == "ended":
             return await self._ended(msg.ended)
