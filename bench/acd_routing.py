@@ -14,6 +14,8 @@ shared machine disturb them less):
   ``firstresult`` hook (the shape of the plugin manager's routing hook), timing only the
   enqueue call (the routing decision, the reservation and the offer effect);
 * engine, full cycle: enqueue + accept + complete, per contact;
+* engine without the hook: the same run with the router's built-in policy called directly
+  (no pluggy), to show what the hook costs and what the engine itself costs;
 * engine, decision only: ``Router.preview`` (build the request, call the hook, check the
   decision) on the same state, without reserving the agent or recording anything;
 * linear-scan baseline: the same decisions made by scanning every agent record for
@@ -122,10 +124,14 @@ class Result:
     previews_per_s: float = 0.0
 
 
-def run_engine(agents: int, steps: int, seed: int) -> Result:
-    """Drive the Router; return decisions/s (enqueue only) and full cycles/s."""
+def run_engine(agents: int, steps: int, seed: int, *, hook: bool = True) -> Result:
+    """Drive the Router; return decisions/s (enqueue only) and full cycles/s.
+
+    ``hook`` False routes with the built-in policy directly instead of through pluggy.
+    """
     queues, teams = build(agents, seed)
-    router = Router(queues, teams, policy=HookPolicy(), seed=seed)
+    policy = HookPolicy() if hook else BuiltinRoutingPolicy()
+    router = Router(queues, teams, policy=policy, seed=seed)
     now = 0.0
     for team in teams:
         for agent in team.agents:
@@ -268,6 +274,10 @@ def main() -> None:
             (run_engine(agents, args.steps, args.seed) for _ in range(args.repeat)),
             key=lambda r: r.decisions_per_s,
         )
+        direct = max(
+            (run_engine(agents, args.steps, args.seed, hook=False) for _ in range(args.repeat)),
+            key=lambda r: r.decisions_per_s,
+        )
         linear = max(
             (
                 run_linear(agents, max(args.steps // 10, 1000), args.seed)
@@ -277,6 +287,7 @@ def main() -> None:
         )
         for name, result in (
             ("engine, via a pluggy routing hook", engine),
+            ("engine, built-in policy without the hook", direct),
             ("linear scan of every agent (baseline)", linear),
         ):
             print(

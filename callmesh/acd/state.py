@@ -363,7 +363,7 @@ class Index:
 class Indexes:
     """Every team's indexes, created on first use."""
 
-    __slots__ = ("_agents", "_by_team", "_team_members")
+    __slots__ = ("_agents", "_by_team", "_flat", "_team_members")
 
     def __init__(
         self, agents: Mapping[str, AgentRecord], team_members: Mapping[str, tuple[str, ...]]
@@ -371,9 +371,13 @@ class Indexes:
         self._agents = agents
         self._team_members = team_members
         self._by_team: dict[str, dict[tuple[CandidateOrder, str | None], Index]] = {}
+        self._flat: dict[tuple[str, CandidateOrder, str | None], Index] = {}
 
     def get(self, team: str, order: CandidateOrder, skill: str | None) -> Index:
         """The index of ``team`` in ``order``, built from the free members if new."""
+        found = self._flat.get((team, order, skill))
+        if found is not None:
+            return found
         by_order = self._by_team.get(team)
         if by_order is None:
             by_order = self._by_team[team] = {}
@@ -384,11 +388,18 @@ class Indexes:
                 agent = self._agents[agent_id]
                 if agent.is_free():
                     index.update(agent, pos, True)
+        self._flat[(team, order, skill)] = index
         return index
 
     def refresh(self, agent: AgentRecord) -> None:
         """Bring every index up to date with ``agent`` after a change."""
-        free = agent.is_free()
+        # agent.is_free(), inlined: this runs on every agent transition
+        if agent.presence is not _AVAILABLE:
+            free = False
+        else:
+            load = len(agent.offers) + len(agent.contacts)
+            channel = agent.channel
+            free = agent.can_work if load == 0 else load < agent.capacity.get(channel, 0)  # type: ignore[arg-type]
         if not free and not agent.indexed:
             return
         by_team = self._by_team
@@ -486,6 +497,11 @@ class Candidates:
         view = agent.views.get(name)
         if view is None:
             m = queue.members[agent.id]
+            channel = queue.config.channel
+            if agent.presence is _AVAILABLE and not agent.offers and not agent.contacts:
+                free = max(0, agent.capacity.get(channel, 0))  # agent.free_capacity(channel)
+            else:
+                free = agent.free_capacity(channel)
             view = agent.views[name] = AgentView(
                 agent.id,
                 agent.skills,
@@ -495,7 +511,7 @@ class Candidates:
                 m.team,
                 m.tier,
                 m.position,
-                agent.free_capacity(queue.config.channel),
+                free,
             )
         self._seen[agent.id] = view
         return view
@@ -558,13 +574,8 @@ class Candidates:
         memo_key = self._first_key
         if memo_key is not None and memo_key[0] is order and memo_key[1] == skill:
             return self._first_view
-        found = self._first_fast(order, skill)
+        # Without a generator: this is the hot path of most decisions.
         self._first_key = (order, skill)
-        self._first_view = found
-        return found
-
-    def _first_fast(self, order: CandidateOrder, skill: str | None) -> AgentView | None:
-        """``first`` without a generator: the hot path of most decisions."""
         agents = self._agents
         members = self._queue.members
         get_index = self._indexes.get
@@ -575,13 +586,16 @@ class Candidates:
                 continue
             if len(teams) != 1:
                 for view in self._ordered_tier(level, teams, order, skill):
+                    self._first_view = view
                     return view
                 continue
             team = teams[0]
             for key in get_index(team, order, skill).entries:
                 agent = agents[key[-1]]
                 if members[agent.id].team == team and admits(agent):
-                    return self.view(agent)
+                    view = self._first_view = self.view(agent)
+                    return view
+        self._first_view = None
         return None
 
     def __iter__(self) -> Iterator[AgentView]:
