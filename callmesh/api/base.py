@@ -39,6 +39,14 @@ Identifier = Annotated[
 ]
 #: A telephone number in E.164 form, e.g. +14155550100.
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$", max_length=16)]
+#: An IPv4 network in CIDR notation, e.g. 203.0.113.0/28.
+Cidr = Annotated[
+    str,
+    StringConstraints(
+        max_length=18,
+        pattern=r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$",
+    ),
+]
 #: A time of day, 24-hour ``HH:MM``.
 TimeOfDay = Annotated[
     str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5)

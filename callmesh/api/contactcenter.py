@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from callmesh.api.base import (
     E164,
+    Cidr,
     DateString,
     Identifier,
     Model,
@@ -168,6 +169,13 @@ class Trunk(Model):
     max_channels: int = Field(
         default=0, ge=0, le=100_000, description="Concurrent call limit; 0 means unlimited."
     )
+    inbound_cidrs: Annotated[list[Cidr], Field(max_length=32)] = Field(
+        default_factory=list,
+        description=(
+            "Addresses the carrier sends calls from, as CIDRs (e.g. 203.0.113.0/28). The external "
+            "profile refuses calls from anywhere else; the host is allowed too when it is an IP."
+        ),
+    )
 
 
 class NumberRoute(Model):
@@ -223,6 +231,14 @@ class PluginRef(Model):
         description="Plugin configuration, validated against the plugin's own model.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+    secret: ObjectName | None = Field(
+        default=None,
+        description=(
+            "A Secret mounted read-only into the worker pods at "
+            "/var/run/secrets/callmesh/plugins/<name>/; point the plugin's *File settings at "
+            "its keys (secrets never go into config, which lands in a ConfigMap)."
+        ),
+    )
 
 
 class WorkerSpec(Model):
@@ -237,18 +253,30 @@ class WorkerSpec(Model):
 class Workers(Model):
     """The gRPC worker Deployments of the tenant."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.router.replicas <= 1",
+                    "message": (
+                        "the router owns the tenant's waiting contacts and runs as one pod "
+                        "(no standby election yet) — set workers.router.replicas to 1"
+                    ),
+                    "fieldPath": ".router.replicas",
+                }
+            ]
+        }
+    )
+
     router: WorkerSpec = Field(
-        default_factory=WorkerSpec, description="The ACD (one active, more are standby)."
+        default_factory=WorkerSpec,
+        description="The ACD: one pod per tenant, restarted in place (callcontrol re-enqueues calls).",
     )
     callcontrol: WorkerSpec = Field(
         default_factory=WorkerSpec, description="ESL call control: IVR, queueing, bridging."
     )
-    dialer: WorkerSpec = Field(default_factory=WorkerSpec, description="Outbound campaigns.")
-    connectors: WorkerSpec = Field(
-        default_factory=WorkerSpec, description="CRM, history and notifications."
-    )
-    qa: WorkerSpec = Field(
-        default_factory=WorkerSpec, description="Quality scoring of finished interactions."
+    dialer: WorkerSpec = Field(
+        default_factory=WorkerSpec, description="Outbound campaigns (deployed when there are any)."
     )
 
 
