@@ -142,6 +142,11 @@ async def _child(conn: Connection, config: str, agents: int) -> None:
                 calls.append(call)
                 if flow == "fast":
                     await call.channel.hungup.wait()
+                    return
+                while True:  # release the gate once this caller hears hold music
+                    event = await call.channel.wait_event("PLAYBACK_START")
+                    if "local_stream" in (event.get("Playback-File-Path") or ""):
+                        return
 
         await asyncio.gather(*(one() for _ in range(count)))
 
@@ -151,7 +156,7 @@ async def _child(conn: Connection, config: str, agents: int) -> None:
             break
         if command[0] == "place":
             await place(command[1], command[2], command[3])
-            conn.send("placed")
+            conn.send(sum(1 for c in calls if not c.channel.hungup.is_set()))
         elif command[0] == "hangup-all":
             for call in calls:
                 call.channel.hangup("NORMAL_CLEARING")
@@ -272,11 +277,11 @@ async def main(args: argparse.Namespace) -> None:
     tracemalloc.start()
     heap0, rss0 = tracemalloc.get_traced_memory()[0], rss_kib()
     before = sink.count
-    await ask("place", "hold", args.waiting, args.concurrency)
+    waiting = await ask("place", "hold", args.waiting, args.concurrency)
 
     def all_waiting() -> bool:
         calls = list(worker.calls.values())
-        return len(calls) >= args.waiting and all(c._enqueued.is_set() for c in calls)
+        return len(calls) >= waiting and all(c._enqueued.is_set() for c in calls)
 
     await until(all_waiting, 600)
     await asyncio.sleep(0)
@@ -287,11 +292,11 @@ async def main(args: argparse.Namespace) -> None:
         for stat in snap.statistics("lineno")[: args.top]:
             print("   ", stat)
     tracemalloc.stop()
-    print(f"memory: {args.waiting} calls waiting at once (hold music, router watch open)")
-    print(f"  Python heap per waiting call {(heap1 - heap0) / args.waiting / 1024:6.1f} KiB")
-    print(f"  RSS per waiting call         {(rss1 - rss0) / args.waiting:6.1f} KiB")
+    print(f"memory: {waiting} calls waiting at once (hold music, router watch open)")
+    print(f"  Python heap per waiting call {(heap1 - heap0) / waiting / 1024:6.1f} KiB")
+    print(f"  RSS per waiting call         {(rss1 - rss0) / waiting:6.1f} KiB")
     await ask("hangup-all")
-    await until(lambda: sink.count >= before + args.waiting, 600)
+    await until(lambda: sink.count >= before + waiting, 600)
     parent.send(("stop",))
     await worker.stop(1.0)
     proc.join(10)

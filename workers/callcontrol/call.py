@@ -571,9 +571,9 @@ class Call:
         ) as span:
             router_task = asyncio.create_task(self._router_loop(request))
             hold_task = asyncio.create_task(self._hold(media))
-            hangup_task = asyncio.create_task(self.session.wait_hangup())
+            hangup_task = asyncio.create_task(self._watch_hangup())
             try:
-                await self._queue_loop(hangup_task, hold_task, span)
+                await self._queue_loop(hold_task, span)
             finally:
                 router_task.cancel()
                 hold_task.cancel()
@@ -610,19 +610,17 @@ class Call:
         except ValueError:
             self.record.enqueued_at = time.time()
 
-    async def _queue_loop(
-        self, hangup: asyncio.Task[None], hold: asyncio.Task[None], span: trace.Span
-    ) -> None:
+    async def _watch_hangup(self) -> None:
+        await self.session.wait_hangup()
+        self.inbox.put_nowait(("hangup", None))
+
+    async def _queue_loop(self, hold: asyncio.Task[None], span: trace.Span) -> None:
+        """One message at a time from the inbox: router events, ring results, the hang-up."""
         while True:
-            get = asyncio.create_task(self.inbox.get())
-            await asyncio.wait({get, hangup}, return_when=asyncio.FIRST_COMPLETED)
-            if not get.done():
-                get.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await get
+            kind, value = await self.inbox.get()
+            if kind == "hangup":
                 await self._abandon(span)
                 return
-            kind, value = get.result()
             if kind == "enqueued":
                 continue
             if kind == "lost":
