@@ -74,6 +74,8 @@ __all__ = [
     "simulate_campaign",
     "simulate_tenant_campaigns",
     "summarize",
+    "summary_document",
+    "summary_line",
     "synthetic_contacts",
 ]
 
@@ -491,3 +493,45 @@ def simulate_tenant_campaigns(
         )
         out.append(CampaignSummary(name, resource.spec.mode.value, records, summarize(records)))
     return out
+
+
+def summary_document(summary: CampaignSummary) -> dict[str, Any]:
+    """A campaign's KPIs as JSON: mean and 95% half-width per KPI, and the replications."""
+    return {
+        "campaign": summary.campaign,
+        "mode": summary.pacer,
+        "kpis": {
+            name: {"mean": e.mean, "halfWidth": e.half_width, "n": e.n}
+            for name, e in summary.kpis.items()
+        },
+        "replications": [
+            {
+                "seed": r.seed,
+                "occupancy": r.occupancy,
+                "abandonRate": r.abandon_rate,
+                "worstDayAbandonRate": r.worst_day_abandon_rate,
+                "reachedPerAgentHour": r.reached_per_agent_hour,
+                "dialled": r.dialled,
+                "answered": r.answered,
+                "abandoned": r.abandoned,
+                "reached": r.reached,
+            }
+            for r in summary.records
+        ],
+    }
+
+
+def summary_line(summary: CampaignSummary) -> str:
+    """One line for the terminal: occupancy, abandonment, reach per agent-hour (95% CIs)."""
+
+    def pm(name: str, scale: float, digits: int) -> str:
+        e = summary.kpis[name]
+        mean = (e.mean or 0.0) * scale
+        half = f" ± {e.half_width * scale:.{digits}f}" if e.half_width is not None else ""
+        return f"{mean:.{digits}f}{half}"
+
+    return (
+        f"campaign {summary.campaign} ({summary.pacer}): occupancy {pm('occupancy', 100, 1)}%,"
+        f" abandoned {pm('abandon_rate', 100, 2)}% of answered,"
+        f" {pm('reached_per_agent_hour', 1, 2)} contacts reached per agent-hour"
+    )

@@ -19,6 +19,8 @@ from callmesh.sim.campaigns import (
     simulate_campaign,
     simulate_tenant_campaigns,
     summarize,
+    summary_document,
+    summary_line,
     synthetic_contacts,
 )
 from callmesh.sim.distributions import Exponential, Lognormal
@@ -119,7 +121,7 @@ def test_a_tenants_campaign_runs_on_its_workload_day_with_inbound_traffic() -> N
     tenant = load_tenants([EXAMPLE])["acme-insurance"]
     workload = load_workload(EXAMPLE / "simulate" / "workload.yaml")
     short = workload.model_copy(
-        update={"spec": workload.spec.model_copy(update={"start": "09:00", "end": "09:30"})}
+        update={"spec": workload.spec.model_copy(update={"start": "09:00", "end": "09:10"})}
     )
     traffic = parse_campaign_traffic(
         {"policy-renewals": {"contactRate": 0.3, "machineRate": 0.1, "contacts": 2000}}
@@ -128,6 +130,9 @@ def test_a_tenants_campaign_runs_on_its_workload_day_with_inbound_traffic() -> N
     assert summary.campaign == "policy-renewals" and summary.pacer == "predictive"
     assert len(summary.records) == 2 and all(r.dialled > 0 for r in summary.records)
     assert summary.kpis["occupancy"].n == 2
+    document = summary_document(summary)
+    assert document["kpis"]["occupancy"]["n"] == 2 and len(document["replications"]) == 2
+    assert summary_line(summary).startswith("campaign policy-renewals (predictive): occupancy ")
     with pytest.raises(ValueError, match=r"spec\.campaigns\.x: .*contact_rate|contactRate"):
         parse_campaign_traffic({"x": {"contactRate": 2}})
     with pytest.raises(ValueError, match="manifests do not define"):
