@@ -41,7 +41,13 @@ MODULES = (
     "mod_local_stream",  # music on hold
     "mod_say_en",  # say number/digits/date
     "mod_flite",  # text-to-speech for prompts given as text
+    "mod_voicemail",  # the voicemail IVR nodes and queue overflow
+    "mod_opus",  # OPUS, first in the codec preferences
 )
+
+#: Networks allowed to open the event socket. With hostNetwork the socket is on the node's
+#: address, where NetworkPolicies do not apply, so the switch itself refuses other sources.
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8")
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ class SwitchContext:
     """DNS name of the tenant's callcontrol Service, where calls are handed over ESL."""
     external_address: str | None = None
     """Public address for SIP/SDP; None lets FreeSWITCH use the pod's address (hostNetwork)."""
+    esl_networks: tuple[str, ...] = PRIVATE_NETWORKS
+    """CIDRs allowed to connect to the event socket (the cluster's pod networks)."""
 
 
 def vars_xml(tenant: Tenant, ctx: SwitchContext) -> str:
@@ -226,6 +234,35 @@ def event_socket_conf() -> str:
     _param(settings, "listen-ip", "0.0.0.0")
     _param(settings, "listen-port", str(ESL_PORT))
     _param(settings, "password", "$${esl_password}")
+    _param(settings, "apply-inbound-acl", "esl")
+    return _to_text(root)
+
+
+def voicemail_conf(tenant: Tenant) -> str:
+    """``autoload_configs/voicemail.conf.xml``: the ``default`` profile the IVR's voicemail uses."""
+    _center(tenant)
+    root = _configuration("voicemail.conf", "Voicemail")
+    settings = _el(root, "settings")
+    _param(settings, "odbc-dsn", "")
+    profiles = _el(root, "profiles")
+    profile = _el(profiles, "profile", name="default")
+    for name, value in (
+        ("file-extension", "wav"),
+        ("terminator-key", "#"),
+        ("max-login-attempts", "3"),
+        ("digit-timeout", "10000"),
+        ("min-record-len", "3"),
+        ("max-record-len", "300"),
+        ("max-retries", "3"),
+        ("tone-spec", "%(1000, 0, 640)"),
+        ("callback-dialplan", "XML"),
+        ("callback-context", AGENT_CONTEXT),
+        ("play-new-messages-first", "true"),
+        ("record-silence-threshold", "200"),
+        ("record-silence-hits", "2"),
+        ("storage-dir", "/var/lib/freeswitch/recordings/voicemail"),
+    ):
+        _param(profile, name, value)
     return _to_text(root)
 
 
@@ -346,17 +383,26 @@ def sofia_conf(tenant: Tenant) -> str:
     return _to_text(root)
 
 
-def acl_conf(tenant: Tenant) -> str:
-    """``autoload_configs/acl.conf.xml``: only the trunks' hosts may call the external profile."""
+def acl_conf(tenant: Tenant, ctx: SwitchContext) -> str:
+    """``autoload_configs/acl.conf.xml``: who may send calls in, and who may use the event socket.
+
+    ``trunks`` allows each trunk's ``inboundCidrs`` and its host when that is an IP address
+    (FreeSWITCH ACL nodes take addresses, not names); ``esl`` allows the cluster networks.
+    """
     center = _center(tenant)
     root = _configuration("acl.conf", "Network Lists")
     lists = _el(root, "network-lists")
     trunks = _el(lists, "list", name="trunks", default="deny")
+    cidrs: list[str] = []
     for trunk in center.spec.trunks:
-        if re.fullmatch(r"[0-9.]+", trunk.host):
-            _el(trunks, "node", type="allow", cidr=f"{trunk.host}/32")
-        else:
-            _el(trunks, "node", type="allow", host=trunk.host, mask="255.255.255.255")
+        if re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", trunk.host):
+            cidrs.append(f"{trunk.host}/32")
+        cidrs += trunk.inbound_cidrs
+    for cidr in dict.fromkeys(cidrs):
+        _el(trunks, "node", type="allow", cidr=cidr)
+    esl = _el(lists, "list", name="esl", default="deny")
+    for cidr in ctx.esl_networks:
+        _el(esl, "node", type="allow", cidr=cidr)
     return _to_text(root)
 
 
@@ -444,6 +490,7 @@ CONFIG_PATHS = {
     "event_socket.conf.xml": "autoload_configs/event_socket.conf.xml",
     "sofia.conf.xml": "autoload_configs/sofia.conf.xml",
     "acl.conf.xml": "autoload_configs/acl.conf.xml",
+    "voicemail.conf.xml": "autoload_configs/voicemail.conf.xml",
     "local_stream.conf.xml": "autoload_configs/local_stream.conf.xml",
     "dialplan-public.xml": "dialplan/public.xml",
     "dialplan-agents.xml": "dialplan/agents.xml",
@@ -460,7 +507,8 @@ def render_config(tenant: Tenant, ctx: SwitchContext) -> dict[str, str]:
         "switch.conf.xml": switch_conf(tenant),
         "event_socket.conf.xml": event_socket_conf(),
         "sofia.conf.xml": sofia_conf(tenant),
-        "acl.conf.xml": acl_conf(tenant),
+        "acl.conf.xml": acl_conf(tenant, ctx),
+        "voicemail.conf.xml": voicemail_conf(tenant),
         "local_stream.conf.xml": local_stream_conf(),
         "dialplan-public.xml": dialplan_public(tenant),
         "dialplan-agents.xml": dialplan_agents(tenant),

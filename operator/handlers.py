@@ -55,6 +55,7 @@ class OperatorConfig:
 class _Shared:
     info: kopf.ConnectionInfo | None = None
     reconciler: Reconciler | None = None
+    drift: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -104,6 +105,46 @@ async def reconcile(runtime: Runtime, namespace: str | None) -> None:
             f"retrying in {runtime.config.retry_delay * 6:g} s",
             delay=runtime.config.retry_delay * 6,
         ) from exc
+
+
+async def drift_timer(runtime: Runtime) -> None:
+    """Every ``drift_interval`` seconds, reconcile every tenant that has a ContactCenter.
+
+    This repairs children that were deleted or edited by hand. It is one loop for the whole
+    operator rather than a kopf timer per ContactCenter, because a kopf timer puts a
+    finalizer on its object; a ContactCenter here needs none (its children go with it
+    through owner references).
+    """
+    config = runtime.config
+    while True:
+        await asyncio.sleep(config.drift_interval)
+        try:
+            reconciler = runtime.reconciler
+            ref = REFS["ContactCenter"]
+            centers: list[dict[str, Any]] = []
+            for namespace in config.namespaces or (None,):
+                centers += await reconciler.client.list(ref, namespace)
+        except (ApiError, kopf.TemporaryError) as exc:
+            logger.warning(
+                "drift timer: could not list ContactCenters (%s); next pass in %g s",
+                exc,
+                config.drift_interval,
+            )
+            continue
+        namespaces = sorted({c["metadata"]["namespace"] for c in centers})
+
+        async def repair(namespace: str) -> None:
+            try:
+                await reconciler.reconcile(namespace)
+            except ApiError as exc:
+                logger.warning(
+                    "drift timer: namespace %s: %s; next pass in %g s",
+                    namespace,
+                    exc,
+                    config.drift_interval,
+                )
+
+        await asyncio.gather(*(repair(ns) for ns in namespaces))
 
 
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> kopf.OperatorSettings:
@@ -173,6 +214,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def operator_cleanup(memo: Runtime, **_: Any) -> None:
+        if memo.shared.drift is not None:
+            memo.shared.drift.cancel()
         await memo.close()
 
     @kopf.on.probe(id="tenants", registry=registry)
@@ -214,17 +257,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         wrap(changes(kind), fn)
         wrap([deletions(kind)], tenant_object_deleted)
 
-    @kopf.timer(
-        GROUP,
-        VERSION,
-        plurals["ContactCenter"],
-        interval=config.drift_interval,
-        initial_delay=config.drift_interval,
-        registry=registry,
-    )
-    async def contactcenter_drift(namespace: str | None, memo: Runtime, **_: Any) -> None:
-        """Repair children that were deleted or edited by hand."""
-        await reconcile(memo, namespace)
+    @kopf.on.startup(registry=registry)
+    async def operator_startup(memo: Runtime, **_: Any) -> None:
+        """Start the drift timer (one loop for every tenant, so no finalizer is needed)."""
+        memo.shared.drift = asyncio.create_task(drift_timer(memo), name="callmesh-drift")
 
     async def admit(
         body: Mapping[str, Any], namespace: str | None, memo: Runtime, warnings: list[str]

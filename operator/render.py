@@ -19,6 +19,7 @@ from callmesh.operator.labels import (
     TENANT_LABEL,
     child_name,
     content_hash,
+    dns_label,
     metadata_for,
     selector_labels,
 )
@@ -45,20 +46,33 @@ class RenderOptions:
 
 @dataclass(frozen=True)
 class Role:
-    """A worker role: which kinds it loads and which ports it serves."""
+    """A worker role: the kinds it loads, the port it serves and how its health is probed.
+
+    ``port`` is what ``callmesh worker <role> --port`` listens on (the router's gRPC API, the
+    callcontrol outbound-socket server); a role without one (the dialer) only makes
+    connections, so it gets no Service and no probe.
+    """
 
     name: str
     kinds: tuple[str, ...]
-    extra_ports: tuple[tuple[str, int], ...] = ()
+    port: tuple[str, int] | None = None
+    probe: str | None = None  # "grpc" (health service) or "tcp" (the port accepts connections)
 
 
-ROUTER = Role("router", ("ContactCenter", "Queue", "AgentTeam"))
+ROUTER = Role("router", ("ContactCenter", "Queue", "AgentTeam"), ("grpc", GRPC_PORT), "grpc")
 CALLCONTROL = Role(
     "callcontrol",
     ("ContactCenter", "Queue", "AgentTeam", "IVRFlow"),
-    (("esl-outbound", fs.CALLCONTROL_ESL_PORT),),
+    ("esl-outbound", fs.CALLCONTROL_ESL_PORT),
+    "tcp",
 )
 DIALER = Role("dialer", ("ContactCenter", "Queue", "DialerCampaign"))
+#: Where the dialer finds each campaign's lists: <LISTS_DIR>/<ConfigMap or Secret name>/<key>.
+LISTS_DIR = "/etc/callmesh/lists"
+#: Worker state that must outlive a container restart (interaction records, dial audit).
+STATE_DIR = "/var/lib/callmesh"
+#: Plugin Secrets: PLUGIN_SECRETS_DIR/<plugin name>/<key>.
+PLUGIN_SECRETS_DIR = "/var/run/secrets/callmesh/plugins"
 
 
 def roles_for(tenant: Tenant) -> list[Role]:
@@ -348,6 +362,39 @@ def _worker_spec(center: ContactCenter, role: Role) -> WorkerSpec:
     return spec
 
 
+def _probe(role: Role, initial_delay: int) -> dict[str, Any] | None:
+    if role.port is None or role.probe is None:
+        return None
+    name, port = role.port
+    check: dict[str, Any] = (
+        {"grpc": {"port": port}} if role.probe == "grpc" else {"tcpSocket": {"port": name}}
+    )
+    return {
+        **check,
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": 10 if initial_delay else 5,
+    }
+
+
+def _list_volumes(tenant: Tenant) -> list[tuple[dict[str, Any], str]]:
+    """(volume, folder under LISTS_DIR) for each ConfigMap and Secret holding the lists."""
+    volumes: dict[str, tuple[dict[str, Any], str]] = {}
+    for campaign in tenant.campaigns.values():
+        spec = campaign.spec
+        refs: list[tuple[str, str]] = [("configMap", ref.name) for ref in spec.do_not_call]
+        if spec.contact_list.config_map is not None:
+            refs.append(("configMap", spec.contact_list.config_map.name))
+        if spec.contact_list.secret is not None:
+            refs.append(("secret", spec.contact_list.secret.name))
+        for kind, name in refs:
+            source = {"name": name} if kind == "configMap" else {"secretName": name}
+            volumes[f"{kind}-{name}"] = (
+                {"name": dns_label(f"list-{kind}-{name}"), kind: source},
+                name,
+            )
+    return [volumes[key] for key in sorted(volumes)]
+
+
 def build_worker_deployment(
     tenant: Tenant, role: Role, configmap: dict[str, Any], options: RenderOptions
 ) -> dict[str, Any]:
@@ -363,6 +410,8 @@ def build_worker_deployment(
         },
         {"name": "CALLMESH_FREESWITCH", "value": f"{child_name(center, FREESWITCH)}:{fs.ESL_PORT}"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # callcontrol tells FreeSWITCH where to hand parked calls back after a restart
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
     if role is not ROUTER:  # they drive FreeSWITCH over ESL
         esl = fs.esl_secret(center)
@@ -372,63 +421,85 @@ def build_worker_deployment(
                 "valueFrom": {"secretKeyRef": {"name": esl.secret_name, "key": esl.secret_key}},
             }
         )
-    ports = [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"}]
-    ports += [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in role.extra_ports]
-    labels = metadata_for(center, name, role.name)["labels"]
+    args = ["worker", role.name, "--config", "/etc/callmesh/tenant.yaml"]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": "/etc/callmesh", "readOnly": True},
+        {"name": "state", "mountPath": STATE_DIR},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": configmap["metadata"]["name"]}},
+        {"name": "state", "emptyDir": {}},
+    ]
+    if role.port is not None:
+        args += ["--port", str(role.port[1])]
+    if role is CALLCONTROL:
+        args += ["--interactions", f"{STATE_DIR}/interactions.jsonl"]
+    if role is DIALER:
+        args += ["--lists", LISTS_DIR, "--audit", f"{STATE_DIR}/dialer-audit.jsonl"]
+        for volume, directory in _list_volumes(tenant):
+            volumes.append(volume)
+            mounts.append(
+                {"name": volume["name"], "mountPath": f"{LISTS_DIR}/{directory}", "readOnly": True}
+            )
+    for plugin in center.spec.plugins:
+        if plugin.enabled and plugin.secret:
+            volume_name = dns_label(f"plugin-{plugin.name}")
+            volumes.append({"name": volume_name, "secret": {"secretName": plugin.secret}})
+            mounts.append(
+                {
+                    "name": volume_name,
+                    "mountPath": f"{PLUGIN_SECRETS_DIR}/{plugin.name}",
+                    "readOnly": True,
+                }
+            )
+    container: dict[str, Any] = {
+        "name": role.name,
+        "image": options.worker_image,
+        "args": args,
+        "env": env,
+        "resources": _resources(worker.resources),
+        "volumeMounts": mounts,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if role.port is not None:
+        container["ports"] = [
+            {"name": role.port[0], "containerPort": role.port[1], "protocol": "TCP"}
+        ]
+    readiness, liveness = _probe(role, 0), _probe(role, 10)
+    if readiness and liveness:
+        container["readinessProbe"] = readiness
+        container["livenessProbe"] = liveness
+    strategy: dict[str, Any]
+    if role is ROUTER:
+        # One router owns the tenant's waiting contacts: never two at once, even in a rollout.
+        replicas, strategy = min(worker.replicas, 1), {"type": "Recreate"}
+    else:
+        replicas = worker.replicas
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata_for(center, name, role.name),
         "spec": {
-            "replicas": worker.replicas,
+            "replicas": replicas,
             "selector": {"matchLabels": selector_labels(center, role.name)},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
+            "strategy": strategy,
             "template": {
                 "metadata": {
-                    "labels": labels,
+                    "labels": metadata_for(center, name, role.name)["labels"],
                     "annotations": {CONFIG_HASH: content_hash(configmap["data"])},
                 },
                 "spec": {
                     "serviceAccountName": child_name(center, "workers"),
+                    "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                    "containers": [
-                        {
-                            "name": role.name,
-                            "image": options.worker_image,
-                            "args": [
-                                "worker",
-                                role.name,
-                                "--config",
-                                "/etc/callmesh/tenant.yaml",
-                                "--port",
-                                str(GRPC_PORT),
-                            ],
-                            "ports": ports,
-                            "env": env,
-                            "resources": _resources(worker.resources),
-                            "readinessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 5},
-                            "livenessProbe": {
-                                "grpc": {"port": GRPC_PORT},
-                                "initialDelaySeconds": 10,
-                                "periodSeconds": 10,
-                            },
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/callmesh", "readOnly": True}
-                            ],
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": configmap["metadata"]["name"]}}
-                    ],
+                    "containers": [container],
+                    "volumes": volumes,
                 },
             },
         },
@@ -436,17 +507,21 @@ def build_worker_deployment(
 
 
 def build_worker_service(tenant: Tenant, role: Role) -> dict[str, Any]:
-    """The worker role's ClusterIP Service."""
+    """The worker role's ClusterIP Service (roles that serve a port only)."""
     center = _center(tenant)
-    ports = [{"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}]
-    ports += [
-        {"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in role.extra_ports
-    ]
+    if role.port is None:
+        raise ValueError(f"the {role.name} role serves no port and has no Service")
+    port_name, port = role.port
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata_for(center, child_name(center, role.name), role.name),
-        "spec": {"selector": selector_labels(center, role.name), "ports": ports},
+        "spec": {
+            "selector": selector_labels(center, role.name),
+            "ports": [
+                {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+            ],
+        },
     }
 
 
@@ -454,42 +529,16 @@ def build_worker_service(tenant: Tenant, role: Role) -> dict[str, Any]:
 
 
 def build_rbac(tenant: Tenant) -> list[dict[str, Any]]:
-    """Service accounts with least privilege: workers may only hold the router's Lease."""
+    """Service accounts with no API access: neither the switch nor the workers call the API."""
     center = _center(tenant)
-    workers = child_name(center, "workers")
     return [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": metadata_for(center, child_name(center, FREESWITCH), FREESWITCH),
+            "metadata": metadata_for(center, child_name(center, component), component),
             "automountServiceAccountToken": False,
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": metadata_for(center, workers, "workers"),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": metadata_for(center, workers, "workers"),
-            "rules": [
-                {
-                    "apiGroups": ["coordination.k8s.io"],
-                    "resources": ["leases"],
-                    "verbs": ["get", "list", "watch", "create", "update"],
-                },
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": metadata_for(center, workers, "workers"),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": workers},
-            "subjects": [
-                {"kind": "ServiceAccount", "name": workers, "namespace": center.namespace}
-            ],
-        },
+        }
+        for component in (FREESWITCH, "workers")
     ]
 
 
@@ -551,8 +600,7 @@ def build_network_policies(tenant: Tenant) -> list[dict[str, Any]]:
             {
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": grpc_clients, "ports": [_tcp(GRPC_PORT)]}],
-                # DNS, and the API server for the leader Lease
-                "egress": [_DNS_EGRESS, {"ports": [_tcp(443), _tcp(6443)]}],
+                "egress": [_DNS_EGRESS],
             },
         ),
         policy(
@@ -637,10 +685,8 @@ def render_tenant(tenant: Tenant, options: RenderOptions | None = None) -> list[
     texts = {id(obj): object_document(obj) for obj in tenant.objects()}
     for role in roles_for(tenant):
         cm = build_worker_configmap(tenant, role, texts)
-        objects += [
-            cm,
-            build_worker_deployment(tenant, role, cm, options),
-            build_worker_service(tenant, role),
-        ]
+        objects += [cm, build_worker_deployment(tenant, role, cm, options)]
+        if role.port is not None:
+            objects.append(build_worker_service(tenant, role))
     objects += build_network_policies(tenant)
     return objects

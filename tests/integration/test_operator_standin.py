@@ -174,6 +174,7 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.scopes: dict[ResKey, dict[str, dict[str, dict[str, Any]]]] = {}
         self.owned: dict[str, set[ObjKey]] = {}
         self._status_kinds: set[ResKey] | None = None
+        self.gone: set[str] = set()  # uids of deleted objects
         self.version = 0
         self.log: collections.deque[tuple[int, ResKey, str, dict[str, str], bytes]] = (
             collections.deque(maxlen=self.LOG_LIMIT)
@@ -347,6 +348,7 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         self._bump(obj)
         self._put((key, ns, name), obj)
         self._emit("ADDED", key, obj)
+        self._collect_if_orphaned((key, ns, name))
         return obj
 
     def _patch(
@@ -394,10 +396,19 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
             return obj
         return self._remove(okey)
 
+    def _collect_if_orphaned(self, okey: ObjKey) -> None:
+        """The garbage collector also deletes an object created for an owner already gone."""
+        refs = self.store[okey]["metadata"].get("ownerReferences") or []
+        if refs and all(ref.get("uid") in self.gone for ref in refs):
+            asyncio.get_running_loop().call_soon(
+                lambda: self._delete(okey) if okey in self.store else None
+            )
+
     def _remove(self, okey: ObjKey) -> dict[str, Any]:
         obj = self._pop(okey)
         self._bump(obj)
         self._emit("DELETED", okey[0], obj)
+        self.gone.add(obj["metadata"].get("uid"))
         dependents = sorted(self.owned.pop(obj["metadata"].get("uid"), set()))
         for dependent in dependents:  # background cascading deletion
             if dependent in self.store:
