@@ -133,7 +133,7 @@ async def drift_timer(runtime: Runtime) -> None:
             continue
         namespaces = sorted({c["metadata"]["namespace"] for c in centers})
 
-        async def repair(namespace: str) -> None:
+        async def repair(namespace: str, reconciler: Reconciler = reconciler) -> None:
             try:
                 await reconciler.reconcile(namespace)
             except ApiError as exc:

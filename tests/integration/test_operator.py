@@ -281,7 +281,9 @@ async def test_unchanged_input_writes_nothing_and_edits_roll_out(cluster: Cluste
     # passes over an unchanged tenant write nothing
     for _ in range(10):  # settled: a whole drift pass during which nothing was written
         version, lists = api.version, api.counts[("GET", "queues")]
-        await cluster.wait(lambda: api.counts[("GET", "queues")] >= lists + 2, what="settling")
+        await cluster.wait(
+            lambda lists=lists: api.counts[("GET", "queues")] >= lists + 2, what="settling"
+        )
         if api.version == version:
             break
     version = api.version
