@@ -148,3 +148,54 @@ def test_existing_secrets_are_never_regenerated(tenant: Tenant) -> None:
     names = {s["metadata"]["name"] for s in generated_secrets(tenant, set(), lambda: "x")}
     assert names == {"center-esl", "center-agent-alice", "center-agent-bob-2"}
     assert generated_secrets(tenant, names, lambda: "x") == []
+
+
+def test_worker_args_are_what_the_worker_commands_accept(tenant: Tenant) -> None:
+    """Every rendered worker container starts: the real CLI knows its command and options."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from callmesh.api.validate import load_tenants
+    from callmesh.cli import app
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    objects = render_tenant(tenant)
+    for example in load_tenants([examples / "acme-insurance"]).values():
+        objects += render_tenant(example)  # it has a campaign, so a dialer
+    assert {d["metadata"]["name"] for d in by_kind(objects, "Deployment")} >= {"acme-dialer"}
+    for deployment in by_kind(objects, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        # --help is eager: it exits 0 only after every option before it was recognised
+        result = CliRunner().invoke(app, [*container["args"], "--help"])
+        assert result.exit_code == 0, f"{container['args']}: {result.output}"
+
+
+def test_trunk_acl_uses_addresses_and_the_event_socket_is_fenced(
+    tenant_yaml: str, load_tenant: Callable[[str], Tenant]
+) -> None:
+    with_cidrs = tenant_yaml.replace(
+        "    password: {name: carrier-credentials, key: password}",
+        "    password: {name: carrier-credentials, key: password}\n    inboundCidrs: [198.51.100.0/28]",
+    )
+    root = ET.fromstring(fs.acl_conf(load_tenant(with_cidrs), fs.SwitchContext("cc")))
+    trunks = root.find(".//list[@name='trunks']")
+    assert trunks is not None and trunks.get("default") == "deny"
+    assert [n.get("cidr") for n in trunks] == ["198.51.100.0/28"]  # the host name is not an address
+    esl = root.find(".//list[@name='esl']")
+    assert esl is not None and {n.get("cidr") for n in esl} >= {"10.0.0.0/8", "127.0.0.0/8"}
+    socket = ET.fromstring(fs.event_socket_conf())
+    assert socket.find(".//param[@name='apply-inbound-acl']").get("value") == "esl"  # type: ignore[union-attr]
+
+
+def test_one_router_pod_and_callcontrol_serves_its_socket(tenant: Tenant) -> None:
+    deployments = {d["metadata"]["name"]: d for d in by_kind(render_tenant(tenant), "Deployment")}
+    router = deployments["center-router"]["spec"]
+    assert router["replicas"] == 1 and router["strategy"] == {"type": "Recreate"}
+    callcontrol = deployments["center-callcontrol"]["spec"]["template"]["spec"]["containers"][0]
+    assert callcontrol["ports"] == [
+        {"name": "esl-outbound", "containerPort": 8084, "protocol": "TCP"}
+    ]
+    assert callcontrol["readinessProbe"]["tcpSocket"] == {"port": "esl-outbound"}
+    env = {e["name"] for e in callcontrol["env"]}
+    assert {"POD_IP", "CALLMESH_ESL_PASSWORD", "CALLMESH_ROUTER"} <= env
