@@ -317,6 +317,8 @@ class Router:
             probe = cands.first(_LONGEST_IDLE)
         if probe is None:
             return None
+        probe_id = cands.first_id  # from the record: views are read-only only by convention
+        assert probe_id is not None
         config = queue.config
         request = RoutingRequest(
             contact.view or contact.make_view(),
@@ -336,7 +338,7 @@ class Router:
             problem = f"policy raised {type(exc).__name__}: {exc}"
         if decision is not None:
             ids = decision.agent_ids
-            if type(ids) is tuple and len(ids) == 1 and ids[0] is probe.id:
+            if type(ids) is tuple and len(ids) == 1 and ids[0] is probe_id:
                 # The common answer: exactly the agent the engine found first, a candidate.
                 delay = decision.progressive_delay
                 if delay is not None and (not math.isfinite(delay) or delay <= 0):
@@ -367,8 +369,8 @@ class Router:
             if decision is not None:
                 valid = [a for a in dict.fromkeys(decision.agent_ids) if cands.get(a) is not None]
             if not valid:
-                decision = RoutingDecision((probe.id,), "engine", "first candidate")
-                valid = [probe.id]
+                decision = RoutingDecision((probe_id,), "engine", "first candidate")
+                valid = [probe_id]
             assert decision is not None
             record = DecisionRecord(
                 now,

@@ -436,6 +436,7 @@ class Candidates:
         "_queue",
         "_seen",
         "_since",
+        "first_id",
     )
 
     def __init__(
@@ -454,6 +455,9 @@ class Candidates:
         self._now = now
         self._first_key: tuple[CandidateOrder, str | None] | None = None
         self._first_view: AgentView | None = None
+        self.first_id: str | None = None
+        """The agent id of the last :meth:`first` answer, from the engine's own record (a
+        view's fields are read-only by convention only, so the engine never reads them)."""
         self._seen: dict[str, AgentView] = {}
 
     @property
@@ -538,11 +542,12 @@ class Candidates:
                     if m.team == team and self.admits(agent):
                         yield self.view(agent)
                 continue
-            yield from self._ordered_tier(level, teams, order, skill)
+            for agent in self._ordered_tier(level, teams, order, skill):
+                yield self.view(agent)
 
     def _ordered_tier(
         self, level: int, teams: tuple[str, ...], order: CandidateOrder, skill: str | None
-    ) -> Iterator[AgentView]:
+    ) -> Iterator[AgentRecord]:
         """Candidates of a tier with several teams, merged from the teams' indexes."""
         agents = self._agents
         members = self._queue.members
@@ -562,7 +567,7 @@ class Candidates:
             seen.add(agent_id)
             agent = agents[agent_id]
             if members[agent_id].tier == level and self.admits(agent):
-                yield self.view(agent)
+                yield agent
 
     def first(self, order: CandidateOrder, skill: str | None = None) -> AgentView | None:
         """The first candidate in ``order`` (the last answer is kept for this request)."""
@@ -585,17 +590,19 @@ class Candidates:
             if since + delay > now:
                 continue
             if len(teams) != 1:
-                for view in self._ordered_tier(level, teams, order, skill):
-                    self._first_view = view
+                for agent in self._ordered_tier(level, teams, order, skill):
+                    self.first_id = agent.id
+                    view = self._first_view = self.view(agent)
                     return view
                 continue
             team = teams[0]
             for key in get_index(team, order, skill).entries:
                 agent = agents[key[-1]]
                 if members[agent.id].team == team and admits(agent):
+                    self.first_id = agent.id
                     view = self._first_view = self.view(agent)
                     return view
-        self._first_view = None
+        self.first_id = self._first_view = None
         return None
 
     def __iter__(self) -> Iterator[AgentView]:

@@ -11,6 +11,7 @@ from callmesh.acd import (
     AgentConfig,
     AgentState,
     AgentStateChanged,
+    CandidateOrder,
     Channel,
     Connected,
     ContactEnded,
@@ -353,6 +354,33 @@ def test_the_engine_never_trusts_a_decision() -> None:
     assert offer.agent_ids == ("ann",) and offer.decision.fallback
     assert offer.decision.decided_by == "engine:longest-idle-agent"
     assert "vendor chose no candidate (bob)" in offer.decision.reason
+
+
+def test_a_policy_that_edits_a_view_cannot_trick_the_engine() -> None:
+    # Views are read-only by convention only (no frozen=True, for speed): a strategy that
+    # renames the candidate it was shown to a busy agent must still see its choice discarded.
+    class Forger:
+        def __init__(self) -> None:
+            self.outcomes: list[RoutingOutcome] = []
+
+        def route(self, request: RoutingRequest) -> RoutingDecision | None:
+            view = request.candidates.first(CandidateOrder.LONGEST_IDLE)
+            assert view is not None
+            view.id = "bob"
+            return RoutingDecision(("bob",), "forger", "renamed ann")
+
+        def observe(self, outcome: RoutingOutcome) -> None:
+            self.outcomes.append(outcome)
+
+    r = _with_policy(Forger())
+    (offer,) = of_type(r.enqueue(ContactSpec("c1", "q"), 2.0), Offer)
+    assert offer.agent_ids == ("bob",) and not offer.decision.fallback  # bob was free
+    r.accept("bob", "c1", 3.0)
+    # Only ann is free now; the view shown for her is renamed "bob", who is busy.
+    (offer,) = of_type(r.enqueue(ContactSpec("c2", "q"), 4.0), Offer)
+    assert offer.agent_ids == ("ann",) and offer.decision.fallback
+    assert offer.decision.discarded == ("bob",)
+    assert offer.decision.decided_by == "engine:engine"
 
 
 def test_a_crashing_policy_never_loses_a_contact() -> None:
