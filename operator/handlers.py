@@ -161,7 +161,7 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> kopf.O
     settings.networking.request_timeout = 30
     settings.peering.standalone = not config.peering
     settings.peering.name = "callmesh"
-    settings.peering.clusterwide = not config.namespaces
+    settings.peering.clusterwide = True  # one ClusterKopfPeering "callmesh" (the chart makes it)
     settings.peering.mandatory = config.peering
     if config.webhook_port is not None:
         settings.admission.server = webhook_server(
