@@ -262,7 +262,9 @@ async def main(args: argparse.Namespace) -> None:
           f" the peer and router share the machine)")  # fmt: skip
     print(f"  worker CPU per call {used / args.calls * 1e3:8.2f} ms"
           f"  -> {args.calls / used:.0f} calls/s per core")  # fmt: skip
-    print(f"  answered            {answered} of {sink.count}")
+    print(
+        f"  answered            {answered} of {sink.count} {dict(sorted(sink.dispositions.items()))}"
+    )
     if sink.phases:
         names = ("connect->answer", "answer->queued", "queued->offered", "offered->bridged",
                  "bridged->end")  # fmt: skip
