@@ -155,6 +155,15 @@ class QueueCounters:
     abandoned_counted: int = 0
     overflowed: int = 0
 
+    @property
+    def service_level_base(self) -> int:
+        """Contacts the service level is over: offered, minus abandons under the threshold.
+
+        The same definition as the simulator's ``serviceLevelExclShortAbandonsPercent``
+        (docs/simulate.md): overflowed contacts count as offered and not answered in time.
+        """
+        return self.answered + self.abandoned_counted + self.overflowed
+
 
 def _wrap_for(agent_id: str, queue_name: str, config: RouterConfig) -> float:
     """Seconds of wrap-up after a contact of ``queue_name``, as the engine counts them: the
@@ -844,7 +853,7 @@ class RouterCore:
             stats = self.router.queue_stats(name, now)
             c = self.counters.setdefault(name, QueueCounters())
             target = self.config.service_levels.get(name)
-            counted = c.answered + c.abandoned_counted
+            counted = c.service_level_base
             out.append(
                 router_pb2.QueueKpis(
                     queue=name,
@@ -879,7 +888,7 @@ class RouterCore:
     def _observe_sl(self, _options: Any) -> list[metrics.Observation]:
         out = []
         for name, c in self.counters.items():
-            counted = c.answered + c.abandoned_counted
+            counted = c.service_level_base
             if counted:
                 out.append(metrics.Observation(c.answered_in_target / counted, {"queue": name}))
         return out
