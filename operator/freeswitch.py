@@ -426,6 +426,8 @@ def dialplan_public(tenant: Tenant) -> str:
             ("set", f"callmesh_did={route.did}"),
             ("set", "hangup_after_bridge=true"),
             ("socket", "$${callcontrol_socket} async full"),
+            # if callcontrol goes away the call waits parked, and the next process adopts it
+            ("park", ""),
         ):
             _el(cond, "action", application=app, data=data)
     unknown = _el(context, "extension", name="unknown-number")

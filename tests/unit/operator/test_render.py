@@ -61,7 +61,7 @@ def test_freeswitch_xml_parses_and_routes_each_did_to_callcontrol(tenant: Tenant
     assert cond is not None and cond.get("expression") == r"^\+?4930555010$"
     actions = [(a.get("application"), a.get("data")) for a in cond.iter("action")]
     assert ("set", "callmesh_flow=main") in actions
-    assert actions[-1] == ("socket", "$${callcontrol_socket} async full")
+    assert actions[-2:] == [("socket", "$${callcontrol_socket} async full"), ("park", "")]
     vars_text = cm["data"]["vars.xml"]
     assert "callcontrol_socket=center-callcontrol.tenant-a.svc.cluster.local:8084" in vars_text
     assert "esl_password=$CALLMESH_ESL_PASSWORD" in vars_text
