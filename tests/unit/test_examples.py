@@ -430,7 +430,6 @@ def test_globex_telecom_has_chat_voice_and_a_press_one_campaign() -> None:
 # --- `callmesh validate` ---------------------------------------------------------------------
 
 
-
 def run_validate(*paths: Path) -> tuple[int, str]:
     """Run `callmesh validate --output json PATHS` in-process; exit code and output."""
     from callmesh.cli import app
