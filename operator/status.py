@@ -17,7 +17,6 @@ not change is not written at all.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,16 +38,6 @@ SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
 APPLY_FAILED = "ApplyFailed"
 DEPENDENCY_DEGRADED = "DependencyDegraded"
 
-#: ``<Kind> '<name>' does not exist`` -> the reason a dangling reference reports.
-_NOT_FOUND_REASONS = {
-    "AgentTeam": "TeamNotFound",
-    "Queue": "QueueNotFound",
-    "IVRFlow": "FlowNotFound",
-    "ContactCenter": NO_CENTER,
-    "DialerCampaign": "CampaignNotFound",
-}
-_MISSING = re.compile(r"^(?P<kind>[A-Za-z]+) '(?P<name>[^']+)' does not exist")
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -67,17 +56,13 @@ class Verdict:
 
 
 def missing_reference(problem: Problem) -> tuple[str, str] | None:
-    """(kind, name) of the object a "does not exist" problem refers to, else None."""
-    match = _MISSING.match(problem.message)
-    return (match["kind"], match["name"]) if match else None
+    """(kind, name) of the object a dangling-reference problem points at, else None."""
+    return problem.target
 
 
 def reason_for(problem: Problem) -> str:
-    """A CamelCase reason for a validation problem, e.g. ``TeamNotFound``."""
-    missing = missing_reference(problem)
-    if missing is not None:
-        return _NOT_FOUND_REASONS.get(missing[0], f"{missing[0]}NotFound")
-    return INVALID
+    """The condition reason of a validation problem: its code, e.g. ``TeamNotFound``."""
+    return problem.code or INVALID
 
 
 def describe(problem: Problem) -> str:

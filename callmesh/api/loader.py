@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from callmesh.api.problems import PathKey, Problem, format_path
+from callmesh.api.problems import INVALID_YAML, PathKey, Problem, format_path
 
 #: File name endings read from folders.
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -116,7 +116,7 @@ def _walk(
 
 
 def _problem(file: str, line: int, path: PathKey, message: str) -> Problem:
-    return Problem(file, line, "", "", format_path(path), message)
+    return Problem(file, line, "", "", format_path(path), message, INVALID_YAML)
 
 
 def parse_yaml(text: str, file: str = "<input>") -> tuple[list[Document], list[Problem]]:

@@ -45,7 +45,15 @@ from callmesh.api.crd import openapi_schema
 from callmesh.api.dialercampaign import DialerCampaign
 from callmesh.api.ivrflow import IVRFlow, NodeType
 from callmesh.api.loader import Document, read_documents
-from callmesh.api.problems import PathKey, Problem, format_path
+from callmesh.api.problems import (
+    DUPLICATE,
+    INVALID_SPEC,
+    INVALID_YAML,
+    PathKey,
+    Problem,
+    format_path,
+    not_found_code,
+)
 from callmesh.api.queue import Queue
 from callmesh.api.tenant import Tenant, group_by_namespace
 
@@ -163,7 +171,13 @@ class _Reporter:
         self.name = name
         self.problems: list[Problem] = []
 
-    def add(self, path: Sequence[str | int], message: str) -> None:
+    def add(
+        self,
+        path: Sequence[str | int],
+        message: str,
+        code: str = INVALID_SPEC,
+        target: tuple[str, str] | None = None,
+    ) -> None:
         self.problems.append(
             Problem(
                 self.doc.file,
@@ -172,6 +186,8 @@ class _Reporter:
                 self.name,
                 format_path(path),
                 message,
+                code,
+                target,
             )
         )
 
@@ -189,6 +205,7 @@ def _check_document(doc: Document) -> tuple[list[Problem], Resource | None]:
             (),
             f"a manifest must be a mapping with apiVersion, kind, metadata and spec, "
             f"not {_json_type(data)} — write one object per YAML document",
+            INVALID_YAML,
         )
         return report.problems, None
     api_version = data.get("apiVersion")
@@ -226,7 +243,7 @@ def _check_document(doc: Document) -> tuple[list[Problem], Resource | None]:
     model = KIND_BY_NAME[kind]
     if doc.problems:
         report.problems.extend(
-            Problem(p.file, p.line, report.kind, report.name, p.path, p.message)
+            Problem(p.file, p.line, report.kind, report.name, p.path, p.message, p.code)
             for p in doc.problems
         )
         return report.problems, None
@@ -646,6 +663,7 @@ class _Namespace:
                     ("metadata", "name"),
                     f"{key[0]}/{key[1]} is defined twice in namespace {self.namespace} "
                     f"(first in {first.doc.file}:{first.doc.line}) — rename or remove one",
+                    DUPLICATE,
                 )
                 self.problems.extend(r.problems)
             else:
@@ -679,7 +697,7 @@ class _Namespace:
         if name in names:
             return True
         if (kind, name) not in self.invalid:
-            r.add(path, self._missing(kind, name, names))
+            r.add(path, self._missing(kind, name, names), not_found_code(kind), (kind, name))
         return False
 
     def _missing(self, kind: str, name: str, existing: Iterable[str]) -> str:
@@ -697,6 +715,7 @@ class _Namespace:
                 f"namespace {self.namespace} already has ContactCenter {first.name} "
                 f"(in {self.centers[0].doc.file}:{self.centers[0].doc.line}) — "
                 "a namespace is one tenant: keep one ContactCenter per namespace",
+                DUPLICATE,
             )
         if cc is not first:
             return
@@ -824,6 +843,7 @@ class _Namespace:
                             f"{field} {value} is already used by {owner} "
                             f"spec.agents[{j}] — agent {field}s must be unique in namespace "
                             f"{self.namespace}; pick another",
+                            DUPLICATE,
                         )
                     else:
                         seen.setdefault(value, (c.obj.name, i))

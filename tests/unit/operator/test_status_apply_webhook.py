@@ -60,20 +60,32 @@ def test_transition_time_moves_only_when_the_status_changes() -> None:
     ]
 
 
-def test_problem_reasons_name_what_is_missing() -> None:
-    def problem(message: str) -> Problem:
-        return Problem("<input>", 1, "Queue", "q", "spec.tiers[0].teams[0]", message)
+def test_problem_reasons_come_from_the_validators_codes() -> None:
+    from callmesh.api.validate import check
 
-    missing = problem(
-        "AgentTeam 'night' does not exist in namespace a — create it or use one of: x"
+    docs = manifests("acme-insurance")
+    for doc in docs:
+        if doc["kind"] == "Queue" and doc["metadata"]["name"] == "support":
+            doc["spec"]["tiers"] = [{"level": 1, "teams": ["night"]}]
+            doc["spec"]["overflow"] = {"action": "queue", "queue": "nowhere"}
+        if doc["kind"] == "Queue" and doc["metadata"]["name"] == "claims":
+            doc["spec"]["maxWaitSeconds"] = -5
+    problems, _ = check(docs)
+    by_path = {(p.name, p.path): p for p in problems}
+    team = by_path[("support", "spec.tiers[0].teams[0]")]
+    assert (team.code, st.reason_for(team)) == ("TeamNotFound", "TeamNotFound")
+    assert st.missing_reference(team) == ("AgentTeam", "night")
+    overflow = by_path[("support", "spec.overflow.queue")]
+    assert st.reason_for(overflow) == "QueueNotFound"
+    assert st.missing_reference(overflow) == ("Queue", "nowhere")
+    (bad_value,) = [p for p in problems if p.name == "claims"]
+    assert st.reason_for(bad_value) == "InvalidSpec" and st.missing_reference(bad_value) is None
+    # the reason does not depend on the wording of the message
+    reworded = Problem(
+        team.file, team.line, team.kind, team.name, team.path, "no such team", team.code
     )
-    assert st.reason_for(missing) == "TeamNotFound"
-    assert st.missing_reference(missing) == ("AgentTeam", "night")
-    assert (
-        st.reason_for(problem("Queue 'x' does not exist in namespace a — ...")) == "QueueNotFound"
-    )
-    assert st.reason_for(problem("must be at least 1 — fix the value")) == "InvalidSpec"
-    verdict = st.verdict_for_problems([missing])
+    assert st.reason_for(reworded) == "TeamNotFound"
+    verdict = st.verdict_for_problems([team])
     assert verdict.degraded and verdict.message.startswith("spec.tiers[0].teams[0]: AgentTeam")
 
 
