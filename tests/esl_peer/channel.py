@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from callmesh.workers.esl.events import Event
+from callmesh.workers.esl.quoting import expand_variables, separate_string
 
 Pairs = list[tuple[str, str]]
 
@@ -527,7 +528,9 @@ class Channel:
     async def run(self, execution: Execution) -> str:
         """CHANNEL_EXECUTE, the application, CHANNEL_EXECUTE_COMPLETE; returns the response."""
         app = execution.app
-        arg = await self.core.expand(execution.arg) if "${" in execution.arg else execution.arg
+        arg = execution.arg
+        literal = expand_variables(arg)  # FreeSWITCH's escapes (\$, \\, \')
+        arg = literal if literal is not None else await self.core.expand(arg)
         self.current = execution
         self.variables["current_application"] = app
         if arg:
@@ -682,7 +685,7 @@ async def _app_sleep(ch: Channel, arg: str) -> str:
 
 async def _app_play_and_get_digits(ch: Channel, arg: str) -> str:
     """``min max tries timeout terminators file invalid_file var regexp [digit_timeout]``."""
-    parts = arg.split(" ")
+    parts = separate_string(arg, " ", 11)  # as mod_dptools splits it (escapes, quotes)
     if len(parts) < 9:
         ch.variables["read_result"] = "failure"
         return "_none_"

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from callmesh.workers.esl.events import Event, encode_event, url_encode
+from callmesh.workers.esl.quoting import parse_dial_string, parse_originate
 from esl_peer.channel import Channel, Core, Execution, Hangup
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
@@ -837,25 +838,34 @@ class FakeFreeSwitch:
 
     async def api_originate(self, args: str) -> str:
         """``originate [{vars}]endpoint <&app(arg)|extension>``: create, ring, answer, park."""
-        match = re.match(r"^(\S+)\s+(\S.*)$", args.strip())
-        if match is None:
+        parsed = parse_originate(args)  # FreeSWITCH's own splitting and un-quoting
+        if parsed is None:
             return "-USAGE: <call url> <exten>|&<application_name>(<app_args>)\n"
-        leg = await self.originate_leg(match[1])
+        variables, dial, rest = parsed
+        leg = await self.originate_leg(dial, variables=dict(variables))
         if isinstance(leg, str):
             return leg
-        app = re.match(r"^&(\w+)\((.*)\)$", match[2])
+        app = re.match(r"^&(\w+)\((.*)\)$", rest[0])
         if app is not None:
             self._spawn(self._run_after_answer(leg, app.group(1), app.group(2)))
         return f"+OK {leg.uuid}\n"
 
-    async def originate_leg(self, target: str, *, caller: Channel | None = None) -> Channel | str:
+    async def originate_leg(
+        self,
+        target: str,
+        *,
+        caller: Channel | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> Channel | str:
         """Dial ``[{vars}]dialstring``: the answered leg, or ``-ERR <cause>\n`` as originate
-        reports it. Events as in capture 04 (OUTGOING, CREATE, ORIGINATE, PROGRESS, ANSWER)."""
-        match = re.match(r"^(?:\{([^}]*)\})?(\S+)$", target.strip())
-        if match is None:
+        reports it. Events as in capture 04 (OUTGOING, CREATE, ORIGINATE, PROGRESS, ANSWER).
+        The ``{...}`` block is read as ``switch_ivr_originate`` reads it (``quoting``);
+        ``variables`` are ones the originate API already took out of it."""
+        parsed = parse_dial_string(target)
+        if parsed is None or not re.fullmatch(r"\S+", parsed[1]):
             return "-ERR DESTINATION_OUT_OF_ORDER\n"
-        raw_vars, dialstring = match.groups()
-        variables = dict(v.split("=", 1) for v in (raw_vars or "").split(",") if "=" in v)
+        found, dialstring = parsed
+        variables = {**(variables or {}), **dict(found)}
         kind, _, rest = dialstring.partition("/")
         if kind == "sofia" and not rest.startswith(("external/", "internal/")):
             # FreeSWITCH creates the leg, fails it and destroys it (CHANNEL_DESTROY only)

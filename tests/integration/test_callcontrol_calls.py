@@ -141,7 +141,9 @@ class Stack:
     config_path: Path
     address: str
 
-    async def call(self, keys: list[str] | None = None, **kwargs: Any) -> OutboundCall:
+    async def call(
+        self, keys: list[str] | None = None, *, caller: str = "1000", **kwargs: Any
+    ) -> OutboundCall:
         pressed = iter(keys or [])
 
         def setup(channel: Channel) -> None:
@@ -160,6 +162,7 @@ class Stack:
             "127.0.0.1",
             self.worker.server.port,
             destination="+12125550100",
+            caller_id_number=caller,
             variables=variables,
             setup=setup,
         )
@@ -280,6 +283,30 @@ async def test_one_call_esl_commands_in_order_and_its_record(stack: Stack) -> No
     assert record.started_at <= record.answered_at <= record.enqueued_at <= record.connected_at
     assert record.connected_at <= record.ended_at
     await until(lambda: "ann" in stack.router.core.presence, "presence")  # type: ignore[union-attr]
+    await desk.close()
+
+
+async def test_hostile_caller_id_reaches_the_agent_leg_as_one_value(stack: Stack) -> None:
+    """The caller's number is the SIP From user: whatever it holds, the originate for the
+    agent leg carries it as one variable and nothing else (the peer parses the command
+    with FreeSWITCH's own rules, tests/esl_peer + workers/esl/quoting.py)."""
+    desk = Desk(stack.address, "ann")
+    await desk.ready.wait()
+    agent_legs: list[Channel] = []
+    stack.peer.default_endpoint = Endpoint(on_channel=agent_legs.append)
+    hostile = "1,callmesh_agent=mallory,x='a b'}user/666 &bridge(x)\\"
+    call = await stack.call(["1", "12345678"], caller=hostile)
+    await until(lambda: call.channel.other is not None, "bridged")
+    leg = agent_legs[0]
+    assert leg.name == f"user/1001@{DOMAIN}"  # the dial string did not move
+    assert leg.profile["Caller-ID-Number"] == hostile.replace("}", "")  # braces cannot travel
+    assert leg.variables["callmesh_agent"] == "ann"
+    assert "x" not in leg.variables
+    originate = next(c for c in stack.peer.commands if c.startswith("bgapi originate"))
+    assert "\n" not in originate
+    stack.peer._hangup_leg(leg, "NORMAL_CLEARING")
+    await until(lambda: stack.record(call.channel.uuid) is not None, "the record")
+    assert stack.record(call.channel.uuid).ani == hostile
     await desk.close()
 
 

@@ -25,6 +25,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import re
 import time
 import uuid as uuidlib
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from callmesh.workers.callcontrol.config import QueueMedia
 from callmesh.workers.esl.connection import CallHangup, CallSession
 from callmesh.workers.esl.errors import EslCommandError, EslError
 from callmesh.workers.esl.events import Event
+from callmesh.workers.esl.quoting import split_arg, strip_unrepresentable, token, var_block
 from callmesh.workers.interactions import Disposition, InteractionRecord
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -129,8 +131,17 @@ RETRYABLE = frozenset({
 
 
 def esl_text(text: str) -> str:
-    """TTS text made safe for one ESL argument: no newlines, no ``|`` (speak's separator)."""
-    return " ".join(text.replace("|", " ").split())
+    """Text to speak on one line: whitespace runs (newlines included) become one space.
+
+    The quoting for ``speak`` (its ``|`` separator, quotes, ``${``) is done where the
+    argument is built (:func:`~callmesh.workers.esl.quoting.split_arg`)."""
+    return " ".join(text.split())
+
+
+TRANSFER_DESTINATION = re.compile(
+    r"\+?[0-9*#]{1,32}|sip:[A-Za-z0-9_.!~+%-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+)
+"""What a transfer may dial: digits (E.164 or an extension) or a plain ``sip:user@host``."""
 
 
 def should_record(policy: str, percent: float, call_id: str) -> bool:
@@ -423,8 +434,9 @@ class Call:
             return PromptFinished() if action.wait else None
         if isinstance(action, Say):
             kind = SAY_KINDS.get(action.kind, "NUMBER pronounced")
-            value = esl_text(action.value) or "0"
-            await self.session.execute("say", f"{action.language} {kind} {value}")
+            value = split_arg(esl_text(action.value) or "0", " ", field="say value")
+            language = split_arg(action.language, " ", field="say language")
+            await self.session.execute("say", f"{language} {kind} {value}")
             return PromptFinished() if action.wait else None
         if isinstance(action, CollectDigits):
             return await self._collect(action)
@@ -433,8 +445,7 @@ class Call:
         if isinstance(action, Voicemail):
             if action.greeting is not None:
                 await self._play(action.greeting)
-            domain = self.worker.config.sip_domain
-            await self.session.execute("voicemail", f"default {domain} {action.mailbox}")
+            await self._voicemail(action.mailbox)
             await self.session.hangup("NORMAL_CLEARING")
             return None
         if isinstance(action, CallbackRequest):
@@ -469,15 +480,28 @@ class Call:
         return None  # pragma: no cover - every Action type is handled above
 
     def _transfer_target(self, action: Transfer) -> str:
+        """``bridge``'s dial string; raises ValueError for a destination that is not digits
+        or a plain SIP URI (it may come from attributes, i.e. from the caller or a CRM)."""
         dest = action.destination
+        if not TRANSFER_DESTINATION.fullmatch(dest):
+            raise ValueError(
+                f"transfer destination {dest[:60]!r}: use digits (+E.164 or an extension)"
+                " or sip:user@host"
+            )
         prefix = ""
         if action.caller_id_number:
-            prefix = f"{{origination_caller_id_number={action.caller_id_number}}}"
+            cid = strip_unrepresentable(action.caller_id_number)
+            prefix = var_block({"origination_caller_id_number": cid}, api=False)
         if dest.startswith("sip:"):
             return f"{prefix}sofia/external/{dest.removeprefix('sip:')}"
         trunks = self.worker.config.trunks
-        gateway = trunks[0] if trunks else "default"
+        gateway = token(trunks[0], "trunk") if trunks else "default"
         return f"{prefix}sofia/gateway/{gateway}/{dest}"
+
+    async def _voicemail(self, mailbox: str) -> None:
+        domain = self.worker.config.sip_domain
+        words = (split_arg(w, " ", field="voicemail") for w in ("default", domain, mailbox))
+        await self.session.execute("voicemail", " ".join(words))
 
     async def _play(self, prompt: PromptRef) -> None:
         if prompt.file is not None:
@@ -487,7 +511,10 @@ class Call:
             voice = prompt.voice or worker.tts_voice
             text = esl_text(prompt.text)
             if text:
-                await self.session.execute("speak", f"{worker.tts_engine}|{voice}|{text}")
+                engine = split_arg(worker.tts_engine, "|", field="tts engine")
+                voice = split_arg(voice, "|", field="tts voice")
+                text = split_arg(text, "|", field="speech")
+                await self.session.execute("speak", f"{engine}|{voice}|{text}")
 
     async def _collect(self, action: CollectDigits) -> IvrEvent:
         prompt = "silence_stream://250"
@@ -695,8 +722,7 @@ class Call:
         if reason == router_pb2.END_REASON_OVERFLOWED:
             if ended.action == "voicemail":
                 self.record.disposition = Disposition.VOICEMAIL
-                domain = self.worker.config.sip_domain
-                await self.session.execute("voicemail", f"default {domain} {ended.queue}")
+                await self._voicemail(ended.queue)
             else:
                 self.record.disposition = Disposition.CALLBACK
                 self.attributes["callback.queue"] = ended.queue
@@ -893,20 +919,30 @@ class Call:
                 span.set_attribute("callmesh.ring.result", "unknown-agent")
                 self.inbox.put_nowait(("ring-result", (agent_id, leg, "UNALLOCATED_NUMBER")))
                 return
-            variables = ",".join(
-                (
-                    f"origination_uuid={leg}",
-                    f"originate_timeout={max(1, round(timeout))}",
-                    f"callmesh_contact={self.uuid}",
-                    f"callmesh_agent={agent_id}",
-                    f"origination_caller_id_number={self.ani or '0'}",
-                    "ignore_early_media=true",
+            try:
+                # the caller's number comes from the SIP From header: quoted, never trusted
+                variables = var_block(
+                    {
+                        "origination_uuid": leg,
+                        "originate_timeout": str(max(1, round(timeout))),
+                        "callmesh_contact": self.uuid,
+                        "callmesh_agent": agent_id,
+                        "origination_caller_id_number": strip_unrepresentable(self.ani) or "0",
+                        "ignore_early_media": "true",
+                    }
                 )
-            )
-            target = f"user/{extension}@{worker.config.sip_domain}"
+                target = (
+                    f"user/{token(extension, 'extension')}"
+                    f"@{token(worker.config.sip_domain, 'sipDomain')}"
+                )
+            except ValueError as exc:
+                log.error("call %s: cannot ring %s: %s", self.uuid, agent_id, exc)
+                span.set_attribute("callmesh.ring.result", "bad-value")
+                self.inbox.put_nowait(("ring-result", (agent_id, leg, "INVALID_NUMBER_FORMAT")))
+                return
             worker.legs[leg] = self
             try:
-                job = await worker.esl.bgapi(f"originate {{{variables}}}{target} &park()")
+                job = await worker.esl.bgapi(f"originate {variables}{target} &park()")
                 output = (await job).strip()
             except EslError as exc:
                 output = f"-ERR {exc}"

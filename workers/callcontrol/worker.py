@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -40,12 +41,16 @@ from callmesh.workers.esl.connection import (
 )
 from callmesh.workers.esl.errors import EslError
 from callmesh.workers.esl.events import Event
+from callmesh.workers.esl.quoting import token
 from callmesh.workers.interactions import InteractionRecord, InteractionSink
 from opentelemetry import trace
 
 __all__ = ["CallControl", "CrmLookup"]
 
 log = logging.getLogger("callmesh.workers.callcontrol")
+
+_UUID = re.compile(r"[A-Za-z0-9-]{1,64}")
+"""A channel UUID as ``show channels`` lists it (checked before it goes into a command)."""
 
 
 class CrmLookup(Protocol):
@@ -273,7 +278,7 @@ class CallControl:
             uuid = row.get("uuid", "") if isinstance(row, dict) else ""
             if not uuid or uuid in self.calls or uuid in self.legs or uuid in self._adopting:
                 continue
-            if uuid in self.orphans:
+            if uuid in self.orphans or not _UUID.fullmatch(uuid):
                 continue
             with contextlib.suppress(EslError):
                 bridged = await self.esl.api(f"uuid_getvar {uuid} {BRIDGED}", check=False)
@@ -288,7 +293,7 @@ class CallControl:
                 continue
             if not marker.strip() or marker.strip() == "_undef_" or marker.startswith("-ERR"):
                 continue
-            target = f"socket:{self.advertise} async full"
+            target = f"socket:{token(self.advertise or '', 'advertise')} async full"
             with contextlib.suppress(EslError):
                 await self.esl.api(f"uuid_transfer {uuid} '{target}' inline")
                 self._adopting.add(uuid)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from callmesh.workers.esl import commands
+from callmesh.workers.esl import commands, quoting
 from callmesh.workers.esl.backoff import Backoff
 from callmesh.workers.esl.dispatch import EventDispatcher, Handler, Subscription
 from callmesh.workers.esl.errors import (
@@ -519,10 +519,21 @@ class InboundClient:
         )
 
     async def execute(
-        self, uuid: str, app: str, arg: str | None = None, *, event_lock: bool = False
+        self,
+        uuid: str,
+        app: str,
+        arg: str | None = None,
+        *,
+        event_lock: bool = False,
+        expand: bool = False,
     ) -> CommandReply:
-        """Queue dialplan application ``app`` on channel ``uuid`` (does not wait for it)."""
-        data = commands.execute(app, arg, uuid=uuid, event_lock=event_lock)
+        """Queue dialplan application ``app`` on channel ``uuid`` (does not wait for it).
+
+        ``arg`` reaches the application as given (:func:`~.quoting.app_arg`); ``expand=True``
+        lets FreeSWITCH expand ``${...}`` in it instead (never with untrusted text)."""
+        if arg is not None and not expand:
+            arg = quoting.app_arg(arg, field=f"{app} argument")
+        data = commands.execute(app, arg, uuid=quoting.token(uuid, "uuid"), event_lock=event_lock)
         return await self.connection._command(data, f"execute {app}", check=True)
 
     async def subscribe(self, *names: str) -> None:
@@ -672,6 +683,7 @@ class CallSession:
         event_lock: bool = False,
         wait: bool = True,
         timeout: float | None = None,
+        expand: bool = False,
     ) -> Event | None:
         """Run dialplan application ``app`` on this call.
 
@@ -679,7 +691,13 @@ class CallSession:
         ``Event-UUID`` we send (needs ``myevents`` or an event subscription). Raises
         :class:`CallHangup` if the call ends first or hung up while it ran (FreeSWITCH still
         completes an interrupted playback, with ``PLAYBACK ERROR``).
+
+        ``arg`` reaches the application exactly as given: FreeSWITCH's variable expansion is
+        escaped (:func:`~.quoting.app_arg`), so text from a caller or a CRM cannot run
+        ``${api(...)}``; ``expand=True`` asks for the expansion (trusted text only).
         """
+        if arg is not None and not expand:
+            arg = quoting.app_arg(arg, field=f"{app} argument")
         if self.hungup:
             raise CallHangup(f"call {self.uuid} already ended; cannot execute {app}")
         event_uuid = str(uuidlib.uuid4())
@@ -747,16 +765,22 @@ class CallSession:
         ]
         if digit_timeout_ms is not None:
             args.append(digit_timeout_ms)
-        done = await self.execute("play_and_get_digits", " ".join(str(a) for a in args))
+        # the application splits its data at spaces (switch_separate_string): one word each
+        line = " ".join(quoting.split_arg(str(a), " ", field="play_and_get_digits") for a in args)
+        done = await self.execute("play_and_get_digits", line)
         return (done.variable(variable) or "") if done else ""
 
     async def set_variable(self, name: str, value: str) -> None:
-        """``set name=value`` on the channel."""
+        """``set name=value`` on the channel (``value`` kept as is, never expanded)."""
+        if not name or not name.replace("_", "").isalnum():
+            raise ValueError(f"channel variable name {name!r}: use letters, digits and '_'")
         await self.execute("set", f"{name}={value}")
 
     async def getvar(self, name: str) -> str | None:
         """``api uuid_getvar``; None when unset (FreeSWITCH answers ``_undef_``)."""
-        value = await self.conn.api(f"uuid_getvar {self.uuid} {name}")
+        value = await self.conn.api(
+            f"uuid_getvar {quoting.token(self.uuid, 'uuid')} {quoting.token(name, 'variable')}"
+        )
         return None if value == "_undef_" else value
 
     async def api(self, command: str, *, check: bool = True) -> str:

@@ -74,8 +74,9 @@ def test_recording_sample_is_stable_and_near_its_share() -> None:
     ]
 
 
-def test_esl_text_is_one_safe_argument() -> None:
-    assert esl_text("Hello\n  {{x}} | world\r\n") == "Hello {{x}} world"
+def test_esl_text_is_one_line() -> None:
+    # quoting for speak ("|", quotes, "${") is split_arg's and app_arg's job (test_quoting)
+    assert esl_text("Hello\n  {{x}} | world\r\n") == "Hello {{x}} | world"
 
 
 def test_record_packs_into_one_token_and_back() -> None:
