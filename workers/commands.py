@@ -60,6 +60,25 @@ def router_command(
         ),
     ] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed of the routing engine's random generator.")] = 0,
+    kpi_window: Annotated[
+        float,
+        typer.Option(
+            help="Seconds of the sliding interval the live service level and ASA are over"
+            " (WatchQueues, metrics, Queue status); 0: since the router started.",
+            min=0,
+        ),
+    ] = 900.0,
+    publish_status: Annotated[
+        bool,
+        typer.Option(
+            help="In a pod, publish per Queue waiting and serviceLevel and per AgentTeam"
+            " loggedIn into their status (needs patch on queues/status and"
+            " agentteams/status).",
+        ),
+    ] = True,
+    status_interval: Annotated[
+        float, typer.Option(help="Seconds between status publications.", min=1)
+    ] = 10.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve one tenant's ACD over gRPC (callmesh.v1.RouterService).
@@ -68,10 +87,13 @@ def router_command(
     the config when the file changes (or on SIGHUP) without dropping a waiting contact or a
     logged-in agent, and stops gracefully on SIGTERM. Health and reflection are served on
     the same port. OTEL_EXPORTER_OTLP_ENDPOINT (with opentelemetry-exporter-otlp
-    installed) or CALLMESH_OTEL_CONSOLE=1 export traces and metrics.
+    installed) or CALLMESH_OTEL_CONSOLE=1 export traces and metrics. In a pod, the live
+    KPIs go to the Queue and AgentTeam status every --status-interval seconds, so
+    `kubectl get queues` shows them.
     """
     import asyncio
 
+    from callmesh.workers.kubestatus import in_cluster_publisher
     from callmesh.workers.router.config import RouterConfigError, load_config
     from callmesh.workers.router.server import RouterServer, run_router
     from callmesh.workers.telemetry import setup_telemetry
@@ -92,9 +114,16 @@ def router_command(
         reload_interval=reload_interval,
         seed=seed,
         telemetry=telemetry,
+        kpi_window=kpi_window,
     )
+
+    async def run() -> None:
+        # The publisher's HTTP client belongs to the running loop: build it inside.
+        server.publisher = in_cluster_publisher(status_interval) if publish_status else None
+        await run_router(server)
+
     try:
-        asyncio.run(run_router(server))
+        asyncio.run(run())
     except (RouterConfigError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

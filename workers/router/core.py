@@ -20,6 +20,7 @@ agent in wrap-up is put back in it the same way, for the time it has left.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import time
@@ -55,13 +56,22 @@ from callmesh.acd import (
 )
 from callmesh.acd.errors import AcdError, AgentStateError, ConfigError
 
-__all__ = ["HOLD_PREFIX", "RequestError", "RouterCore", "Session"]
+__all__ = [
+    "DEFAULT_KPI_WINDOW",
+    "HOLD_PREFIX",
+    "IntervalStats",
+    "RequestError",
+    "RouterCore",
+    "Session",
+]
 
 log = logging.getLogger("callmesh.workers.router")
 
 HOLD_PREFIX = "~hold~"
 """Prefix of the private teams and queues that keep contacts in progress across a reload
 (``~`` cannot appear in a Kubernetes name, so they never clash with a real queue)."""
+DEFAULT_KPI_WINDOW = 900.0
+"""Seconds of the sliding interval the live service level and ASA are over (15 minutes)."""
 FUTURE_SKEW = 2.0
 """Seconds an enqueue_time may lie in the future (clock skew between pods) before refused."""
 
@@ -165,6 +175,62 @@ class QueueCounters:
         return self.answered + self.abandoned_counted + self.overflowed
 
 
+class IntervalStats:
+    """A queue's outcomes over a sliding interval, for its service level and ASA.
+
+    A wallboard shows how the queue does *now*: the service level and the average speed of
+    answer over the last ``window`` seconds (15 minutes by default), not since the router
+    started. Each outcome is kept until it leaves the window; running sums make a reading
+    cost O(outcomes that left since the last one). ``window`` 0 keeps everything (figures
+    since the router started).
+    """
+
+    __slots__ = ("_events", "answered", "answered_in_target", "counted", "wait_total", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._events: collections.deque[tuple[float, bool, float, bool, bool]] = collections.deque()
+        self.answered = 0
+        self.answered_in_target = 0
+        self.counted = 0
+        self.wait_total = 0.0
+
+    def add(self, at: float, answered: bool, waited: float, in_target: bool, counted: bool) -> None:
+        """One contact ended at ``at``: ``counted`` in the service level's base or not."""
+        if self.window > 0:
+            self._events.append((at, answered, waited, in_target, counted))
+        self._count(answered, waited, in_target, counted, 1)
+
+    def _count(self, answered: bool, waited: float, in_target: bool, counted: bool, n: int) -> None:
+        if answered:
+            self.answered += n
+            self.wait_total += n * waited
+        self.answered_in_target += n * in_target
+        self.counted += n * counted
+
+    def prune(self, now: float) -> None:
+        """Forget outcomes older than the window."""
+        if self.window <= 0:
+            return
+        events, start = self._events, now - self.window
+        while events and events[0][0] <= start:
+            _, answered, waited, in_target, counted = events.popleft()
+            self._count(answered, waited, in_target, counted, -1)
+        if not events:  # no float drift across an idle spell
+            self.answered = self.answered_in_target = self.counted = 0
+            self.wait_total = 0.0
+
+    @property
+    def service_level(self) -> float:
+        """Share answered within the target; NaN when nothing counted in the window."""
+        return self.answered_in_target / self.counted if self.counted else math.nan
+
+    @property
+    def asa(self) -> float:
+        """Mean wait of the answered contacts, seconds; 0 when none."""
+        return self.wait_total / self.answered if self.answered else 0.0
+
+
 def _wrap_for(agent_id: str, queue_name: str, config: RouterConfig) -> float:
     """Seconds of wrap-up after a contact of ``queue_name``, as the engine counts them: the
     queue's, unless the team through which the agent serves the queue overrides it."""
@@ -208,7 +274,13 @@ class RouterCore:
         loop: asyncio.AbstractEventLoop | None = None,
         meter: metrics.Meter | None = None,
         tracer: trace.Tracer | None = None,
+        kpi_window: float = DEFAULT_KPI_WINDOW,
     ) -> None:
+        if not (math.isfinite(kpi_window) and kpi_window >= 0):
+            raise ValueError(
+                f"kpi_window is {kpi_window}: use seconds >= 0 (0: since the router started)"
+            )
+        self.kpi_window = kpi_window
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._clock = clock if clock is not None else self._loop.time
         self._wall = wall_clock
@@ -225,6 +297,11 @@ class RouterCore:
         self.last_queue: dict[str, str] = {}
         """Agent -> queue of the contact it completed last (its wrap-up's queue)."""
         self.counters: dict[str, QueueCounters] = {q.name: QueueCounters() for q in config.queues}
+        """Cumulative outcomes per queue, since the router started."""
+        self.intervals: dict[str, IntervalStats] = {
+            q.name: IntervalStats(kpi_window) for q in config.queues
+        }
+        """Outcomes per queue over the last ``kpi_window`` seconds (service level, ASA)."""
         self.reloads = 0
         self._order = 0
         self._now = -math.inf
@@ -253,7 +330,8 @@ class RouterCore:
         meter.create_observable_gauge(
             "callmesh.router.queue.service_level",
             [self._observe_sl],
-            description="Share answered within the queue's target, since the router started.",
+            description="Share answered within the queue's target over the KPI window"
+            " (--kpi-window, 15 min by default).",
         )
         meter.create_observable_gauge(
             "callmesh.router.agents",
@@ -505,17 +583,26 @@ class RouterCore:
         counters = self.counters.get(queue)
         target = self.config.service_levels.get(queue)
         if counters is not None:
-            if effect.reason is EndReason.ANSWERED:
+            answered = effect.reason is EndReason.ANSWERED
+            in_target = counted = False
+            if answered:
                 counters.answered += 1
                 counters.answer_wait_total += effect.waited
+                counted = True
                 if target is not None and effect.waited <= target.seconds:
                     counters.answered_in_target += 1
+                    in_target = True
             elif effect.reason is EndReason.ABANDONED:
                 counters.abandoned += 1
                 if target is None or effect.waited >= target.exclude_abandoned_under:
                     counters.abandoned_counted += 1
+                    counted = True
             else:
                 counters.overflowed += 1
+                counted = True
+            interval = self.intervals.get(queue)
+            if interval is not None:
+                interval.add(effect.at, answered, effect.waited, in_target, counted)
         if info is None:
             return
         if info.watchers:
@@ -852,20 +939,20 @@ class RouterCore:
             self._config_queue(name)
             stats = self.router.queue_stats(name, now)
             c = self.counters.setdefault(name, QueueCounters())
+            interval = self.intervals.setdefault(name, IntervalStats(self.kpi_window))
+            interval.prune(now)
             target = self.config.service_levels.get(name)
-            counted = c.service_level_base
             out.append(
                 router_pb2.QueueKpis(
                     queue=name,
                     waiting=stats.waiting,
                     offering=stats.offering,
                     longest_wait_seconds=stats.longest_wait,
-                    service_level=(
-                        c.answered_in_target / counted if counted and target else math.nan
-                    ),
+                    service_level=interval.service_level if target else math.nan,
                     service_level_seconds=int(target.seconds) if target else 0,
                     service_level_target=target.target if target else 0.0,
-                    asa_seconds=c.answer_wait_total / c.answered if c.answered else 0.0,
+                    asa_seconds=interval.asa,
+                    window_seconds=self.kpi_window,
                     answered=c.answered,
                     abandoned=c.abandoned,
                     overflowed=c.overflowed,
@@ -878,6 +965,28 @@ class RouterCore:
             )
         return out
 
+    def status_fields(self) -> dict[tuple[str, str], dict[str, object]]:
+        """Live figures for the resources' status: per Queue ``waiting`` and ``serviceLevel``
+        (over the KPI window, e.g. ``"82.5%"``; None, i.e. removed, when nothing counted or
+        the queue has no target), per AgentTeam ``loggedIn``; keyed by (plural, name)."""
+        now = self.now()
+        out: dict[tuple[str, str], dict[str, object]] = {}
+        for q in self.config.queues:
+            interval = self.intervals.setdefault(q.name, IntervalStats(self.kpi_window))
+            interval.prune(now)
+            level = interval.service_level if q.name in self.config.service_levels else math.nan
+            out[("queues", q.name)] = {
+                "waiting": self.router.queue_stats(q.name, now).waiting,
+                "serviceLevel": f"{level * 100:.1f}%" if math.isfinite(level) else None,
+            }
+        for team in self.config.teams:
+            out[("agentteams", team.name)] = {
+                "loggedIn": sum(
+                    self.router.agent_state(a.id) is not AgentState.LOGGED_OUT for a in team.agents
+                )
+            }
+        return out
+
     def _observe_depth(self, _options: Any) -> list[metrics.Observation]:
         now = self.now()
         return [
@@ -886,11 +995,12 @@ class RouterCore:
         ]
 
     def _observe_sl(self, _options: Any) -> list[metrics.Observation]:
+        now = self.now()
         out = []
-        for name, c in self.counters.items():
-            counted = c.service_level_base
-            if counted:
-                out.append(metrics.Observation(c.answered_in_target / counted, {"queue": name}))
+        for name, interval in self.intervals.items():
+            interval.prune(now)
+            if interval.counted and name in self.config.service_levels:
+                out.append(metrics.Observation(interval.service_level, {"queue": name}))
         return out
 
     def _observe_agents(self, _options: Any) -> list[metrics.Observation]:
@@ -1070,6 +1180,7 @@ class RouterCore:
         old_policy, self.policy = self.policy, policy
         for q in config.queues:
             self.counters.setdefault(q.name, QueueCounters())
+            self.intervals.setdefault(q.name, IntervalStats(self.kpi_window))
         self.reloads += 1
         effects: list[Effect] = []
         waiting = sorted(

@@ -23,8 +23,9 @@ from pathlib import Path
 import grpc
 import grpc.aio
 from callmesh.v1 import router_pb2, router_pb2_grpc
+from callmesh.workers.kubestatus import StatusPublisher
 from callmesh.workers.router.config import RouterConfig, RouterConfigError, load_config
-from callmesh.workers.router.core import RouterCore
+from callmesh.workers.router.core import DEFAULT_KPI_WINDOW, RouterCore
 from callmesh.workers.router.service import RouterService
 from callmesh.workers.telemetry import ServerTelemetryInterceptor, Telemetry, setup_telemetry
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -65,6 +66,11 @@ class RouterServer:
         reload_interval: seconds between checks of the config file; 0 disables polling.
         seed: the engine's random seed.
         telemetry: providers (default: new, not global, with no exporter).
+        kpi_window: seconds of the sliding interval of the live service level and ASA
+            (WatchQueues, metrics, status); 0: since the router started.
+        publisher: where per-Queue ``waiting``/``serviceLevel`` and per-AgentTeam
+            ``loggedIn`` go, every ``publisher.interval`` seconds (see
+            :mod:`callmesh.workers.kubestatus`); None publishes nothing.
     """
 
     def __init__(
@@ -76,6 +82,8 @@ class RouterServer:
         reload_interval: float = 5.0,
         seed: int = 0,
         telemetry: Telemetry | None = None,
+        kpi_window: float = DEFAULT_KPI_WINDOW,
+        publisher: StatusPublisher | None = None,
     ) -> None:
         self.config_path = Path(config_path)
         self.address = address
@@ -83,12 +91,15 @@ class RouterServer:
         self.reload_interval = reload_interval
         self.seed = seed
         self.telemetry = telemetry
+        self.kpi_window = kpi_window
+        self.publisher = publisher
         self.port = 0
         self.core: RouterCore | None = None
         self.health = health.aio.HealthServicer()
         self.last_reload_error: str | None = None
         self._server: grpc.aio.Server | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
     async def start(self) -> int:
@@ -107,6 +118,7 @@ class RouterServer:
             seed=self.seed,
             meter=self.telemetry.meter,
             tracer=self.telemetry.tracer,
+            kpi_window=self.kpi_window,
         )
         server = grpc.aio.server(
             interceptors=[ServerTelemetryInterceptor(self.telemetry.tracer, self.telemetry.meter)]
@@ -125,6 +137,8 @@ class RouterServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.reload_interval > 0:
             self._watcher = asyncio.create_task(self._watch())
+        if self.publisher is not None:
+            self._publishing = asyncio.create_task(self._publish(self.publisher))
         log.info(
             "router for tenant %s serving on port %d: %d queues, %d teams",
             config.namespace or "?",
@@ -175,13 +189,32 @@ class RouterServer:
             except Exception:  # pragma: no cover - keep watching whatever happens
                 log.exception("router config reload failed")
 
+    async def publish_status(self) -> None:
+        """Hand the core's live figures to the publisher and send what changed, now."""
+        assert self.core is not None and self.publisher is not None
+        for (plural, name), fields in self.core.status_fields().items():
+            self.publisher.set(plural, name, fields)
+        await self.publisher.flush()
+
+    async def _publish(self, publisher: StatusPublisher) -> None:
+        try:
+            while True:
+                try:
+                    await self.publish_status()
+                except Exception:  # pragma: no cover - a bug; keep publishing
+                    log.exception("router status publishing failed")
+                await asyncio.sleep(publisher.interval)
+        finally:
+            await publisher.api.aclose()
+
     async def stop(self, grace: float | None = None) -> None:
         """Stop gracefully: NOT_SERVING, end sessions and watches, give rpcs ``grace`` s."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        for task in (self._watcher, self._publishing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watcher = self._publishing = None
         await self.health.enter_graceful_shutdown()
         if self.core is not None:
             self.core.close()

@@ -1341,6 +1341,7 @@ class QueueKpis(_message.Message):
     ABANDONED_FIELD_NUMBER: _builtins.int
     OVERFLOWED_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue."""
     waiting: _builtins.int
@@ -1350,21 +1351,28 @@ class QueueKpis(_message.Message):
     longest_wait_seconds: _builtins.float
     """Seconds the oldest waiting contact has waited."""
     service_level: _builtins.float
-    """Share of contacts answered within the target (0..1), over answered plus abandoned after
-    the queue's exclusion threshold; NaN before any contact counted.
+    """Share of contacts answered within the target (0..1), over answered, overflowed and
+    abandoned after the queue's exclusion threshold, among the contacts that ended in the
+    last window_seconds; NaN when none did (or the queue has no target).
     """
     service_level_seconds: _builtins.int
     """The target's threshold in seconds (Queue spec.serviceLevel.seconds)."""
     service_level_target: _builtins.float
     """The target share (0..1) (Queue spec.serviceLevel.percent / 100)."""
     asa_seconds: _builtins.float
-    """Average speed of answer: mean wait of answered contacts, seconds (0 before any)."""
+    """Average speed of answer: mean wait of the contacts answered in the last window_seconds,
+    seconds (0 when none).
+    """
     answered: _builtins.int
-    """Contacts answered."""
+    """Contacts answered since the router started."""
     abandoned: _builtins.int
-    """Contacts abandoned."""
+    """Contacts abandoned since the router started."""
     overflowed: _builtins.int
-    """Contacts overflowed or timed out."""
+    """Contacts overflowed or timed out since the router started."""
+    window_seconds: _builtins.float
+    """The sliding interval service_level and asa_seconds are over, seconds (the router's
+    --kpi-window, 900 by default); 0 means since the router started.
+    """
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentStateCount]:
         """The queue's agents by state (states with no agent left out)."""
@@ -1384,10 +1392,11 @@ class QueueKpis(_message.Message):
         abandoned: _builtins.int = ...,
         overflowed: _builtins.int = ...,
         agents: _abc.Iterable[Global___AgentStateCount] | None = ...,
+        window_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "agents", b"agents", "answered", b"answered", "asa_seconds", b"asa_seconds", "longest_wait_seconds", b"longest_wait_seconds", "offering", b"offering", "overflowed", b"overflowed", "queue", b"queue", "service_level", b"service_level", "service_level_seconds", b"service_level_seconds", "service_level_target", b"service_level_target", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "agents", b"agents", "answered", b"answered", "asa_seconds", b"asa_seconds", "longest_wait_seconds", b"longest_wait_seconds", "offering", b"offering", "overflowed", b"overflowed", "queue", b"queue", "service_level", b"service_level", "service_level_seconds", b"service_level_seconds", "service_level_target", b"service_level_target", "waiting", b"waiting", "window_seconds", b"window_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

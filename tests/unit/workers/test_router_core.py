@@ -151,3 +151,51 @@ async def test_reload_keeps_max_wait_counting_from_queue_entry() -> None:
     # The first max-wait deadline is still c1's original one, not the reload time + 600.
     assert core.router.next_deadline() == pytest.approx(entered + 600.0, abs=0.5)
     core.close()
+
+
+async def test_service_level_and_asa_are_over_a_sliding_window() -> None:
+    import asyncio
+
+    start = asyncio.get_running_loop().time()
+    clock = [start]
+    core = RouterCore(config(), lambda _c: None, clock=lambda: clock[0], kpi_window=60.0)
+    core.open_session("ann", True)
+
+    def answer_after(cid: str, wait: float) -> None:
+        core.enqueue(cid, "voice")
+        clock[0] += wait
+        core.answer(cid, "ann", True)
+        core.complete(cid)
+
+    answer_after("slow", 50.0)  # out of target (20 s), ends at +50
+    clock[0] += 20.0
+    answer_after("fast", 4.0)  # in target, ends at +74
+    (kpi,) = core.kpis(["voice"])
+    assert kpi.window_seconds == 60.0
+    assert kpi.service_level == 0.5 and kpi.asa_seconds == pytest.approx(27.0)
+    assert core.status_fields()[("queues", "voice")]["serviceLevel"] == "50.0%"
+    clock[0] = start + 111.0  # "slow" ended 61 s ago: out of the window
+    (kpi,) = core.kpis(["voice"])
+    assert kpi.service_level == 1.0 and kpi.asa_seconds == pytest.approx(4.0)
+    assert kpi.answered == 2  # the counts stay cumulative
+    clock[0] = start + 200.0  # nothing in the last minute: no service level, ASA 0
+    (kpi,) = core.kpis(["voice"])
+    assert math.isnan(kpi.service_level) and kpi.asa_seconds == 0.0
+    fields = core.status_fields()
+    assert fields[("queues", "voice")] == {"waiting": 0, "serviceLevel": None}
+    assert fields[("queues", "chat")]["serviceLevel"] is None  # no target
+    assert fields[("agentteams", "desk")] == {"loggedIn": 1}
+    core.close()
+
+    # Window 0: since the router started.
+    clock[0] = start
+    core = RouterCore(config(), lambda _c: None, clock=lambda: clock[0], kpi_window=0)
+    core.open_session("ann", True)
+    answer_after("slow", 50.0)
+    clock[0] += 10_000.0
+    (kpi,) = core.kpis(["voice"])
+    assert kpi.service_level == 0.0 and kpi.asa_seconds == pytest.approx(50.0)
+    assert kpi.window_seconds == 0.0
+    core.close()
+    with pytest.raises(ValueError, match="kpi_window is -1"):
+        RouterCore(config(), lambda _c: None, kpi_window=-1)
