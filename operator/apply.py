@@ -40,6 +40,9 @@ class ApplyResult:
     patched: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The newest body seen of each desired object of a ``watch_status`` kind, by
+    ``Kind/name`` (what the list, create or patch returned), to read its status from."""
 
     @property
     def changed(self) -> bool:
@@ -97,6 +100,7 @@ async def apply_set(
     desired: Iterable[Mapping[str, Any]],
     kinds: Collection[str] = CHILD_KINDS,
     create_only: Collection[str] = ("Secret",),
+    watch_status: Collection[str] = ("StatefulSet", "Deployment"),
 ) -> ApplyResult:
     """Make the objects of ``kinds`` matching ``selector`` in ``namespace`` equal ``desired``.
 
@@ -122,8 +126,10 @@ async def apply_set(
             current = live.pop(name, None)
             if current is None:
                 try:
-                    await client.create(ref, namespace, obj)
+                    created = await client.create(ref, namespace, obj)
                     result.created.append(f"{kind}/{name}")
+                    if kind in watch_status:
+                        result.live[f"{kind}/{name}"] = created or obj
                     continue
                 except ApiError as exc:
                     if exc.status != 409:
@@ -134,9 +140,13 @@ async def apply_set(
                     raise conflict
             if kind in create_only or up_to_date(current, obj):
                 result.unchanged += 1
+                if kind in watch_status:
+                    result.live[f"{kind}/{name}"] = current
                 continue
-            await client.patch(ref, namespace, name, obj)
+            patched = await client.patch(ref, namespace, name, obj)
             result.patched.append(f"{kind}/{name}")
+            if kind in watch_status:
+                result.live[f"{kind}/{name}"] = patched or obj
         for name in sorted(live):
             if await client.delete(ref, namespace, name):
                 result.deleted.append(f"{kind}/{name}")

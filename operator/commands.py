@@ -117,6 +117,20 @@ def operator_command(
         str | None, typer.Option(help="Image of the worker pods (default: this version's).")
     ] = None,
     cluster_domain: Annotated[str, typer.Option(help="Cluster DNS domain.")] = "cluster.local",
+    api_server_cidr: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CIDR of the Kubernetes API server's endpoints (repeatable): the router and "
+            "dialer NetworkPolicies allow egress there, to write live figures into status. "
+            "Default 0.0.0.0/0 (any address, on the API ports only).",
+        ),
+    ] = None,
+    api_server_port: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="TCP port of the API server's endpoints (repeatable; default 443 and 6443)."
+        ),
+    ] = None,
     log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.INFO,
     webhook_port: Annotated[
         int | None,
@@ -178,6 +192,8 @@ def operator_command(
         render=RenderOptions(
             worker_image=worker_image or f"ghcr.io/callmesh/callmesh:{__version__}",
             cluster_domain=cluster_domain,
+            api_server_cidrs=tuple(api_server_cidr or ("0.0.0.0/0",)),
+            api_server_ports=tuple(api_server_port or (443, 6443)),
         ),
         drift_interval=drift_interval,
         liveness=liveness,

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 from callmesh.operator.kube import REFS, ApiError, KubeClient
+from callmesh.operator.labels import MANAGED_BY
 from callmesh.operator.reconcile import KIND_NAMES, Reconciler
 from callmesh.operator.render import RenderOptions
 from callmesh.operator.webhook import admission_problems, webhook_server
@@ -257,6 +258,40 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         wrap(changes(kind), fn)
         wrap([deletions(kind)], tenant_object_deleted)
 
+    async def workload_event(
+        *,
+        type: str,
+        body: Mapping[str, Any],
+        namespace: str | None,
+        memo: Runtime,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **_: Any,
+    ) -> None:
+        """A switch StatefulSet or worker Deployment changed: reconcile when its readiness did.
+
+        This is how a tenant turns Ready once its pods are, and Progressing while a rollout
+        runs, without waiting for the drift timer. A child deleted by hand is restored at
+        once.
+        """
+        if not namespace or not memo.shared.reconciler:
+            return
+        if type != "DELETED" and not memo.reconciler.workload_changed(namespace, body):
+            return
+        try:
+            await reconcile(memo, namespace)
+        except kopf.TemporaryError as exc:  # event handlers are not retried: the timer repairs
+            logger.warning("%s; the drift timer will repair it", exc)
+
+    for plural in ("statefulsets", "deployments"):
+        kopf.on.event(
+            "apps",
+            "v1",
+            plural,
+            id=f"{plural}-readiness",
+            labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+            registry=registry,
+        )(workload_event)
+
     @kopf.on.startup(registry=registry)
     async def operator_startup(memo: Runtime, **_: Any) -> None:
         """Start the drift timer (one loop for every tenant, so no finalizer is needed)."""
@@ -287,59 +322,18 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 code=422,
             )
 
-    async def contactcenter_validate(
+    async def tenant_object_validate(
         body: Mapping[str, Any],
         namespace: str | None,
         memo: Runtime,
         warnings: list[str],
         **_: Any,
     ) -> None:
-        await admit(body, namespace, memo, warnings)
-
-    async def queue_validate(
-        body: Mapping[str, Any],
-        namespace: str | None,
-        memo: Runtime,
-        warnings: list[str],
-        **_: Any,
-    ) -> None:
-        await admit(body, namespace, memo, warnings)
-
-    async def agentteam_validate(
-        body: Mapping[str, Any],
-        namespace: str | None,
-        memo: Runtime,
-        warnings: list[str],
-        **_: Any,
-    ) -> None:
-        await admit(body, namespace, memo, warnings)
-
-    async def ivrflow_validate(
-        body: Mapping[str, Any],
-        namespace: str | None,
-        memo: Runtime,
-        warnings: list[str],
-        **_: Any,
-    ) -> None:
-        await admit(body, namespace, memo, warnings)
-
-    async def dialercampaign_validate(
-        body: Mapping[str, Any],
-        namespace: str | None,
-        memo: Runtime,
-        warnings: list[str],
-        **_: Any,
-    ) -> None:
+        """Admission for any of the five kinds: the checks of ``callmesh validate``."""
         await admit(body, namespace, memo, warnings)
 
     if config.webhook_port is not None:
-        for kind, validator in (
-            ("ContactCenter", contactcenter_validate),
-            ("Queue", queue_validate),
-            ("AgentTeam", agentteam_validate),
-            ("IVRFlow", ivrflow_validate),
-            ("DialerCampaign", dialercampaign_validate),
-        ):
+        for kind in KIND_NAMES:
             kopf.on.validate(
                 GROUP,
                 VERSION,
@@ -347,7 +341,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 id=f"{kind.lower()}-validate",
                 operations=["CREATE", "UPDATE"],
                 registry=registry,
-            )(validator)
+            )(tenant_object_validate)
     return registry
 
 

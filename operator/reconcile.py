@@ -10,9 +10,15 @@ reconcile:
    in the next round, anything that needed it (``DependencyDegraded``);
 3. checks the Secrets the ContactCenter's trunks reference; a missing Secret or key makes
    the center Degraded and nothing of the tenant is written (what runs keeps running);
+   a DialerCampaign whose contact list or do-not-call ConfigMap/Secret is missing is
+   Degraded (``ContactListNotFound``) and left out, the rest of the tenant is applied;
 4. renders the children with the pure builders (:mod:`callmesh.operator.render`) and applies
    them with the one generic helper (:func:`callmesh.operator.apply.apply_set`);
-5. writes the status of every object, only where it changed, and an Event per transition.
+5. reads the switch StatefulSet's and the worker Deployments' status: Ready only when every
+   desired pod is ready and updated, Progressing (``PodsNotReady``) while they start or
+   roll out; the operator watches those children, so a change of their readiness
+   reconciles the tenant again (:meth:`Reconciler.workload_changed`);
+6. writes the status of every object, only where it changed, and an Event per transition.
 
 Concurrent requests for one namespace are coalesced: a request that arrives while a
 reconcile runs waits for the next one, which reads everything afresh.
@@ -24,7 +30,7 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,7 +41,7 @@ from callmesh.operator.kube import REFS, ApiError, KubeClient
 from callmesh.operator.labels import MANAGED_BY, TENANT_LABEL, child_name, content_hash
 from callmesh.operator.render import RenderOptions, generated_secrets, render_tenant
 
-from callmesh.api import KINDS, ContactCenter, Resource, Tenant
+from callmesh.api import KINDS, ContactCenter, DialerCampaign, Resource, Tenant
 from callmesh.api.contactcenter import ExposureMode
 from callmesh.api.problems import Problem
 from callmesh.api.validate import check
@@ -83,6 +89,8 @@ class _Slot:
     rendered_key: str = ""
     rendered: list[dict[str, Any]] = field(default_factory=list)
     parsed: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
+    # readiness summary of each workload (Kind/name) as the last reconcile saw it
+    workloads: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -189,6 +197,18 @@ class Reconciler:
         self.password = password
         self._slots: dict[str, _Slot] = {}
 
+    def workload_changed(self, namespace: str, body: Mapping[str, Any]) -> bool:
+        """True when a watched child's readiness differs from what the last reconcile saw.
+
+        A tenant never reconciled here is left to its own handlers; a workload event that
+        changes nothing about readiness (the operator's own patch, a label) is ignored.
+        """
+        slot = self._slots.get(namespace)
+        if slot is None or slot.last is None:
+            return False
+        key = f"{body.get('kind')}/{(body.get('metadata') or {}).get('name')}"
+        return slot.workloads.get(key) != st.summary(body)
+
     @property
     def tenants(self) -> int:
         """Namespaces reconciled at least once by this reconciler."""
@@ -240,7 +260,10 @@ class Reconciler:
                 )
             if slot.checked is None or slot.checked_key != input_key:
                 slot.checked_key, slot.checked = input_key, _validate(bodies, last_good)
-        models, verdicts = slot.checked[0], dict(slot.checked[1])
+        models, verdicts = dict(slot.checked[0]), dict(slot.checked[1])
+        for key, verdict in (await self._list_problems(models.values())).items():
+            verdicts[key] = verdict
+            models.pop(key)
         tenant = Tenant(namespace)
         for model in models.values():
             tenant.add(model)
@@ -264,8 +287,9 @@ class Reconciler:
                         degraded=True,
                     )
                 else:
-                    verdicts[center_key] = st.Verdict(
-                        True, st.APPLIED, "children applied", progressing=False
+                    slot.workloads = {k: st.summary(v) for k, v in outcome.applied.live.items()}
+                    verdicts[center_key] = st.readiness_verdict(
+                        [st.workload(v) for _, v in sorted(outcome.applied.live.items())]
                     )
         center_verdict = verdicts.get(center_key) if center_key else None
         for key in models:
@@ -279,6 +303,15 @@ class Reconciler:
                     "this object is applied once it exists",
                     progressing=True,
                 )
+            elif center_verdict.reason == st.PODS_NOT_READY:
+                assert center is not None
+                verdicts[key] = st.Verdict(
+                    False,
+                    st.PODS_NOT_READY,
+                    f"configuration applied; ContactCenter {center.name}: "
+                    + center_verdict.message.removeprefix("children applied; "),
+                    progressing=True,
+                )
             elif not center_verdict.ready:
                 assert center is not None
                 verdicts[key] = st.Verdict(
@@ -289,7 +322,9 @@ class Reconciler:
                     progressing=True,
                 )
             else:
-                verdicts[key] = st.Verdict(True, st.APPLIED, "configuration applied")
+                verdicts[key] = st.Verdict(
+                    True, st.AVAILABLE, "configuration applied; the tenant's pods are ready"
+                )
         outcome.verdicts = verdicts
         await self._write_statuses(bodies, verdicts, tenant, outcome)
         return outcome
@@ -326,6 +361,57 @@ class Reconciler:
                     )
         return None
 
+    async def _list_problems(self, models: Iterable[Resource]) -> dict[Key, st.Verdict]:
+        """Degraded campaigns: a contact or do-not-call list that is missing or lacks its key.
+
+        Such a campaign is left out of the render (the dialer would not start with a volume
+        that does not exist); the rest of the tenant is applied.
+        """
+        out: dict[Key, st.Verdict] = {}
+        cache: dict[tuple[str, str], dict[str, Any] | None] = {}
+        for model in models:
+            if not isinstance(model, DialerCampaign):
+                continue
+            spec = model.spec
+            refs: list[tuple[str, str, str, str]] = []  # (kind, name, key, path)
+            if spec.contact_list.config_map is not None:
+                ref = spec.contact_list.config_map
+                refs.append(("ConfigMap", ref.name, ref.key, "spec.contactList.configMap"))
+            if spec.contact_list.secret is not None:
+                ref2 = spec.contact_list.secret
+                refs.append(("Secret", ref2.name, ref2.key, "spec.contactList.secret"))
+            for i, dnc in enumerate(spec.do_not_call):
+                refs.append(("ConfigMap", dnc.name, dnc.key, f"spec.doNotCall[{i}]"))
+            for kind, name, key, path in refs:
+                if (kind, name) not in cache:
+                    cache[(kind, name)] = await self.client.get(REFS[kind], model.namespace, name)
+                found = cache[(kind, name)]
+                if found is None:
+                    message = (
+                        f"{path}.name: {kind} {name} does not exist in namespace "
+                        f"{model.namespace} — create it with the key {key} "
+                        f"(kubectl create {kind.lower()}"
+                        f"{' generic' if kind == 'Secret' else ''} {name} --from-file={key})"
+                    )
+                else:
+                    keys = set(found.get("data") or {}) | set(
+                        found.get("binaryData" if kind == "ConfigMap" else "stringData") or {}
+                    )
+                    if key in keys:
+                        continue
+                    message = (
+                        f"{path}.key: {kind} {name} has no key {key} (it has: "
+                        f"{', '.join(sorted(keys)) or 'none'}) — add the key or fix {path}.key"
+                    )
+                out[(model.kind_name, model.name)] = st.Verdict(
+                    False,
+                    st.CONTACT_LIST_NOT_FOUND,
+                    message + "; the campaign is not dialled until then",
+                    degraded=True,
+                )
+                break
+        return out
+
     async def _external_address(self, center: ContactCenter) -> str | None:
         """The SIP load balancer's address, once the cloud has assigned one."""
         if center.spec.freeswitch.exposure.mode is not ExposureMode.load_balancer:
@@ -346,7 +432,9 @@ class Reconciler:
         address = await self._external_address(center)
         if address and not center.spec.freeswitch.exposure.external_address:
             options = replace(options, external_address=address)
-        key = content_hash([slot.checked_key, repr(options)])
+        # the models rendered: validation's choice, less campaigns whose lists are missing
+        kept = sorted((m.kind_name, m.name) for m in tenant.objects())
+        key = content_hash([slot.checked_key, repr(options), kept])
         if slot.rendered_key != key:
             desired = render_tenant(tenant, options)
             desired += generated_secrets(tenant, set(), self.password)

@@ -25,7 +25,7 @@ from callmesh.operator.labels import (
 )
 
 from callmesh import __version__
-from callmesh.api import ContactCenter, Resource, Tenant
+from callmesh.api import GROUP, ContactCenter, Resource, Tenant
 from callmesh.api.contactcenter import ExposureMode, ResourceRequirements, WorkerSpec
 
 GRPC_PORT = 50051
@@ -42,6 +42,13 @@ class RenderOptions:
     cluster_domain: str = "cluster.local"
     external_address: str | None = None
     """The SIP Service's load-balancer address, once the cloud has assigned one."""
+    api_server_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    """Where the Kubernetes API server's endpoints are, for the NetworkPolicies of the
+    workers that write status (router, dialer). A NetworkPolicy sees the API server's
+    endpoint addresses (after the ``kubernetes`` Service is resolved), so narrow this to
+    the control plane's addresses where they are known."""
+    api_server_ports: tuple[int, ...] = (443, 6443)
+    """TCP ports of the API server's endpoints (443 on most managed clusters, 6443 kubeadm)."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +58,35 @@ class Role:
     ``port`` is what ``callmesh worker <role> --port`` listens on (the router's gRPC API, the
     callcontrol outbound-socket server); a role without one (the dialer) only makes
     connections, so it gets no Service and no probe.
+
+    ``status_of`` lists the callmesh resources whose ``status`` the role patches with live
+    figures (get and patch on ``<plural>/status`` in its own namespace, nothing else); a role
+    with none gets no Role, and its pods no API token at all.
     """
 
     name: str
     kinds: tuple[str, ...]
     port: tuple[str, int] | None = None
     probe: str | None = None  # "grpc" (health service) or "tcp" (the port accepts connections)
+    status_of: tuple[str, ...] = ()
 
 
-ROUTER = Role("router", ("ContactCenter", "Queue", "AgentTeam"), ("grpc", GRPC_PORT), "grpc")
+ROUTER = Role(
+    "router",
+    ("ContactCenter", "Queue", "AgentTeam"),
+    ("grpc", GRPC_PORT),
+    "grpc",
+    status_of=("queues", "agentteams"),
+)
 CALLCONTROL = Role(
     "callcontrol",
     ("ContactCenter", "Queue", "AgentTeam", "IVRFlow"),
     ("esl-outbound", fs.CALLCONTROL_ESL_PORT),
     "tcp",
 )
-DIALER = Role("dialer", ("ContactCenter", "Queue", "DialerCampaign"))
+DIALER = Role(
+    "dialer", ("ContactCenter", "Queue", "DialerCampaign"), status_of=("dialercampaigns",)
+)
 #: Where the dialer finds each campaign's lists: <LISTS_DIR>/<ConfigMap or Secret name>/<key>.
 LISTS_DIR = "/etc/callmesh/lists"
 #: Worker state that must outlive a container restart (interaction records, dial audit).
@@ -404,6 +424,11 @@ def build_worker_deployment(
     worker = _worker_spec(center, role)
     env = [
         {"name": "CALLMESH_TENANT", "value": center.namespace},
+        # where the worker patches live figures into status (its own namespace only)
+        {
+            "name": "CALLMESH_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
         {
             "name": "CALLMESH_ROUTER",
             "value": f"{_service_host(center, ROUTER.name, options)}:{GRPC_PORT}",
@@ -494,8 +519,9 @@ def build_worker_deployment(
                     "annotations": {CONFIG_HASH: content_hash(configmap["data"])},
                 },
                 "spec": {
-                    "serviceAccountName": child_name(center, "workers"),
-                    "automountServiceAccountToken": False,
+                    "serviceAccountName": child_name(center, role.name),
+                    # a token only for the roles that write status
+                    "automountServiceAccountToken": bool(role.status_of),
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                     "containers": [container],
@@ -529,17 +555,53 @@ def build_worker_service(tenant: Tenant, role: Role) -> dict[str, Any]:
 
 
 def build_rbac(tenant: Tenant) -> list[dict[str, Any]]:
-    """Service accounts with no API access: neither the switch nor the workers call the API."""
+    """A ServiceAccount per component; a Role and RoleBinding for each role that writes status.
+
+    Least privilege: the switch and callcontrol never call the API (no Role, no token); the
+    router may get and patch ``queues/status`` and ``agentteams/status``, the dialer
+    ``dialercampaigns/status``, in the tenant's namespace only.
+    """
     center = _center(tenant)
-    return [
+    roles = roles_for(tenant)
+    out: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
             "metadata": metadata_for(center, child_name(center, component), component),
             "automountServiceAccountToken": False,
         }
-        for component in (FREESWITCH, "workers")
+        for component in (FREESWITCH, *(r.name for r in roles))
     ]
+    for role in roles:
+        if not role.status_of:
+            continue
+        name = child_name(center, role.name)
+        out.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": metadata_for(center, name, role.name),
+                "rules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "resources": [f"{plural}/status" for plural in role.status_of],
+                        "verbs": ["get", "patch"],
+                    }
+                ],
+            }
+        )
+        out.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": metadata_for(center, name, role.name),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": name, "namespace": center.namespace}
+                ],
+            }
+        )
+    return out
 
 
 def _peer(center: ContactCenter, component: str) -> dict[str, Any]:
@@ -556,8 +618,23 @@ _DNS_EGRESS = {
 }
 
 
-def build_network_policies(tenant: Tenant) -> list[dict[str, Any]]:
-    """Default deny for the tenant's pods, then only the paths the call flow needs."""
+def _api_server_egress(options: RenderOptions) -> dict[str, Any]:
+    return {
+        "to": [{"ipBlock": {"cidr": cidr}} for cidr in options.api_server_cidrs],
+        "ports": [_tcp(port) for port in options.api_server_ports],
+    }
+
+
+def build_network_policies(
+    tenant: Tenant, options: RenderOptions | None = None
+) -> list[dict[str, Any]]:
+    """Default deny for the tenant's pods, then only the paths the call flow needs.
+
+    The router and the dialer may also reach the Kubernetes API server (where they write
+    live figures into status): TCP ``options.api_server_ports`` to
+    ``options.api_server_cidrs``.
+    """
+    options = options or RenderOptions()
     center = _center(tenant)
     sw = center.spec.freeswitch
     roles = {r.name for r in roles_for(tenant)}
@@ -600,7 +677,7 @@ def build_network_policies(tenant: Tenant) -> list[dict[str, Any]]:
             {
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": grpc_clients, "ports": [_tcp(GRPC_PORT)]}],
-                "egress": [_DNS_EGRESS],
+                "egress": [_DNS_EGRESS, _api_server_egress(options)],
             },
         ),
         policy(
@@ -631,6 +708,7 @@ def build_network_policies(tenant: Tenant) -> list[dict[str, Any]]:
                         _DNS_EGRESS,
                         {"to": [_peer(center, FREESWITCH)], "ports": [_tcp(fs.ESL_PORT)]},
                         {"to": [_peer(center, "router")], "ports": [_tcp(GRPC_PORT)]},
+                        _api_server_egress(options),
                     ],
                 },
             )
@@ -688,5 +766,5 @@ def render_tenant(tenant: Tenant, options: RenderOptions | None = None) -> list[
         objects += [cm, build_worker_deployment(tenant, role, cm, options)]
         if role.port is not None:
             objects.append(build_worker_service(tenant, role))
-    objects += build_network_policies(tenant)
+    objects += build_network_policies(tenant, options)
     return objects

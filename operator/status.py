@@ -2,13 +2,19 @@
 
 Each object gets three conditions, as Kubernetes' ``metav1.Condition``:
 
-- ``Ready``: True when the object's configuration is applied to the tenant's children at
-  its current generation.
-- ``Progressing``: True while the object waits for something outside it (its tenant's
-  ContactCenter is missing or degraded) and will be applied once that is fixed.
+- ``Ready``: True when the tenant works with the object's current generation: its
+  configuration is applied to the children AND the switch StatefulSet and every worker
+  Deployment report all their replicas ready and updated (reason ``Available``).
+- ``Progressing``: True while the object waits for something outside it: pods that are
+  starting or rolling out (``PodsNotReady``, naming each workload and its ready count), or
+  a tenant ContactCenter that is missing or degraded; it becomes Ready by itself.
 - ``Degraded``: True when the object itself cannot be applied (a reference to an object
-  that does not exist, a missing Secret, an invalid field); the message names the field
-  and the fix.
+  that does not exist, a missing Secret or contact list, an invalid field) or a rollout
+  stalled (``RolloutStalled``); the message names the field and the fix.
+
+Live figures in ``status`` (``waiting``, ``serviceLevel``, ``loggedIn``, ``abandonPercent``
+...) are written by the workers; the operator's writes are JSON merge patches of only its
+own keys, so they never erase the workers' figures.
 
 ``lastTransitionTime`` moves only when a condition's status changes; a status that would
 not change is not written at all.
@@ -29,6 +35,10 @@ DEGRADED = "Degraded"
 CONDITION_TYPES = (READY, PROGRESSING, DEGRADED)
 
 #: Reasons used by the reconciler.
+AVAILABLE = "Available"
+PODS_NOT_READY = "PodsNotReady"
+ROLLOUT_STALLED = "RolloutStalled"
+CONTACT_LIST_NOT_FOUND = "ContactListNotFound"
 APPLIED = "Applied"
 WAITING = "WaitingForContactCenter"
 NO_CENTER = "ContactCenterNotFound"
@@ -77,6 +87,109 @@ def verdict_for_problems(problems: Sequence[Problem]) -> Verdict:
     if len(problems) > 5:
         shown.append(f"... and {len(problems) - 5} more (run callmesh validate)")
     return Verdict(False, reason_for(first), "; ".join(shown), degraded=True)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How far a StatefulSet or Deployment is from running its desired pods."""
+
+    name: str
+    desired: int
+    ready: int
+    updated: int
+    ready_now: bool
+    stalled: str | None = None
+    """The controller's message when the rollout exceeded its progress deadline."""
+
+    def describe(self) -> str:
+        """``acme-router 0/1 ready`` (plus what is rolling out)."""
+        text = f"{self.name} {self.ready}/{self.desired} ready"
+        if self.updated < self.desired:
+            text += f", {self.updated}/{self.desired} updated"
+        return text
+
+
+def workload(body: Mapping[str, Any]) -> Workload:
+    """Readiness of a StatefulSet or Deployment from its spec, generation and status.
+
+    Ready means, as ``kubectl rollout status`` has it: the controller has seen the current
+    generation, every desired replica runs the current template and is ready (and, for a
+    Deployment, available), and no old replica is left.
+    """
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    generation = meta.get("generation")
+    observed = status.get("observedGeneration")
+    seen = generation is None or (observed is not None and int(observed) >= int(generation))
+    ready = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0) if seen else 0
+    total = int(status.get("replicas") or 0)
+    ok = seen and ready >= desired and updated >= desired and total <= desired
+    if body.get("kind") == "Deployment":
+        ok = ok and int(status.get("availableReplicas") or 0) >= desired
+    stalled = None
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            stalled = str(condition.get("message") or "progress deadline exceeded")
+    if desired == 0:
+        ok = seen
+    return Workload(str(meta.get("name")), desired, ready, updated, ok, None if ok else stalled)
+
+
+def summary(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a workload's state matters for readiness (to skip events that change none)."""
+    status = body.get("status") or {}
+    return (
+        (body.get("metadata") or {}).get("generation"),
+        (body.get("spec") or {}).get("replicas"),
+        *(
+            status.get(key)
+            for key in (
+                "observedGeneration",
+                "replicas",
+                "readyReplicas",
+                "availableReplicas",
+                "updatedReplicas",
+            )
+        ),
+        tuple(
+            (c.get("type"), c.get("status"), c.get("reason"))
+            for c in status.get("conditions") or []
+            if isinstance(c, Mapping)
+        ),
+    )
+
+
+def readiness_verdict(workloads: Sequence[Workload]) -> Verdict:
+    """The ContactCenter's verdict once its children are applied."""
+    stalled = [w for w in workloads if w.stalled]
+    if stalled:
+        return Verdict(
+            False,
+            ROLLOUT_STALLED,
+            "; ".join(f"{w.describe()}: {w.stalled}" for w in stalled)
+            + " — kubectl describe the pods for the cause (image, crash, resources)",
+            degraded=True,
+        )
+    waiting = [w for w in workloads if not w.ready_now]
+    if waiting:
+        return Verdict(
+            False,
+            PODS_NOT_READY,
+            "children applied; waiting for pods: " + ", ".join(w.describe() for w in waiting),
+            progressing=True,
+        )
+    return Verdict(
+        True,
+        AVAILABLE,
+        "children applied; pods ready: " + ", ".join(w.describe() for w in workloads),
+    )
 
 
 def _timestamp(now: dt.datetime) -> str:

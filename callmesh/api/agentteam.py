@@ -125,5 +125,6 @@ class AgentTeam(Resource):
     kind: Literal["AgentTeam"] = Field(default="AgentTeam", description="AgentTeam.")
     spec: AgentTeamSpec = Field(description="Desired state.")
     status: AgentTeamStatus | None = Field(
-        default=None, description="Observed state, written by the operator."
+        default=None,
+        description="Observed state: conditions from the operator, loggedIn from the router.",
     )

@@ -244,7 +244,7 @@ class Condition(Model):
 
 
 class Status(Model):
-    """Status every callmesh resource reports; written only by the operator."""
+    """Status every callmesh resource reports: conditions from the operator, live figures from the workers."""
 
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation the operator last reconciled."

@@ -280,5 +280,6 @@ class DialerCampaign(Resource):
     kind: Literal["DialerCampaign"] = Field(default="DialerCampaign", description="DialerCampaign.")
     spec: DialerCampaignSpec = Field(description="Desired state.")
     status: DialerCampaignStatus | None = Field(
-        default=None, description="Observed state, written by the operator."
+        default=None,
+        description="Observed state: conditions from the operator, live figures (abandonPercent) from the dialer.",
     )

@@ -225,5 +225,6 @@ class Queue(Resource):
     kind: Literal["Queue"] = Field(default="Queue", description="Queue.")
     spec: QueueSpec = Field(description="Desired state.")
     status: QueueStatus | None = Field(
-        default=None, description="Observed state, written by the operator."
+        default=None,
+        description="Observed state: conditions from the operator, live figures (waiting, serviceLevel) from the router.",
     )

@@ -169,3 +169,50 @@ def test_chart_installs_the_crds() -> None:
         "IVRFlow",
         "DialerCampaign",
     }
+
+
+@needs_helm
+def test_operator_holds_every_permission_its_tenant_roles_grant() -> None:
+    """RBAC escalation prevention: the operator may create a Role only with permissions it
+    holds, since the chart gives it neither `escalate` nor `bind`. Check every rule of every
+    Role the operator renders for the examples against the chart's ClusterRole."""
+    from callmesh.operator.render import render_tenant
+
+    from callmesh.api.validate import load_tenants
+
+    (cluster_role,) = [o for o in template() if o["kind"] == "ClusterRole"]
+    held = {
+        (group, resource, verb)
+        for rule in cluster_role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    granted = set()
+    for tenant in load_tenants([ROOT / "examples"]).values():
+        for role in (o for o in render_tenant(tenant) if o["kind"] == "Role"):
+            granted |= {
+                (group, resource, verb)
+                for rule in role["rules"]
+                for group in rule["apiGroups"]
+                for resource in rule["resources"]
+                for verb in rule["verbs"]
+            }
+    assert ("callmesh.io", "queues/status", "patch") in granted
+    assert granted - held == set()
+    # and it may manage the Roles and RoleBindings themselves
+    for verb in ("create", "patch", "delete"):
+        assert ("rbac.authorization.k8s.io", "roles", verb) in held
+        assert ("rbac.authorization.k8s.io", "rolebindings", verb) in held
+
+
+@needs_helm
+def test_api_server_values_reach_the_operator_args() -> None:
+    (deployment,) = [
+        o
+        for o in template("apiServer.cidrs={10.0.0.10/32}", "apiServer.ports={443}")
+        if o["kind"] == "Deployment"
+    ]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--api-server-cidr=10.0.0.10/32" in args and "--api-server-port=443" in args
+    assert "--api-server-port=6443" not in args

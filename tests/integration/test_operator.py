@@ -64,6 +64,31 @@ def trunk_secret(
     }
 
 
+def list_configmaps(namespace: str) -> list[dict[str, Any]]:
+    """The campaign lists of an example tenant, as ``kubectl create configmap NAME
+    --from-file=examples/<tenant>/data/<file>`` makes them (examples/README.md)."""
+    data = EXAMPLES / namespace / "data"
+    names = {
+        "acme-insurance": {
+            "acme-renewals-contacts": "renewals-contacts.csv",
+            "acme-do-not-call": "do-not-call.txt",
+        },
+        "globex-telecom": {
+            "globex-fiber-contacts": "fiber-upgrade-contacts.csv",
+            "globex-do-not-call": "do-not-call.txt",
+        },
+    }[namespace]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {file: (data / file).read_text()},
+        }
+        for name, file in names.items()
+    ]
+
+
 @dataclass
 class Cluster:
     api: Any
@@ -197,6 +222,7 @@ def children(api: Any, ns: str) -> dict[str, dict[str, Any]]:
 async def test_examples_become_children_and_honest_status(cluster: Cluster) -> None:
     api = cluster.api
     await cluster.create(trunk_secret("acme-insurance", "acme-trunk-credentials"))
+    await cluster.create(*list_configmaps("acme-insurance"), *list_configmaps("globex-telecom"))
     await cluster.create(*example_docs("acme-insurance"), *example_docs("globex-telecom"))
 
     await cluster.wait(lambda: cluster.ready("acme-insurance"), what="acme Ready")
@@ -258,7 +284,8 @@ async def test_examples_become_children_and_honest_status(cluster: Cluster) -> N
     assert sip is not None and sip["spec"]["type"] == "LoadBalancer"
     assert len(globex) > 10
     ready = cluster.condition("contactcenters", "globex-telecom", "globex", "Ready")
-    assert ready is not None and ready["reason"] == "Applied"
+    assert ready is not None and ready["reason"] == "Available"
+    assert "globex-router 1/1 ready" in ready["message"]
 
     # no Secret value is in a ConfigMap, anywhere
     values = {
@@ -274,6 +301,7 @@ async def test_examples_become_children_and_honest_status(cluster: Cluster) -> N
 async def test_unchanged_input_writes_nothing_and_edits_roll_out(cluster: Cluster) -> None:
     api = cluster.api
     await cluster.create(trunk_secret("acme-insurance", "acme-trunk-credentials"))
+    await cluster.create(*list_configmaps("acme-insurance"))
     await cluster.create(*example_docs("acme-insurance"))
     await cluster.wait(lambda: cluster.ready("acme-insurance"))
 
@@ -321,6 +349,7 @@ async def test_bad_reference_degrades_only_that_object_and_deleted_children_retu
 ) -> None:
     api = cluster.api
     await cluster.create(trunk_secret("acme-insurance", "acme-trunk-credentials"))
+    await cluster.create(*list_configmaps("acme-insurance"))
     await cluster.create(*example_docs("acme-insurance"))
     await cluster.wait(lambda: cluster.ready("acme-insurance"))
     ready_since = cluster.condition("queues", "acme-insurance", "claims", "Ready")
@@ -420,6 +449,8 @@ async def test_bad_reference_degrades_only_that_object_and_deleted_children_retu
 
 async def test_api_faults_converge_without_duplicates_or_losses(cluster: Cluster) -> None:
     api = cluster.api
+    await cluster.create(trunk_secret("acme-insurance", "acme-trunk-credentials"))
+    await cluster.create(*list_configmaps("acme-insurance"))
     api.inject(
         Fault("POST", "configmaps", status=500, after_write=True, times=2),  # lost responses
         Fault("POST", "deployments", status=409, times=1),  # conflict on a create
@@ -428,7 +459,6 @@ async def test_api_faults_converge_without_duplicates_or_losses(cluster: Cluster
         Fault("GET", "services", status=0, delay=1.5, times=1),  # a slow response
         Fault("WATCH", "queues", cut_after=3, times=2),  # watch stream cut mid-event
     )
-    await cluster.create(trunk_secret("acme-insurance", "acme-trunk-credentials"))
     await cluster.create(*example_docs("acme-insurance"))
     await cluster.wait(lambda: cluster.ready("acme-insurance"), timeout=40, what="convergence")
     assert all(f.hits == f.times for f in api.faults), [
@@ -447,3 +477,179 @@ async def test_api_faults_converge_without_duplicates_or_losses(cluster: Cluster
         for obj in children(api, "acme-insurance").values()
     )
     assert found == expected  # every child once: none lost, none twice
+
+
+async def test_ready_waits_for_pods_and_follows_rollouts(cluster: Cluster) -> None:
+    api = cluster.api
+    api.pods_ready = False  # the stand-in's controllers report nothing until told
+    await cluster.create(trunk_secret("acme-insurance", "acme-trunk-credentials"))
+    await cluster.create(*list_configmaps("acme-insurance"))
+    await cluster.create(*example_docs("acme-insurance"))
+    ns = "acme-insurance"
+
+    def message(plural: str, name: str, kind: str = "Progressing") -> str:
+        cond = cluster.condition(plural, ns, name, kind)
+        return str(cond["message"]) if cond else ""
+
+    await cluster.wait(
+        lambda: cluster.is_("contactcenters", ns, "acme", "Progressing", "PodsNotReady"),
+        what="the center waiting for its pods",
+    )
+    text = message("contactcenters", "acme")
+    for part in ("acme-freeswitch 0/2 ready", "acme-router 0/1 ready", "acme-dialer 0/1 ready"):
+        assert part in text, text
+    assert not cluster.is_("contactcenters", ns, "acme", "Ready")
+    await cluster.wait(lambda: cluster.is_("queues", ns, "sales", "Progressing", "PodsNotReady"))
+    assert "acme-router 0/1 ready" in message("queues", "sales")
+    assert not cluster.is_("queues", ns, "sales", "Ready")
+
+    # every workload but the router comes up: the message names only the router
+    for plural in ("statefulsets", "deployments"):
+        for obj in api.objects(plural, ns):
+            if obj["metadata"]["name"] != "acme-router":
+                api.set_status(plural, ns, obj["metadata"]["name"], api.ready_status(obj))
+    await cluster.wait(
+        lambda: (
+            "acme-freeswitch" not in message("contactcenters", "acme")
+            and "acme-router 0/1 ready" in message("contactcenters", "acme")
+        ),
+        what="only the router left",
+    )
+    router = api.find("deployments", ns, "acme-router")
+    api.set_status("deployments", ns, "acme-router", api.ready_status(router))
+    await cluster.wait(lambda: cluster.ready(ns), what="Ready once every pod is")
+    ready = cluster.condition("contactcenters", ns, "acme", "Ready")
+    assert ready is not None and ready["reason"] == "Available"
+    assert "acme-freeswitch 2/2 ready" in ready["message"]
+
+    # a queue edit rolls the router: Progressing until the new pods are ready
+    queue = "/apis/callmesh.io/v1alpha1/namespaces/acme-insurance/queues/sales"
+    await cluster.patch(queue, {"spec": {"maxWaitSeconds": 300}})
+    await cluster.wait(
+        lambda: (
+            cluster.is_("contactcenters", ns, "acme", "Progressing", "PodsNotReady")
+            and "acme-router 1/1 ready, 0/1 updated" in message("contactcenters", "acme")
+        ),
+        what="the rollout seen",
+    )
+    # the rollout stalls (a crash loop): Degraded, saying so
+    api.set_status(
+        "deployments",
+        ns,
+        "acme-router",
+        {
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": 'ReplicaSet "acme-router-7f9" has timed out progressing.',
+                }
+            ]
+        },
+    )
+    await cluster.wait(
+        lambda: cluster.is_("contactcenters", ns, "acme", "Degraded", "RolloutStalled")
+    )
+    assert "timed out progressing" in message("contactcenters", "acme", "Degraded")
+    # the queues are data of the router, callcontrol and the dialer: all three rolled
+    assert "acme-callcontrol 1/2 ready" not in message("contactcenters", "acme", "Degraded")
+    for obj in api.objects("deployments", ns):
+        status = {**api.ready_status(obj), "conditions": []}
+        api.set_status("deployments", ns, obj["metadata"]["name"], status)
+    await cluster.wait(lambda: cluster.ready(ns), what="Ready after the rollout")
+    assert cluster.condition("queues", ns, "sales", "Ready")["observedGeneration"] == 2
+
+
+async def test_operator_status_writes_keep_the_workers_live_figures(cluster: Cluster) -> None:
+    api = cluster.api
+    ns = "acme-insurance"
+    await cluster.create(trunk_secret(ns, "acme-trunk-credentials"))
+    await cluster.create(*list_configmaps(ns))
+    await cluster.create(*example_docs(ns))
+    await cluster.wait(lambda: cluster.ready(ns))
+
+    # the workers' figures, written as workers/kubestatus.py does: a merge patch to /status
+    base = f"/apis/callmesh.io/v1alpha1/namespaces/{ns}"
+    figures = {
+        ("queues", "sales"): {"waiting": 3, "serviceLevel": "82%", "agentsAvailable": 2},
+        ("agentteams", "sales-desk"): {"loggedIn": 5},
+        ("dialercampaigns", "policy-renewals"): {"abandonPercent": 1.5},
+    }
+    for (plural, name), status in figures.items():
+        await cluster.patch(f"{base}/{plural}/{name}/status", {"status": status})
+
+    def kept() -> bool:
+        return all(
+            {k: (api.find(p, ns, n).get("status") or {}).get(k) for k in status} == status
+            for (p, n), status in figures.items()
+        )
+
+    # make the operator rewrite every object's status twice: pods go away, then come back
+    router = api.find("deployments", ns, "acme-router")
+    api.set_status("deployments", ns, "acme-router", {"readyReplicas": 0, "availableReplicas": 0})
+    await cluster.wait(
+        lambda: all(cluster.is_(p, ns, n, "Progressing", "PodsNotReady") for p, n in figures),
+        what="every object Progressing",
+    )
+    assert kept(), [api.find(p, ns, n)["status"] for p, n in figures]
+    api.set_status("deployments", ns, "acme-router", api.ready_status(router))
+    await cluster.wait(lambda: cluster.ready(ns))
+    assert kept(), [api.find(p, ns, n)["status"] for p, n in figures]
+    # and a spec edit (new generation) keeps them too
+    await cluster.patch(f"{base}/queues/sales", {"spec": {"maxWaitSeconds": 300}})
+    await cluster.wait(
+        lambda: api.find("queues", ns, "sales")["status"].get("observedGeneration") == 2
+    )
+    assert kept()
+
+
+async def test_campaign_without_its_contact_list_is_degraded_alone(cluster: Cluster) -> None:
+    api = cluster.api
+    ns = "acme-insurance"
+    await cluster.create(trunk_secret(ns, "acme-trunk-credentials"))
+    contacts, do_not_call = list_configmaps(ns)
+    await cluster.create(do_not_call)
+    await cluster.create(*example_docs(ns))
+    await cluster.wait(
+        lambda: cluster.is_(
+            "dialercampaigns", ns, "policy-renewals", "Degraded", "ContactListNotFound"
+        )
+    )
+    cond = cluster.condition("dialercampaigns", ns, "policy-renewals", "Degraded")
+    assert cond is not None
+    assert "spec.contactList.configMap.name" in cond["message"]
+    assert "acme-renewals-contacts" in cond["message"]
+    # the rest of the tenant works; the campaign is not dialled (no dialer at all here)
+    await cluster.wait(
+        lambda: (
+            cluster.is_("contactcenters", ns, "acme", "Ready")
+            and cluster.is_("queues", ns, "sales", "Ready")
+        )
+    )
+    assert api.find("deployments", ns, "acme-dialer") is None
+    assert "policy-renewals" not in api.find("configmaps", ns, "acme-router")["data"]["tenant.yaml"]
+
+    # the list under a wrong key: still Degraded, naming the key
+    await cluster.create(
+        {**contacts, "data": {"contacts.csv": next(iter(contacts["data"].values()))}}
+    )
+    await cluster.wait(
+        lambda: (
+            "has no key renewals-contacts.csv"
+            in (cluster.condition("dialercampaigns", ns, "policy-renewals", "Degraded") or {}).get(
+                "message", ""
+            )
+        ),
+        what="the missing key named",
+    )
+    await cluster.patch(f"/api/v1/namespaces/{ns}/configmaps/acme-renewals-contacts", contacts)
+    await cluster.wait(lambda: cluster.ready(ns), what="the campaign Ready with its list")
+    dialer = api.find("deployments", ns, "acme-dialer")
+    assert dialer is not None, (
+        [d["metadata"]["name"] for d in api.objects("deployments", ns)],
+        api.find("dialercampaigns", ns, "policy-renewals")["status"],
+    )
+    assert api.find("roles", ns, "acme-dialer")["rules"][0]["resources"] == [
+        "dialercampaigns/status"
+    ]

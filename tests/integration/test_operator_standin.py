@@ -15,6 +15,10 @@ the emulator does not, :class:`ApiServer` adds:
 - finalizers (deletionTimestamp first), and background garbage collection of dependents
   through ``ownerReferences``;
 - ``generateName``;
+- the workload controllers and the kubelet, as far as status goes: a StatefulSet or
+  Deployment created or given a new spec reports all its replicas ready and updated
+  ``ready_delay`` seconds later (``pods_ready = False`` stops that, and
+  :meth:`ApiServer.set_status` writes any status, e.g. a crash-looping rollout);
 - injected faults (:class:`Fault`): an HTTP error before or after the write (a lost
   response), a slow response, or a watch stream cut in the middle of an event.
 
@@ -41,6 +45,8 @@ import pytest
 from callmesh.api.crd import all_crds
 
 ResKey = tuple[str, str, str]  # group, version, plural
+#: Plurals whose status the stand-in's "controllers" fill in (see ApiServer.pods_ready).
+WORKLOADS = ("statefulsets", "deployments")
 ObjKey = tuple[ResKey, str, str]  # resource, namespace ('' if cluster-wide), name
 _ANY = object()
 
@@ -184,6 +190,9 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.changed = asyncio.Event()  # set on every write; tests wait on it
         self._names = 0
+        # the controllers: workloads become ready after a short while, unless told not to
+        self.pods_ready = True
+        self.ready_delay = 0.05
 
     # -- test API -------------------------------------------------------------------------
 
@@ -207,6 +216,42 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
             if res[2] == plural and name in scopes.get(namespace, {}):
                 return scopes[namespace][name]
         return None
+
+    def set_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Write ``status`` into an object (merged), as its controller would, with an event."""
+        for res, scopes in self.scopes.items():
+            if res[2] == plural and name in scopes.get(namespace, {}):
+                obj = scopes[namespace][name]
+                patched = merge_patch(obj, {"status": status})
+                if patched != obj:
+                    self._bump(patched)
+                    self._put((res, namespace, name), patched)
+                    self._emit("MODIFIED", res, patched)
+                return
+        raise KeyError(f"{plural} {namespace}/{name} does not exist")
+
+    def ready_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The status a workload's controller reports once every replica runs and is ready."""
+        replicas = int((obj.get("spec") or {}).get("replicas", 1))
+        return {
+            "observedGeneration": obj["metadata"].get("generation", 1),
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "updatedReplicas": replicas,
+            "currentReplicas": replicas,
+        }
+
+    def _rollout(self, key: ResKey, okey: ObjKey) -> None:
+        if key[2] not in WORKLOADS:
+            return
+
+        def finish() -> None:
+            obj = self.store.get(okey)
+            if self.pods_ready and obj is not None:
+                self.set_status(key[2], okey[1], okey[2], self.ready_status(obj))
+
+        asyncio.get_running_loop().call_later(self.ready_delay, finish)
 
     @property
     def total_requests(self) -> int:
@@ -349,6 +394,7 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         self._put((key, ns, name), obj)
         self._emit("ADDED", key, obj)
         self._collect_if_orphaned((key, ns, name))
+        self._rollout(key, (key, ns, name))
         return obj
 
     def _patch(
@@ -375,7 +421,8 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         if patched == obj:
             return obj  # a no-op write changes nothing, not even the resourceVersion
         spec_of = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
-        if spec_of(patched) != spec_of(obj):
+        rolled = spec_of(patched) != spec_of(obj)
+        if rolled:
             patched["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
         self._bump(patched)
         self._put((key, ns, str(name)), patched)
@@ -383,6 +430,8 @@ class ApiServer(kmock.KubernetesEmulator):  # type: ignore[misc]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove((key, ns, str(name)))
         self._emit("MODIFIED", key, patched)
+        if rolled:
+            self._rollout(key, (key, ns, str(name)))
         return patched
 
     def _delete(self, okey: ObjKey) -> dict[str, Any]:

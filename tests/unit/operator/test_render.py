@@ -199,3 +199,73 @@ def test_one_router_pod_and_callcontrol_serves_its_socket(tenant: Tenant) -> Non
     assert callcontrol["readinessProbe"]["tcpSocket"] == {"port": "esl-outbound"}
     env = {e["name"] for e in callcontrol["env"]}
     assert {"POD_IP", "CALLMESH_ESL_PASSWORD", "CALLMESH_ROUTER"} <= env
+
+
+def test_least_privilege_rbac_tokens_and_api_egress_per_worker_role() -> None:
+    """The router and the dialer may patch their resources' status, nothing else; the switch
+    and callcontrol get no Role and no token; only status writers may reach the API server."""
+    from pathlib import Path
+
+    from callmesh.api.validate import load_tenants
+
+    root = Path(__file__).resolve().parents[3]
+    tenant = load_tenants([root / "examples" / "acme-insurance"])["acme-insurance"]
+    options = RenderOptions(api_server_cidrs=("10.0.0.1/32",), api_server_ports=(443,))
+    objects = render_tenant(tenant, options)
+    accounts = {o["metadata"]["name"] for o in by_kind(objects, "ServiceAccount")}
+    assert accounts == {"acme-freeswitch", "acme-router", "acme-callcontrol", "acme-dialer"}
+    roles = {o["metadata"]["name"]: o["rules"] for o in by_kind(objects, "Role")}
+    assert roles == {
+        "acme-router": [
+            {
+                "apiGroups": ["callmesh.io"],
+                "resources": ["queues/status", "agentteams/status"],
+                "verbs": ["get", "patch"],
+            }
+        ],
+        "acme-dialer": [
+            {
+                "apiGroups": ["callmesh.io"],
+                "resources": ["dialercampaigns/status"],
+                "verbs": ["get", "patch"],
+            }
+        ],
+    }
+    bindings = {o["metadata"]["name"]: o for o in by_kind(objects, "RoleBinding")}
+    assert set(bindings) == set(roles)
+    for name, binding in bindings.items():
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": name,
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": name, "namespace": "acme-insurance"}
+        ]
+    pods = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in by_kind(objects, "Deployment") + by_kind(objects, "StatefulSet")
+    }
+    tokens = {name: spec["automountServiceAccountToken"] for name, spec in pods.items()}
+    assert tokens == {
+        "acme-freeswitch": False,
+        "acme-router": True,
+        "acme-callcontrol": False,
+        "acme-dialer": True,
+    }
+    for name, spec in pods.items():
+        assert spec["serviceAccountName"] == name
+        if name != "acme-freeswitch":
+            (env,) = [e for e in spec["containers"][0]["env"] if e["name"] == "CALLMESH_NAMESPACE"]
+            assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    api = {
+        "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
+    egress = {
+        p["metadata"]["name"]: p["spec"].get("egress") for p in by_kind(objects, "NetworkPolicy")
+    }
+    assert api in egress["acme-router"] and api in egress["acme-dialer"]
+    assert api not in egress["acme-callcontrol"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSIONS[-1], strict=True)
