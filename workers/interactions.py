@@ -71,6 +71,8 @@ class InteractionRecord:
         routed_by: the plugin / strategy whose decision chose the agent.
         trace_id: the call's OpenTelemetry trace id (hex), when traced.
         attributes: the call's attributes at the end (IVR answers, CRM data).
+        campaign: the DialerCampaign of an outbound call the dialer handed over (its
+            ``ivr_outcome`` is ``dialer``: no IVR ran).
     """
 
     call_id: str
@@ -99,6 +101,7 @@ class InteractionRecord:
     routed_by: str = ""
     trace_id: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    campaign: str = ""
 
     def to_json(self) -> str:
         """One line of JSON (keys in field order)."""

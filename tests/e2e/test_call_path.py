@@ -2,8 +2,11 @@
 
 50 callers dial ACME's main line at once and walk the example IVR (CRM lookup, menus,
 invalid keys, timeouts), queue, hear announcements and are bridged to simulated agents
-(one of whom never answers: RONA); some hang up while waiting (abandon). The router is
-killed mid-test and a new one started on the same port: every waiting call is enqueued
+(one of whom never answers: RONA); some hang up while waiting (abandon). Meanwhile the
+dialer hands over answered outbound calls (``callmesh_queue`` and the campaign's
+``callmesh_attr_*`` variables, built by the dialer's own ``originate_command`` and
+``connect_transfer`` and read with FreeSWITCH's parsing rules): they skip the IVR and queue
+directly with the campaign's attributes. The router is killed mid-test and a new one started on the same port: every waiting call is enqueued
 again with its original enqueue time. At the end every call has exactly one interaction
 record. Every wait is on a condition; the only timed values are the agents' talk times.
 """
@@ -25,10 +28,15 @@ import yaml
 from callmesh.v1 import router_pb2, router_pb2_grpc
 from callmesh.workers.callcontrol.config import load_config
 from callmesh.workers.callcontrol.worker import CallControl
+from callmesh.workers.dialer.calls import connect_transfer, originate_command
+from callmesh.workers.esl.quoting import parse_originate, separate_string
 from callmesh.workers.interactions import Disposition, MemorySink
 from callmesh.workers.router.server import RouterServer
 from callmesh.workers.telemetry import setup_telemetry
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from callmesh.dialer.campaign import Dial
+from callmesh.dialer.contacts import Contact
 
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
@@ -41,6 +49,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-insurance"
 NS = "acme-insurance"
 DOMAIN = "acme-insurance.voice.example.net"
 CALLERS = 50
+DIALED = 4
+"""Answered outbound calls the dialer hands to callcontrol during the test."""
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -156,6 +166,35 @@ def caller_script(kind: str, rng: random.Random) -> Callable[[Channel], None]:
     return setup
 
 
+def dialer_handoff(i: int, callcontrol: str) -> tuple[str, dict[str, str]]:
+    """The caller id and channel variables of an outbound call the dialer answered and
+    moved to callcontrol: its originate's ``{...}`` block and the ``set:`` steps of its
+    ``uuid_transfer ... inline``, both read as FreeSWITCH reads them."""
+    contact = Contact(f"c{i}", f"+1646555{i:04d}", "UTC", {"policy": f"P-{i:03d}", "tier": "gold"})
+    attempt = f"policy-renewals.c{i}.1"
+    dial = Dial(attempt, contact, "+12125550102", "ACME Insurance", 30,
+                {"callmesh_campaign": "policy-renewals", "callmesh_attempt": attempt,
+                 "callmesh_contact": contact.id})  # fmt: skip
+    leg = f"00000000-0000-4000-8000-{i:012d}"
+    parsed = parse_originate(originate_command(dial, "carrier", call_uuid=leg).split(" ", 1)[1])
+    assert parsed is not None
+    variables = dict(parsed[0])
+    # uuid_transfer <uuid> '<app:arg,...>' inline: the API's words, then the inline
+    # dialplan's ',' steps, each "app:data"
+    words = separate_string(connect_transfer(leg, "sales", callcontrol, attempt), " ")
+    assert words[0] == "uuid_transfer" and words[-1] == "inline"
+    for step in separate_string(words[2], ","):
+        app, _, data = step.partition(":")
+        if app == "set":
+            name, _, value = data.partition("=")
+            variables[name] = value
+    assert variables["callmesh_queue"] == "sales"
+    caller = variables.pop("origination_caller_id_number")
+    for name in ("origination_uuid", "origination_caller_id_name"):
+        variables.pop(name)
+    return caller, variables
+
+
 @pytest.mark.slow
 async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: Path) -> None:
     rng = random.Random(8)
@@ -218,6 +257,20 @@ async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: 
         tracer=telemetry.tracer,
     )
     cc_port = await worker.start()
+    enqueues: list[tuple[str, dict[str, str]]] = []
+    stub = worker.router
+
+    class Spy:
+        """The router stub, noting the metadata each Enqueue carries."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stub, name)
+
+        def Enqueue(self, request: Any, **kwargs: Any) -> Any:
+            enqueues.append((request.contact_id, dict(kwargs.get("metadata") or ())))
+            return stub.Enqueue(request, **kwargs)
+
+    worker.router = Spy()  # type: ignore[assignment]
     agents = Agents(address, on_duty)
     try:
         await until(lambda: len(agents.logged_in) == len(on_duty), "agents logged in")
@@ -239,10 +292,24 @@ async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: 
                     setup=caller_script(kind, rng),
                 )
                 for i, kind in enumerate(plan)
-            )
+            ),
+            *(
+                peer.call(
+                    "127.0.0.1",
+                    cc_port,
+                    caller_id_number=caller,
+                    destination=f"+1646555{i:04d}",
+                    variables={"callmesh_managed": "true", "callmesh_tenant": NS, **variables},
+                )
+                for i, (caller, variables) in (
+                    (i, dialer_handoff(i, f"127.0.0.1:{cc_port}")) for i in range(DIALED)
+                )
+            ),
         )
+        dialed = {c.channel.uuid for c in calls[CALLERS:]}
+        calls = calls[:CALLERS]
         uuids = {c.channel.uuid for c in calls}
-        assert len(uuids) == CALLERS
+        assert len(uuids) == CALLERS and len(dialed) == DIALED
 
         # --- kill the router while calls wait; a new one takes its port ------------------
         core = router.core
@@ -285,7 +352,9 @@ async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: 
 
         # --- every call ends with exactly one record ----------------------------------
         try:
-            await until(lambda: len(sink.records) >= CALLERS, "50 interaction records", 20.0)
+            await until(
+                lambda: len(sink.records) >= CALLERS + DIALED, "54 interaction records", 20.0
+            )
         except AssertionError:
             for c in worker.calls.values():
                 print(
@@ -302,9 +371,22 @@ async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: 
             print("agents", agents.logged_in, {a: core2.presence.get(a) for a in on_duty})
             raise
         await until(lambda: not worker.calls, "no call left")
-        records = sink.records
+        assert len(sink.records) == CALLERS + DIALED
+        assert {r.call_id for r in sink.records} == uuids | dialed
+        # the dialer's calls: no IVR, straight into the campaign's queue, its attributes on
+        for uuid in dialed:
+            record = next(r for r in sink.records if r.call_id == uuid)
+            assert record.ivr_outcome == "dialer" and not record.ivr_path, record
+            assert record.queue == "sales" and record.campaign == "policy-renewals"
+            assert record.disposition == Disposition.ANSWERED and record.agent_id, record
+            assert record.attributes["tier"] == "gold"
+            assert record.attributes["policy"].startswith("P-")
+            assert record.attributes["dialer.attempt"].startswith("policy-renewals.c")
+            assert not [e for e in peer.channels[uuid].events
+                        if e.name == "CHANNEL_EXECUTE"
+                        and e.get("Application") in ("answer", "play_and_get_digits")]  # fmt: skip
+        records = [r for r in sink.records if r.call_id in uuids]
         assert len(records) == CALLERS
-        assert {r.call_id for r in records} == uuids
         by_id = {r.call_id: r for r in records}
         abandoned = [u for u in uuids if peer.channels[u].variables.get("test_abandoned") == "true"]
         assert abandoned, "some callers gave up on hold"
@@ -368,11 +450,18 @@ async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: 
         mine = [s for s in spans if format(s.context.trace_id, "032x") == answered.trace_id]
         names = {s.name for s in mine}
         assert {"call", "ivr", "queue", "agent leg", "bridge"} <= names
+        # the Enqueue carries the call's trace to the router (W3C traceparent metadata)
+        parents = [m.get("traceparent", "") for cid, m in enqueues if cid == answered.call_id]
+        assert parents and all(p.split("-")[1] == answered.trace_id for p in parents)
         queue_span = next(s for s in mine if s.name == "queue")
         assert any(e.name == "routing decision" for e in queue_span.events)
         assert (
-            len({format(s.context.trace_id, "032x") for s in spans if s.name == "call"}) == CALLERS
+            len({format(s.context.trace_id, "032x") for s in spans if s.name == "call"})
+            == CALLERS + DIALED
         )
+        handed = [s for s in spans if s.name == "call"
+                  and any(e.name == "dialer hand-off" for e in s.events)]  # fmt: skip
+        assert len(handed) == DIALED
     finally:
         await agents.close()
         for task in talk_tasks:

@@ -98,6 +98,24 @@ restarted callcontrol completes such calls at the router and writes their record
 ATTRIBUTES = "callmesh_attributes"
 """Channel variable with attributes a call brings into the IVR (``a=1;b=2``, URL-encoded)."""
 
+DIALER_QUEUE = "callmesh_queue"
+"""Channel variable the dialer sets when it hands an answered outbound call over
+(``workers/dialer/calls.py`` ``connect_transfer``): no IVR, straight into this queue."""
+
+DIALER_PRIORITY = "callmesh_priority"
+"""Optional priority of a dialer hand-off (an integer; the queue's default when absent)."""
+
+DIALER_ATTRIBUTE = "callmesh_attr_"
+"""Prefix of the contact attributes the dialer's originate sets (``callmesh_attr_<name>``);
+they reach the router (and the agent's screen pop) as ``<name>``."""
+
+DIALER_VARIABLES = {
+    "callmesh_campaign": "dialer.campaign",
+    "callmesh_attempt": "dialer.attempt",
+    "callmesh_contact": "dialer.contact",
+}
+"""The dialer's own variables and the attributes they become."""
+
 UNUSED_EVENTS = (
     "CHANNEL_EXECUTE", "CHANNEL_STATE", "CHANNEL_PARK", "CHANNEL_UNPARK", "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_ORIGINATE",
@@ -171,6 +189,26 @@ def unpack_record(packed: str) -> InteractionRecord | None:
         return None
 
 
+def dialer_attributes(channel: Event) -> dict[str, str]:
+    """The attributes a dialer hand-off brings: each ``callmesh_attr_<name>`` as ``<name>``,
+    the campaign, attempt and contact as ``dialer.*`` (and ``dialer.priority``)."""
+    found: dict[str, str] = {}
+    prefix = "variable_" + DIALER_ATTRIBUTE
+    for header in channel:
+        if header.startswith(prefix) and len(found) < 64:
+            value = channel.get(header) or ""
+            if value and len(value) <= 1024:
+                found[header.removeprefix(prefix)] = value
+    for variable, attribute in DIALER_VARIABLES.items():
+        own = channel.variable(variable)
+        if own:
+            found[attribute] = own
+    priority = channel.variable(DIALER_PRIORITY)
+    if priority:
+        found["dialer.priority"] = priority
+    return found
+
+
 def _digits_event(entered: str) -> IvrEvent:
     return Digits(entered) if entered else Timeout()
 
@@ -199,6 +237,10 @@ class Call:
             self.flow_name = worker.config.numbers.get(self.did, "")
         self._attributes_raw = variable(ATTRIBUTES) or ""
         self.marker = variable(MARKER) or ""
+        self.dialer_queue = variable(DIALER_QUEUE) or ""
+        self._dialer: dict[str, str] | None = None
+        if self.dialer_queue:
+            self._dialer = dialer_attributes(channel)
         # keep only the UUID of CHANNEL_DATA (~150 headers, ~20 KB once parsed) for the
         # rest of the call: everything else the call needs was read above
         session.channel = Event([("Unique-ID", self.uuid)])
@@ -260,6 +302,8 @@ class Call:
                         dict(self.attributes),
                         enqueued_at=self.record.enqueued_at,
                     )
+                elif self._dialer is not None:
+                    await self._dialer_handoff(self._dialer)
                 else:
                     await self._ivr_then_route()
             except (CallHangup, EslCommandError) as exc:
@@ -373,6 +417,27 @@ class Call:
             else:
                 with contextlib.suppress(CallHangup):
                     await self.session.wait_hangup()
+
+    async def _dialer_handoff(self, attributes: dict[str, str]) -> None:
+        """An answered outbound call from the dialer: no IVR, straight into its queue with
+        the campaign's attributes (an unknown queue is refused by the router and the call
+        goes to the default queue, as for a flow's queue)."""
+        record = self.record
+        record.answered_at = time.time()  # the contact answered before the hand-off
+        record.ivr_outcome = "dialer"
+        record.campaign = attributes.get("dialer.campaign", "")
+        priority: int | None = None
+        raw_priority = attributes.pop("dialer.priority", "")
+        if raw_priority.lstrip("-").isdigit():
+            priority = int(raw_priority)
+        elif raw_priority:
+            log.warning("call %s: %s=%r is not an integer; ignored", self.uuid,
+                        DIALER_PRIORITY, raw_priority)  # fmt: skip
+        trace.get_current_span().add_event(
+            "dialer hand-off",
+            {"callmesh.queue": self.dialer_queue, "callmesh.campaign": record.campaign},
+        )
+        await self._queue_phase(self.dialer_queue, priority, (), attributes)
 
     async def _default_queue(self) -> None:
         queue = self.worker.config.default_queue

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from callmesh.workers.callcontrol.call import esl_text, pack_record, should_record, unpack_record
+from callmesh.workers.callcontrol.call import (
+    dialer_attributes,
+    esl_text,
+    pack_record,
+    should_record,
+    unpack_record,
+)
 from callmesh.workers.callcontrol.config import CallControlConfigError, load_config
+from callmesh.workers.esl.events import Event
 from callmesh.workers.interactions import InteractionRecord, JsonLinesSink
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "acme-insurance"
@@ -100,3 +107,28 @@ async def test_json_lines_sink_appends_whole_lines(tmp_path: Path) -> None:
     await again.write(InteractionRecord(call_id="c3"))
     await again.close()
     assert len(again.read()) == 4
+
+
+def test_dialer_attributes_from_the_channel_data() -> None:
+    channel = Event(
+        [
+            ("Unique-ID", "u1"),
+            ("variable_callmesh_queue", "sales"),
+            ("variable_callmesh_attr_tier", "gold"),
+            ("variable_callmesh_attr_policy", "P-1"),
+            ("variable_callmesh_attr_empty", ""),
+            ("variable_callmesh_campaign", "renewals"),
+            ("variable_callmesh_attempt", "renewals.c1.1"),
+            ("variable_callmesh_contact", "c1"),
+            ("variable_callmesh_priority", "3"),
+            ("variable_sip_from_user", "x"),
+        ]
+    )
+    assert dialer_attributes(channel) == {
+        "tier": "gold",
+        "policy": "P-1",
+        "dialer.campaign": "renewals",
+        "dialer.attempt": "renewals.c1.1",
+        "dialer.contact": "c1",
+        "dialer.priority": "3",
+    }
