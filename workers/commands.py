@@ -150,9 +150,23 @@ def callcontrol_command(
         typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH"),
     ] = "127.0.0.1:8021",
     password: Annotated[
-        str,
-        typer.Option(help="The event-socket password.", envvar="CALLMESH_ESL_PASSWORD"),
-    ] = "ClueCon",
+        str | None,
+        typer.Option(
+            help="The event-socket password (the operator sets it from the Secret"
+            " <center>-esl). Required, here or with --password-file.",
+            envvar="CALLMESH_ESL_PASSWORD",
+            show_envvar=True,
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the event-socket password (a mounted Secret key); used when"
+            " CALLMESH_ESL_PASSWORD is not set.",
+            envvar="CALLMESH_ESL_PASSWORD_FILE",
+            show_envvar=True,
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option(help="Outbound-socket port the dialplan connects to.", min=0)
     ] = 8084,
@@ -183,8 +197,9 @@ def callcontrol_command(
 
     FreeSWITCH's dialplan hands each call to this worker (``socket <host>:8084 async
     full``); queues live in the router (CALLMESH_ROUTER); agent legs are originated over the
-    inbound event socket (CALLMESH_FREESWITCH, CALLMESH_ESL_PASSWORD). Every call ends in
-    one interaction record. Stops gracefully on SIGTERM; see docs/callflow.md.
+    inbound event socket (CALLMESH_FREESWITCH; the password from CALLMESH_ESL_PASSWORD or
+    --password-file, required: there is no default). Every call ends in one interaction
+    record. Stops gracefully on SIGTERM; see docs/callflow.md.
     """
     import asyncio
     import signal
@@ -194,12 +209,36 @@ def callcontrol_command(
     from callmesh.workers.interactions import JsonLinesSink
     from callmesh.workers.telemetry import setup_telemetry
 
+    def _esl_password(value: str | None, path: Path | None) -> str:
+        """The password from the option/env, else the file; exit 2 naming both if neither."""
+        if value:
+            return value
+        if path is not None:
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                typer.echo(f"error: --password-file {path}: cannot read it: {exc.strerror}",
+                           err=True)  # fmt: skip
+                raise typer.Exit(2) from None
+            if text:
+                return text
+            typer.echo(f"error: --password-file {path} is empty", err=True)
+            raise typer.Exit(2)
+        typer.echo(
+            "error: the event-socket password is required: set CALLMESH_ESL_PASSWORD (the"
+            " operator renders it from the Secret <center>-esl, key 'password') or pass"
+            " --password-file with a mounted Secret key (CALLMESH_ESL_PASSWORD_FILE)",
+            err=True,
+        )
+        raise typer.Exit(2)
+
     _logging(log_level)
     try:
         cfg = load_config(config, default_queue=default_queue)
     except CallControlConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    secret = _esl_password(password, password_file)
     fs_host, _, fs_port = freeswitch.rpartition(":")
     if not fs_host or not fs_port.isdigit():
         typer.echo(f"error: --freeswitch {freeswitch!r}: use host:port, e.g. fs:8021", err=True)
@@ -217,7 +256,7 @@ def callcontrol_command(
             cfg,
             router=router,
             freeswitch=(fs_host, int(fs_port)),
-            password=password,
+            password=secret,
             sink=sink,
             host=host,
             port=port,

@@ -65,6 +65,12 @@ def write_tenant(path: Path) -> Path:
     return path
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without any ESL password (so each test says where it comes from)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLMESH_ESL_PASSWORD")}
+    return {**env, "PYTHONSAFEPATH": "1"}
+
+
 async def until(predicate: object, what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
@@ -77,18 +83,20 @@ async def test_worker_callcontrol_process_serves_a_call_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
     config = write_tenant(tmp_path / "tenant.yaml")
-    peer = FakeFreeSwitch()
+    peer = FakeFreeSwitch(password="s3cret-from-the-secret")
     await peer.start()
+    secret = tmp_path / "esl" / "password"  # as a Secret key mounted as a file
+    secret.parent.mkdir()
+    secret.write_text("s3cret-from-the-secret\n")
     router = RouterServer(config, address="127.0.0.1:0", reload_interval=0)
     router_port = await router.start()
     port = free_port()
     records = tmp_path / "interactions.jsonl"
     env = {
-        **os.environ,
-        "PYTHONSAFEPATH": "1",
+        **clean_env(),
         "CALLMESH_ROUTER": f"127.0.0.1:{router_port}",
         "CALLMESH_FREESWITCH": f"127.0.0.1:{peer.port}",
-        "CALLMESH_ESL_PASSWORD": "ClueCon",
+        "CALLMESH_ESL_PASSWORD_FILE": str(secret),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "callmesh.cli", "worker", "callcontrol", "--config", str(config),
@@ -135,3 +143,25 @@ async def test_worker_callcontrol_refuses_a_bad_config(tmp_path: Path) -> None:
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert b"no such file" in err and b"--config" in err
+
+
+async def test_worker_callcontrol_needs_the_esl_password(tmp_path: Path) -> None:
+    config = write_tenant(tmp_path / "tenant.yaml")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callmesh.cli", "worker", "callcontrol", "--config", str(config),
+        env=clean_env(), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"password is required" in err
+    assert b"CALLMESH_ESL_PASSWORD" in err and b"--password-file" in err
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for path, message in ((empty, b"is empty"), (tmp_path / "missing", b"cannot read it")):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callmesh.cli", "worker", "callcontrol",
+            "--config", str(config), "--password-file", str(path),
+            env=clean_env(), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await proc.communicate()
+        assert proc.returncode == 2 and message in err and str(path).encode() in err
