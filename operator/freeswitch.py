@@ -28,7 +28,6 @@ PUBLIC_CONTEXT = "public"
 #: Modules loaded, in order (FreeSWITCH's modules.conf.xml); each is needed by a feature below.
 MODULES = (
     "mod_console",  # logging to stdout, which the container runtime collects
-    "mod_logfile",
     "mod_event_socket",  # ESL: the callcontrol and dialer workers drive calls through it
     "mod_sofia",  # SIP
     "mod_commands",  # api commands: originate, uuid_*, show
@@ -171,6 +170,8 @@ def vars_xml(tenant: Tenant, ctx: SwitchContext) -> str:
     _preprocess(root, "set", f"domain={spec.sip_domain}")
     _preprocess(root, "set", f"domain_name={spec.sip_domain}")
     _preprocess(root, "set", "hold_music=local_stream://moh")
+    # prompts of the say application and of voicemail (the image's English sounds)
+    _preprocess(root, "set", "sound_prefix=$${sounds_dir}/en/us/callie")
     _preprocess(root, "set", f"internal_sip_port={spec.freeswitch.sip_port}")
     _preprocess(root, "set", f"external_sip_port={spec.freeswitch.external_sip_port}")
     _preprocess(root, "set", "global_codec_prefs=OPUS,G722,PCMU,PCMA")
@@ -195,6 +196,9 @@ def freeswitch_xml() -> str:
         ("configuration", "autoload_configs/*.xml", "Various Configuration"),
         ("dialplan", "dialplan/*.xml", "Regex/XML Dialplan"),
         ("directory", "directory/*.xml", "User Directory"),
+        # say and voicemail find their say-module, sounds and phrases here: without a
+        # language, FreeSWITCH's say application plays nothing
+        ("languages", "lang/en/*.xml", "Language Management"),
     ):
         sec = _el(root, "section", name=section, description=description)
         _preprocess(sec, "include", pattern)
@@ -207,6 +211,105 @@ def modules_conf() -> str:
     modules = _el(root, "modules")
     for module in MODULES:
         _el(modules, "load", module=module)
+    return _to_text(root)
+
+
+def console_conf() -> str:
+    """``autoload_configs/console.conf.xml``: every log level to stdout, uncoloured.
+
+    mod_console logs nothing useful without it (its configuration is not optional).
+    """
+    root = _configuration("console.conf", "Console Logger")
+    mappings = _el(root, "mappings")
+    _el(mappings, "map", name="all", value="console,debug,info,notice,warning,err,crit,alert")
+    settings = _el(root, "settings")
+    _param(settings, "colorize", "false")
+    _param(settings, "loglevel", "info")
+    return _to_text(root)
+
+
+#: The phrase macros mod_voicemail plays while a caller leaves a message, as in
+#: FreeSWITCH's conf/vanilla/lang/en/vm/sounds.xml: (name, [(pattern, [(function, data,
+#: extra attributes)])]).
+_VOICEMAIL_MACROS: tuple[
+    tuple[str, tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]], ...
+] = (
+    (
+        "voicemail_play_greeting",
+        (
+            (
+                "^(.*)$",
+                (
+                    ("play-file", "voicemail/vm-person.wav", ""),
+                    ("say", "$1", "name_spelled"),
+                    ("play-file", "voicemail/vm-not_available.wav", ""),
+                ),
+            ),
+        ),
+    ),
+    ("voicemail_say_name", (("^(.*)$", (("say", "$1", "name_spelled"),)),)),
+    (
+        "voicemail_record_message",
+        (("^(.*)$", (("play-file", "voicemail/vm-record_message.wav", ""),)),),
+    ),
+    (
+        "voicemail_record_file_check",
+        (
+            (
+                "^([0-9#*]):([0-9#*]):([0-9#*])$",
+                (
+                    ("play-file", "voicemail/vm-listen_to_recording.wav", ""),
+                    ("play-file", "voicemail/vm-press.wav", ""),
+                    ("say", "$1", "name_spelled"),
+                    ("play-file", "voicemail/vm-save_recording.wav", ""),
+                    ("play-file", "voicemail/vm-press.wav", ""),
+                    ("say", "$2", "name_spelled"),
+                    ("play-file", "voicemail/vm-rerecord.wav", ""),
+                    ("play-file", "voicemail/vm-press.wav", ""),
+                    ("say", "$3", "name_spelled"),
+                ),
+            ),
+        ),
+    ),
+    (
+        "voicemail_ack",
+        (
+            ("^(too-small)$", (("play-file", "voicemail/vm-too-small.wav", ""),)),
+            (
+                "^(saved)$",
+                (
+                    ("play-file", "voicemail/vm-message.wav", ""),
+                    ("play-file", "voicemail/vm-$1.wav", ""),
+                ),
+            ),
+        ),
+    ),
+    ("voicemail_goodbye", (("(.*)", (("play-file", "voicemail/vm-goodbye.wav", ""),)),)),
+)
+
+
+def language_en() -> str:
+    """``lang/en/en.xml``: English for ``say`` (mod_say_en) and voicemail's prompts."""
+    root = ET.Element("include")
+    language = _el(root, "language", name="en", say_module="en", sound_prefix="$${sound_prefix}")
+    phrases = _el(language, "phrases")
+    macros = _el(phrases, "macros")
+    for name, inputs in _VOICEMAIL_MACROS:
+        macro = _el(macros, "macro", name=name)
+        for pattern, actions in inputs:
+            match = _el(_el(macro, "input", pattern=pattern), "match")
+            for function, data, say_type in actions:
+                if say_type:
+                    _el(
+                        match,
+                        "action",
+                        function=function,
+                        data=data,
+                        method="pronounced",
+                        type=say_type,
+                    )
+                else:
+                    _el(match, "action", function=function, data=data)
     return _to_text(root)
 
 
@@ -242,8 +345,7 @@ def voicemail_conf(tenant: Tenant) -> str:
     """``autoload_configs/voicemail.conf.xml``: the ``default`` profile the IVR's voicemail uses."""
     _center(tenant)
     root = _configuration("voicemail.conf", "Voicemail")
-    settings = _el(root, "settings")
-    _param(settings, "odbc-dsn", "")
+    _el(root, "settings")
     profiles = _el(root, "profiles")
     profile = _el(profiles, "profile", name="default")
     for name, value in (
@@ -257,7 +359,7 @@ def voicemail_conf(tenant: Tenant) -> str:
         ("tone-spec", "%(1000, 0, 640)"),
         ("callback-dialplan", "XML"),
         ("callback-context", AGENT_CONTEXT),
-        ("play-new-messages-first", "true"),
+        ("play-new-messages-lifo", "false"),
         ("record-silence-threshold", "200"),
         ("record-silence-hits", "2"),
         ("storage-dir", "/var/lib/freeswitch/recordings/voicemail"),
@@ -269,10 +371,10 @@ def voicemail_conf(tenant: Tenant) -> str:
 def local_stream_conf() -> str:
     """``autoload_configs/local_stream.conf.xml``: music on hold from the image's sounds."""
     root = _configuration("local_stream.conf", "stream files from local dir")
-    for rate in ("8000", "16000"):
-        directory = _el(
-            root, "directory", name=f"moh/{rate}", path=f"$${{sounds_dir}}/music/{rate}"
-        )
+    # local_stream://moh plays moh/<the call's rate>, and "default" where that is missing
+    # (an OPUS call at 48 kHz), as in FreeSWITCH's vanilla configuration
+    for name, rate in (("default", "8000"), ("moh/8000", "8000"), ("moh/16000", "16000")):
+        directory = _el(root, "directory", name=name, path=f"$${{sounds_dir}}/music/{rate}")
         _param(directory, "rate", rate)
         _param(directory, "shuffle", "true")
         _param(directory, "channels", "1")
@@ -297,8 +399,11 @@ def _gateway(parent: ET.Element, trunk: Trunk) -> None:
     _param(gateway, "expire-seconds", "600")
     _param(gateway, "retry-seconds", "30")
     _param(gateway, "ping", "30")
+    # the call's caller ID goes in From (the worker sets origination_caller_id_number)
     _param(gateway, "caller-id-in-from", "true")
-    if trunk.caller_id_number:
+    if trunk.caller_id_number and not trunk.register_:
+        # from-user is also the REGISTER address (sip:from-user@realm): a registering trunk
+        # keeps its user name there, only an IP-authenticated trunk shows the number
         _param(gateway, "from-user", trunk.caller_id_number.lstrip("+"))
 
 
@@ -488,6 +593,7 @@ CONFIG_PATHS = {
     "freeswitch.xml": "freeswitch.xml",
     "vars.xml": "vars.xml",
     "modules.conf.xml": "autoload_configs/modules.conf.xml",
+    "console.conf.xml": "autoload_configs/console.conf.xml",
     "switch.conf.xml": "autoload_configs/switch.conf.xml",
     "event_socket.conf.xml": "autoload_configs/event_socket.conf.xml",
     "sofia.conf.xml": "autoload_configs/sofia.conf.xml",
@@ -497,6 +603,7 @@ CONFIG_PATHS = {
     "dialplan-public.xml": "dialplan/public.xml",
     "dialplan-agents.xml": "dialplan/agents.xml",
     "directory.xml": "directory/tenant.xml",
+    "lang-en.xml": "lang/en/en.xml",
 }
 
 
@@ -506,6 +613,7 @@ def render_config(tenant: Tenant, ctx: SwitchContext) -> dict[str, str]:
         "freeswitch.xml": freeswitch_xml(),
         "vars.xml": vars_xml(tenant, ctx),
         "modules.conf.xml": modules_conf(),
+        "console.conf.xml": console_conf(),
         "switch.conf.xml": switch_conf(tenant),
         "event_socket.conf.xml": event_socket_conf(),
         "sofia.conf.xml": sofia_conf(tenant),
@@ -515,6 +623,7 @@ def render_config(tenant: Tenant, ctx: SwitchContext) -> dict[str, str]:
         "dialplan-public.xml": dialplan_public(tenant),
         "dialplan-agents.xml": dialplan_agents(tenant),
         "directory.xml": directory_xml(tenant),
+        "lang-en.xml": language_en(),
     }
     assert files.keys() == CONFIG_PATHS.keys()
     return files
