@@ -468,6 +468,9 @@ class Reconciler:
                     "queues": len(tenant.queues),
                     "agents": sum(len(t.spec.agents) for t in tenant.teams.values()),
                 }
+            elif key[0] == "AgentTeam":
+                agents = (body.get("spec") or {}).get("agents")
+                extra = {"agents": len(agents) if isinstance(agents, list) else 0}
             new = st.status_patch(body, verdict, now, extra)
             if new is None:
                 continue

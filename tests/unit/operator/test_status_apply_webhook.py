@@ -29,7 +29,7 @@ def body(generation: int = 1, status: dict[str, Any] | None = None) -> dict[str,
 
 
 def test_transition_time_moves_only_when_the_status_changes() -> None:
-    ready = st.Verdict(True, st.APPLIED, "configuration applied")
+    ready = st.Verdict(True, st.AVAILABLE, "configuration applied")
     first = st.status_patch(body(), ready, T0)
     assert first is not None and first["observedGeneration"] == 1
     assert {c["type"]: c["status"] for c in first["conditions"]} == {
