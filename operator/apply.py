@@ -101,12 +101,14 @@ async def apply_set(
     kinds: Collection[str] = CHILD_KINDS,
     create_only: Collection[str] = ("Secret",),
     watch_status: Collection[str] = ("StatefulSet", "Deployment"),
+    stamped: bool = False,
 ) -> ApplyResult:
     """Make the objects of ``kinds`` matching ``selector`` in ``namespace`` equal ``desired``.
 
     Every desired object must carry the selector's labels, or the next call would delete it
     as a leftover. A create that meets an existing object (409, e.g. after a lost response)
     re-reads it and patches it if needed, so a retry never duplicates a child.
+    ``stamped`` says the objects carry their input-hash annotation already (:func:`stamp`).
     """
     result = ApplyResult()
     wanted: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
@@ -117,7 +119,7 @@ async def apply_set(
         labels = obj["metadata"].get("labels", {})
         if any(labels.get(k) != v for k, v in selector.items()):
             raise ValueError(f"{kind}/{obj['metadata']['name']} lacks the selector labels")
-        wanted[kind].append(stamp(obj))
+        wanted[kind].append(dict(obj) if stamped else stamp(obj))
     for kind in kinds:
         ref = REFS[kind]
         live = {o["metadata"]["name"]: o for o in await client.list(ref, namespace, selector)}
