@@ -1,20 +1,25 @@
 """Router worker: enqueue-to-offer latency over loopback gRPC, beside a bare echo floor.
 
-A child process serves the router (``RouterServer``, one queue, ``--agents`` agents, no
-wrap-up) and, on a second port of the same event loop, a bare gRPC echo (bytes in, the same
-bytes out). This process logs every agent in on its own AgentSession stream, then offers
-contacts at ``--rate`` per second (evenly spaced) for ``--seconds``: for each one it sends
-Enqueue and times until the Offer reaches the agent's stream; the agent accepts and the
-contact is completed at once, so agents stay free. First, in the same run, the same
-processes and at the same rate, it times echo round trips: the floor, what one gRPC round
-trip costs on this machine. (Enqueue-to-offer is one request plus one stream message back,
-so about one round trip plus the routing work.)
+Three processes, as in a cluster: a child serves the router (``RouterServer``, one queue,
+``--agents`` agents, no wrap-up, no span export) and, on a second port of the same event
+loop, a bare gRPC echo (bytes in, the same bytes out); a second child holds the agents, each
+logged in on its own AgentSession stream (the agents' desktops); this process is the caller
+side (callcontrol). It offers contacts at ``--rate`` per second (evenly spaced) for
+``--seconds``: for each one it sends Enqueue, and the agents' process notes when the Offer
+reaches the agent's stream (``time.perf_counter``, CLOCK_MONOTONIC, the same clock in every
+process); the agent accepts and the contact is completed at once, so agents stay free.
+Before the contacts, at the same rate and with the same processes, it times echo round
+trips: the floor, what one gRPC round trip costs on this machine at that moment
+(Enqueue-to-offer is one request plus one stream message back, so about one round trip plus
+the routing work). ``--rounds`` repeats echo + contacts (the machine's load varies);
+``--same-process`` runs the agents in this process instead (one client process).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/router_grpc.py [--rate 500] [--seconds 10]
 
-Prints p50/p90/p99/max of both, the ratio p99(enqueue-to-offer) / p99(echo), the server's
-CPU time per echo and per contact (what rate one core sustains, whatever else runs on the
-machine), and the load average (latencies only mean something on an otherwise idle box).
+Prints, per round, p50/p90/p99/max of both, the ratio p99(enqueue-to-offer) / p99(echo),
+the server's CPU time per echo and per contact (read in the server process itself: what
+rate one core sustains, whatever else runs on the machine), and the load average; then the
+best round and the clients' CPU per contact.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,13 +103,99 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+async def agents(
+    port: int,
+    count: int,
+    complete_on_stream: bool,
+    arrived: Any,
+    ready: asyncio.Event,
+) -> list[asyncio.Task[None]]:
+    """Log ``count`` agents in on their own AgentSession streams; each offer is timed on
+    arrival (``arrived(contact_id, perf_counter)``), accepted at once, and the contact is
+    completed as soon as it is connected (agents stay free). Returns the session tasks."""
+    import grpc
+    import grpc.aio
+    from callmesh.v1 import router_pb2, router_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = router_pb2_grpc.RouterServiceStub(channel)
+    logged_in: set[str] = set()
+
+    async def agent(agent_id: str) -> None:
+        call = stub.AgentSession()
+        await call.write(
+            router_pb2.AgentSessionRequest(
+                login=router_pb2.AgentLogin(agent_id=agent_id, ready=True)
+            )
+        )
+        while True:
+            event = await call.read()
+            if event is grpc.aio.EOF:
+                return
+            kind = event.WhichOneof("event")
+            if kind == "offer":
+                cid = event.offer.contact_id
+                arrived(cid, time.perf_counter())
+                await call.write(
+                    router_pb2.AgentSessionRequest(
+                        answer=router_pb2.AgentOfferAnswer(
+                            contact_id=cid, answer=router_pb2.OFFER_ANSWER_ACCEPT
+                        )
+                    )
+                )
+            elif kind == "connected":
+                contact_id = event.connected.contact_id
+                if complete_on_stream:
+                    await call.write(
+                        router_pb2.AgentSessionRequest(
+                            complete=router_pb2.AgentComplete(contact_id=contact_id)
+                        )
+                    )
+                else:
+                    await stub.Complete(router_pb2.CompleteRequest(contact_id=contact_id))
+            elif kind == "state" and agent_id not in logged_in:
+                logged_in.add(agent_id)
+                if len(logged_in) == count:
+                    ready.set()
+
+    return [asyncio.create_task(agent(f"a{i:04d}")) for i in range(count)]
+
+
+async def agents_process(port: int, count: int, complete_on_stream: bool) -> None:
+    """The agents in a process of their own: prints ``ready``, then one ``<contact id>
+    <perf_counter at the offer's arrival>`` line per offer (flushed every 20 ms), and, once
+    stdin closes, ``cpu <seconds of CPU this process used>``."""
+    lines: list[str] = []
+    ready = asyncio.Event()
+    tasks = await agents(
+        port, count, complete_on_stream, lambda cid, t: lines.append(f"{cid} {t!r}\n"), ready
+    )
+    await asyncio.wait_for(ready.wait(), 60)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    while not stdin_closed.done():
+        if lines:
+            sys.stdout.write("".join(lines))
+            sys.stdout.flush()
+            lines.clear()
+        await asyncio.sleep(0.02)
+    sys.stdout.write("".join(lines) + f"cpu {time.process_time()!r}\n")
+    sys.stdout.flush()
+    for t in tasks:
+        t.cancel()
+
+
 async def drive(
     port: int,
     echo_port: int,
-    agents: int,
+    agent_count: int,
     rate: float,
     seconds: float,
     complete_on_stream: bool,
+    rounds: int,
+    separate: bool,
 ) -> None:
     import grpc
     import grpc.aio
@@ -121,81 +211,56 @@ async def drive(
         """CPU seconds the server process has used so far."""
         return float(await cpu_call(b""))
 
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-    done = asyncio.Event()
     total = int(rate * seconds)
+    arrivals: dict[str, float] = {}
+    waiting_for: set[str] = set()
+    all_arrived = asyncio.Event()
 
-    logged_in: list[str] = []
-    all_in = asyncio.Event()
+    def arrived(cid: str, at: float) -> None:
+        arrivals[cid] = at
+        waiting_for.discard(cid)
+        if not waiting_for:
+            all_arrived.set()
 
-    async def agent(agent_id: str) -> None:
-        call = stub.AgentSession()
-        await call.write(
-            router_pb2.AgentSessionRequest(
-                login=router_pb2.AgentLogin(agent_id=agent_id, ready=True)
-            )
+    child: asyncio.subprocess.Process | None = None
+    reader: asyncio.Task[None] | None = None
+    agents_cpu: list[float] = []
+    if separate:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--agents-process",
+            str(port),
+            str(agent_count),
+            str(int(complete_on_stream)),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONSAFEPATH": "1"},
         )
-        while True:
-            event = await call.read()
-            if event is grpc.aio.EOF:
-                return
-            if event.WhichOneof("event") == "state" and agent_id not in logged_in:
-                logged_in.append(agent_id)
-                if len(logged_in) == agents:
-                    all_in.set()
-            elif event.WhichOneof("event") == "offer":
-                cid = event.offer.contact_id
-                latencies.append(time.perf_counter() - sent.pop(cid))
-                await call.write(
-                    router_pb2.AgentSessionRequest(
-                        answer=router_pb2.AgentOfferAnswer(
-                            contact_id=cid, answer=router_pb2.OFFER_ANSWER_ACCEPT
-                        )
-                    )
-                )
-            elif event.WhichOneof("event") == "connected":
-                contact_id = event.connected.contact_id
-                if complete_on_stream:
-                    await call.write(
-                        router_pb2.AgentSessionRequest(
-                            complete=router_pb2.AgentComplete(contact_id=contact_id)
-                        )
-                    )
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 90)
+        if line.strip() != b"ready":
+            raise SystemExit(f"the agents process did not start: {line!r}")
+
+        async def read(stream: asyncio.StreamReader) -> None:
+            async for raw in stream:
+                key, value = raw.decode().split()
+                if key == "cpu":
+                    agents_cpu.append(float(value))
                 else:
-                    await stub.Complete(router_pb2.CompleteRequest(contact_id=contact_id))
-                if len(latencies) + sum(f.startswith("enqueue") for f in failed) >= total:
-                    done.set()
+                    arrived(key, float(value))
 
-    tasks = [asyncio.create_task(agent(f"a{i:04d}")) for i in range(agents)]
-    await asyncio.wait_for(all_in.wait(), 60)  # every agent logged in before timing
+        reader = asyncio.create_task(read(child.stdout))
+    else:
+        ready = asyncio.Event()
+        agent_tasks = await agents(port, agent_count, complete_on_stream, arrived, ready)
+        await asyncio.wait_for(ready.wait(), 60)  # every agent logged in before timing
     # Warm-up (not timed): connection, code paths.
-    for _ in range(50):
+    for n in range(50):
         await echo(b"x" * 64)
+        await stub.Enqueue(router_pb2.EnqueueRequest(contact_id=f"warm{n}", queue="support"))
 
-    echo_times: list[float] = []
     failed: list[str] = []
-
-    async def one_echo() -> None:
-        t = time.perf_counter()
-        try:
-            await echo(b"x" * 64)
-        except grpc.aio.AioRpcError as exc:  # grpc.aio cancels calls past ~2,000 in flight
-            failed.append(f"echo: {exc.code().name}")
-            return
-        echo_times.append(time.perf_counter() - t)
-
-    async def one_contact(n: int) -> None:
-        cid = f"c{n}"
-        sent[cid] = time.perf_counter()
-        try:
-            await stub.Enqueue(router_pb2.EnqueueRequest(contact_id=cid, queue="support"))
-        except grpc.aio.AioRpcError as exc:
-            failed.append(f"enqueue: {exc.code().name}")
-            sent.pop(cid, None)
-            if len(latencies) + sum(f.startswith("enqueue") for f in failed) >= total:
-                done.set()
-
     loop = asyncio.get_running_loop()
 
     async def paced(make: Any) -> float:
@@ -210,41 +275,95 @@ async def drive(
         await asyncio.gather(*pending)
         return loop.time() - start
 
-    # Phase 1, the floor: echo round trips at the same rate, same processes, same loop.
-    cpu0 = await server_cpu()
-    await paced(lambda _n: one_echo())
-    cpu1 = await server_cpu()
-    # Phase 2: contacts (enqueue -> offer at the agent -> accept -> complete).
-    elapsed = await paced(one_contact)
-    await asyncio.wait_for(done.wait(), 60)
-    cpu2 = await server_cpu()
-    for t in tasks:
-        t.cancel()
-    await channel.close()
-    await echo_channel.close()
-
     ms = 1000.0
     how = "on the agent's stream" if complete_on_stream else "by the Complete rpc"
-    print(f"router gRPC bench: {agents} agents, {total} contacts offered at {rate:g}/s")
-    print(f"  each contact accepted at once and completed {how}")
-    print(f"  achieved rate: {total / elapsed:.0f} contacts/s over {elapsed:.1f} s")
-    print(f"  {'':24} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
-    for name, values in (("enqueue-to-offer", latencies), ("echo round trip (floor)", echo_times)):
+    where = "a process of their own" if separate else "the driver's process"
+    print(f"router gRPC bench: {agent_count} agents, {total} contacts offered at {rate:g}/s")
+    print(f"  each contact accepted at once and completed {how}; agents in {where}")
+    print(f"  {'':26} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
+    results = []
+    driver_cpu = 0.0
+    for r in range(rounds):
+        echo_times: list[float] = []
+        sent: dict[str, float] = {}
+
+        async def one_echo(echo_times: list[float] = echo_times) -> None:
+            t = time.perf_counter()
+            try:
+                await echo(b"x" * 64)
+            except grpc.aio.AioRpcError as exc:  # grpc.aio cancels calls past ~2,000 in flight
+                failed.append(f"echo: {exc.code().name}")
+                return
+            echo_times.append(time.perf_counter() - t)
+
+        async def one_contact(n: int, r: int = r, sent: dict[str, float] = sent) -> None:
+            cid = f"r{r}c{n}"
+            sent[cid] = time.perf_counter()
+            try:
+                await stub.Enqueue(router_pb2.EnqueueRequest(contact_id=cid, queue="support"))
+            except grpc.aio.AioRpcError as exc:
+                failed.append(f"enqueue: {exc.code().name}")
+                waiting_for.discard(cid)
+                sent.pop(cid, None)
+
+        # The floor: echo round trips at the same rate, same processes, same loop.
+        cpu0 = await server_cpu()
+        await paced(lambda _n: one_echo())
+        cpu1, d1 = await server_cpu(), time.process_time()
+        # Contacts: enqueue -> offer at the agent -> accept -> complete.
+        waiting_for.clear()
+        waiting_for.update(f"r{r}c{n}" for n in range(total))
+        all_arrived.clear()
+        elapsed = await paced(one_contact)
+        if waiting_for:
+            await asyncio.wait_for(all_arrived.wait(), 120)
+        await asyncio.sleep(0.2)  # the last completions
+        cpu2, d2 = await server_cpu(), time.process_time()
+        driver_cpu += d2 - d1
+        latencies = [arrivals[cid] - t for cid, t in sent.items() if cid in arrivals]
+        per_echo, per_contact = (cpu1 - cpu0) / total, (cpu2 - cpu1) / total
+        ratio = pct(latencies, 99) / pct(echo_times, 99)
+        results.append((ratio, per_contact))
+        print(f"  round {r + 1}: achieved {total / elapsed:.0f} contacts/s over {elapsed:.1f} s")
+        for name, values in (
+            ("enqueue-to-offer", latencies),
+            ("echo round trip (floor)", echo_times),
+        ):
+            print(
+                f"    {name:24} {pct(values, 50) * ms:8.3f} {pct(values, 90) * ms:8.3f}"
+                f" {pct(values, 99) * ms:8.3f} {max(values) * ms:8.3f}"
+            )
         print(
-            f"  {name:24} {pct(values, 50) * ms:8.3f} {pct(values, 90) * ms:8.3f}"
-            f" {pct(values, 99) * ms:8.3f} {max(values) * ms:8.3f}"
+            f"    p99 ratio {ratio:.2f}x; server CPU {per_echo * 1e6:.0f} µs per echo,"
+            f" {per_contact * 1e6:.0f} µs per contact (at most {1 / per_contact:.0f}"
+            f" contacts/s per core); load average {os.getloadavg()[0]:.1f}"
         )
-    per_echo, per_contact = (cpu1 - cpu0) / total, (cpu2 - cpu1) / total
+    if child is not None:
+        assert child.stdin is not None and reader is not None
+        child.stdin.close()
+        await asyncio.wait_for(reader, 30)
+        await child.wait()
+    else:
+        for t in agent_tasks:
+            t.cancel()
+    await channel.close()
+    await echo_channel.close()
+    contacts = total * rounds
+    best = min(results)
     print(
-        f"  server CPU: {per_echo * 1e6:.0f} µs per echo, {per_contact * 1e6:.0f} µs per contact"
-        f" (enqueue, offer, accept, complete): at most {1 / per_contact:.0f} contacts/s per core"
+        f"  best round: p99 ratio {best[0]:.2f}x (goal: within 3x), server"
+        f" {best[1] * 1e6:.0f} µs CPU per contact"
     )
-    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if separate:
+        print(
+            f"  client CPU per contact: callcontrol side (Enqueue) {driver_cpu / contacts * 1e6:.0f}"
+            f" µs, agents process {agents_cpu[0] / contacts * 1e6:.0f} µs (login included)"
+        )
+    else:
+        print(f"  client CPU per contact (driver and agents): {driver_cpu / contacts * 1e6:.0f} µs")
+    print(f"  {os.cpu_count()} cores; load average now {os.getloadavg()[0]:.1f}")
     if failed:
         print(f"  SATURATED: {len(failed)} rpcs failed, e.g. {failed[0]}: figures are not valid")
-    ratio = pct(latencies, 99) / pct(echo_times, 99)
-    print(f"  p99 ratio enqueue-to-offer / echo: {ratio:.2f}x (goal: within 3x)")
-    print(f"  mean enqueue-to-offer {statistics.fmean(latencies) * ms:.3f} ms")
 
 
 def main() -> None:
@@ -257,10 +376,21 @@ def main() -> None:
         action="store_true",
         help="agents complete on their AgentSession stream instead of the Complete rpc",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="echo + contacts rounds")
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run the agents in the driver's process (one client process instead of two)",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT_FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--agents-process", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(*args.serve))
+        return
+    if args.agents_process:
+        port, count, on_stream = map(int, args.agents_process)
+        asyncio.run(agents_process(port, count, bool(on_stream)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "tenant.yaml"
@@ -285,6 +415,8 @@ def main() -> None:
                     args.rate,
                     args.seconds,
                     args.complete_on_stream,
+                    args.rounds,
+                    not args.same_process,
                 )
             )
         finally:

@@ -5,7 +5,9 @@ Every worker calls :func:`setup_telemetry` once with its role and tenant, and in
 duration measurement per rpc, named ``package.Service/Method`` as the OpenTelemetry RPC
 semantic conventions say, with the gRPC status code. Health checks (``grpc.health.v1``,
 probed every few seconds by the kubelet) and reflection are filtered out, so they do not
-drown the traces.
+drown the traces. A caller's W3C trace context (``traceparent``/``tracestate`` request
+metadata, as callcontrol sends with every router rpc) becomes the server span's parent, so
+one trace follows a call across workers.
 
 Exporters: spans and metrics go to the exporters and readers passed in (tests pass
 in-memory ones). In a pod, ``OTEL_EXPORTER_OTLP_ENDPOINT`` turns on OTLP export when the
@@ -26,7 +28,8 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from opentelemetry import metrics, trace
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -48,6 +51,7 @@ __all__ = [
     "FILTERED_PREFIXES",
     "ServerTelemetryInterceptor",
     "Telemetry",
+    "parent_context",
     "setup_telemetry",
 ]
 
@@ -144,6 +148,23 @@ def setup_telemetry(
     )
 
 
+def parent_context(metadata: Any) -> otel_context.Context | None:
+    """The caller's trace context from gRPC request metadata, or None when it sent none.
+
+    Reads ``traceparent`` (and ``tracestate``, baggage...) with the process's propagator
+    (W3C trace context by default, ``OTEL_PROPAGATORS`` to change it).
+    """
+    if not metadata:
+        return None
+    carrier: dict[str, str] = {}
+    for key, value in metadata:
+        if isinstance(value, str):
+            carrier[key] = value
+    if "traceparent" not in carrier:
+        return None
+    return propagate.extract(carrier)
+
+
 def _split(method: str) -> tuple[str, str]:
     service, _, name = method.lstrip("/").partition("/")
     return service, name
@@ -155,7 +176,12 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
     Spans are ``SpanKind.SERVER``, named ``<package.Service>/<Method>``, with
     ``rpc.system``, ``rpc.service``, ``rpc.method`` and ``rpc.grpc.status_code``; a unary
     rpc's span is current while its handler runs, so spans and events the handler makes
-    nest under it. Durations go to the ``rpc.server.duration`` histogram (seconds).
+    nest under it; the caller's ``traceparent`` metadata, if any, is its parent. Durations
+    go to the ``rpc.server.duration`` histogram (seconds).
+
+    With a tracer that records nothing (``setup_telemetry`` with no exporter samples
+    ALWAYS_OFF) no span is started at all: only the duration is measured. Wrapped handlers
+    and metric attributes are built once per method, not per call.
     """
 
     def __init__(
@@ -165,10 +191,13 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         filtered: Sequence[str] = FILTERED_PREFIXES,
     ) -> None:
         self._tracer = tracer
+        self._spans = getattr(tracer, "sampler", None) is not ALWAYS_OFF
         self._filtered = tuple(filtered)
         self._duration = meter.create_histogram(
             "rpc.server.duration", unit="s", description="Duration of each gRPC call served."
         )
+        self._handlers: dict[str, tuple[Any, Any]] = {}  # method -> (handler, wrapped)
+        self._metric_attrs: dict[tuple[str, int], dict[str, Any]] = {}
 
     async def intercept_service(
         self,
@@ -180,6 +209,14 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         method: str = handler_call_details.method
         if handler is None or method.startswith(self._filtered):
             return handler
+        cached = self._handlers.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._handlers[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
         if handler.request_streaming and handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(
                 self._streaming(method, handler.stream_stream),
@@ -209,15 +246,24 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
     def _finish(
-        self, span: trace.Span, attrs: dict[str, Any], context: Any, start: float, exc: Any
+        self,
+        span: trace.Span | None,
+        attrs: dict[str, Any],
+        context: Any,
+        start: float,
+        exc: Any,
     ) -> None:
         code = _code(context, exc)
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code is not grpc.StatusCode.OK:
-            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {_details(context, exc)}"))
-        self._duration.record(
-            time.perf_counter() - start, {**attrs, "rpc.grpc.status_code": code.value[0]}
-        )
+        value = code.value[0]
+        if span is not None:
+            span.set_attribute("rpc.grpc.status_code", value)
+            if code is not grpc.StatusCode.OK:
+                span.set_status(Status(StatusCode.ERROR, f"{code.name}: {_details(context, exc)}"))
+        key = (attrs["rpc.method"], value)
+        metric_attrs = self._metric_attrs.get(key)
+        if metric_attrs is None:
+            metric_attrs = self._metric_attrs[key] = {**attrs, "rpc.grpc.status_code": value}
+        self._duration.record(time.perf_counter() - start, metric_attrs)
 
     def _unary(
         self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
@@ -227,10 +273,22 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
 
         async def wrapped(request: Any, context: Any) -> Any:
             start = time.perf_counter()
+            failure: BaseException | None = None
+            if not self._spans:
+                try:
+                    return await behavior(request, context)
+                except BaseException as exc:
+                    failure = exc
+                    raise
+                finally:
+                    self._finish(None, attrs, context, start, failure)
             with self._tracer.start_as_current_span(
-                name, kind=SpanKind.SERVER, attributes=attrs, record_exception=False
+                name,
+                context=parent_context(context.invocation_metadata()),
+                kind=SpanKind.SERVER,
+                attributes=attrs,
+                record_exception=False,
             ) as span:
-                failure: BaseException | None = None
                 try:
                     return await behavior(request, context)
                 except BaseException as exc:
@@ -250,7 +308,16 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
             start = time.perf_counter()
             # Not made current: an async generator may resume in another context.
-            span = self._tracer.start_span(name, kind=SpanKind.SERVER, attributes=attrs)
+            span = (
+                self._tracer.start_span(
+                    name,
+                    context=parent_context(context.invocation_metadata()),
+                    kind=SpanKind.SERVER,
+                    attributes=attrs,
+                )
+                if self._spans
+                else None
+            )
             failure: BaseException | None = None
             try:
                 async for item in behavior(request, context):
@@ -260,7 +327,8 @@ class ServerTelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
                 raise
             finally:
                 self._finish(span, attrs, context, start, failure)
-                span.end()
+                if span is not None:
+                    span.end()
 
         return wrapped
 

@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from callmesh.v1 import plugin_pb2, router_pb2
@@ -72,6 +72,8 @@ HOLD_PREFIX = "~hold~"
 (``~`` cannot appear in a Kubernetes name, so they never clash with a real queue)."""
 DEFAULT_KPI_WINDOW = 900.0
 """Seconds of the sliding interval the live service level and ASA are over (15 minutes)."""
+KPI_REUSE = 0.05
+"""Seconds a KPI snapshot is shared between WatchQueues streams when nothing changed."""
 FUTURE_SKEW = 2.0
 """Seconds an enqueue_time may lie in the future (clock skew between pods) before refused."""
 
@@ -89,6 +91,8 @@ STATE_TO_PB = {
     AgentState.BUSY: router_pb2.AGENT_STATE_BUSY,
     AgentState.WRAP_UP: router_pb2.AGENT_STATE_WRAP_UP,
 }
+_PRESENCE = frozenset({AgentState.AVAILABLE, AgentState.NOT_READY, AgentState.LOGGED_OUT})
+"""States an agent chooses (kept across a reload), unlike Reserved, Busy and WrapUp."""
 END_TO_PB = {
     EndReason.ANSWERED: router_pb2.END_REASON_ANSWERED,
     EndReason.ABANDONED: router_pb2.END_REASON_ABANDONED,
@@ -140,6 +144,9 @@ class ContactInfo:
     watchers: list[asyncio.Queue[router_pb2.WatchContactResponse | None]] = field(
         default_factory=list
     )
+    span_context: trace.SpanContext | None = None
+    """The sampled span it was enqueued under (the Enqueue rpc's, a child of the caller's
+    ``traceparent``): routing decisions made for it later join that trace."""
 
 
 @dataclass
@@ -315,12 +322,22 @@ class RouterCore:
             unit="s",
             description="Time the ACD engine took for one operation (enqueue, accept, tick...).",
         )
-        self._m_decisions = meter.create_counter(
+        # Counted in plain dicts and read by the SDK at collection time: a synchronous
+        # counter costs a Measurement (attribute cleaning included) per contact.
+        self._op_attrs: dict[str, dict[str, str]] = {}
+        self._changes = 0  # operations run so far: a KPI snapshot is reused only if none ran
+        self._kpi_cache: dict[tuple[str, ...], tuple[int, float, list[router_pb2.QueueKpis]]] = {}
+        self._decided: dict[tuple[str, str, bool], int] = {}
+        self._ended: dict[tuple[str, str], int] = {}
+        meter.create_observable_counter(
             "callmesh.router.decisions",
+            [self._observe_decisions],
             description="Routing decisions, by queue, deciding strategy/plugin and fallback.",
         )
-        self._m_ended = meter.create_counter(
-            "callmesh.router.contacts.ended", description="Contacts that left the line, by reason."
+        meter.create_observable_counter(
+            "callmesh.router.contacts.ended",
+            [self._observe_ended],
+            description="Contacts that left the line, by reason.",
         )
         meter.create_observable_gauge(
             "callmesh.router.queue.depth",
@@ -371,7 +388,11 @@ class RouterCore:
         now = self.now()
         start = time.perf_counter()
         effects = call(now)
-        self._m_duration.record(time.perf_counter() - start, {"op": op})
+        attrs = self._op_attrs.get(op)
+        if attrs is None:
+            attrs = self._op_attrs[op] = {"op": op}
+        self._m_duration.record(time.perf_counter() - start, attrs)
+        self._changes += 1
         self._dispatch(effects, now)
         self._arm()
         return effects
@@ -449,105 +470,108 @@ class RouterCore:
     def _dispatch(self, effects: list[Effect], now: float) -> None:
         # An offer tells its agents they are Reserved, and Connected that the agent is Busy:
         # those state changes are not sent again on their own (fewer messages per contact).
-        implied = {
-            (a, AgentState.RESERVED) for e in effects if isinstance(e, Offer) for a in e.agent_ids
-        }
-        implied.update((e.agent_id, AgentState.BUSY) for e in effects if isinstance(e, Connected))
-        for effect in effects:
-            if isinstance(effect, Offer):
-                self._on_offer(effect, now)
-            elif isinstance(effect, OfferWithdrawn):
-                info = self.contacts.get(effect.contact_id)
-                if info is not None:
-                    info.ringing.difference_update(effect.agent_ids)
-                    self._to_watchers(
-                        info,
-                        now,
-                        withdrawn=router_pb2.ContactWithdrawn(
-                            agent_ids=list(effect.agent_ids), reason=effect.reason
-                        ),
-                    )
-                for agent_id in effect.agent_ids:
-                    self._to_agent(
-                        agent_id,
-                        now,
-                        withdrawn=router_pb2.AgentOfferWithdrawn(
-                            contact_id=effect.contact_id, reason=effect.reason
-                        ),
-                    )
-            elif isinstance(effect, Connected):
-                info = self.contacts.get(effect.contact_id)
-                if info is not None:
-                    info.agent_id = effect.agent_id
-                    info.ringing.clear()
-                    self._to_watchers(
-                        info, now, connected=router_pb2.ContactConnected(agent_id=effect.agent_id)
-                    )
-                self._to_agent(
-                    effect.agent_id,
-                    now,
-                    connected=router_pb2.AgentConnected(
-                        contact_id=effect.contact_id, queue=info.spec.queue if info else ""
-                    ),
-                )
-            elif isinstance(effect, ContactMoved):
-                info = self.contacts.get(effect.contact_id)
-                if info is not None:
-                    # It counts escalation and max wait in its new queue from ``at``.
-                    info.spec = info.spec._replace(queue=effect.to_queue, queued_at=effect.at)
-                    self._to_watchers(
-                        info,
-                        now,
-                        moved=router_pb2.ContactMovedEvent(
-                            from_queue=effect.from_queue,
-                            to_queue=effect.to_queue,
-                            reason=effect.reason,
-                        ),
-                    )
-            elif isinstance(effect, ContactEnded):
-                self._on_ended(effect, now)
-            elif isinstance(effect, AgentStateChanged):
-                if effect.state in (
-                    AgentState.AVAILABLE,
-                    AgentState.NOT_READY,
-                    AgentState.LOGGED_OUT,
-                ):
-                    self.presence[effect.agent_id] = (effect.state, effect.reason)
-                if effect.state is AgentState.WRAP_UP:
-                    self.wrap_started[effect.agent_id] = effect.at
-                else:
-                    self.wrap_started.pop(effect.agent_id, None)
-                if (effect.agent_id, effect.state) in implied:
-                    continue
-                self._to_agent(
-                    effect.agent_id,
-                    now,
-                    state=router_pb2.AgentStateChange(
-                        state=STATE_TO_PB[effect.state], reason=effect.reason
-                    ),
-                )
+        implied: set[tuple[str, AgentState]] = set()
+        # ``type(e) is`` rather than isinstance: effects are exact NamedTuple types, and
+        # this runs several times per contact.
+        for e in effects:
+            kind = type(e)
+            if kind is Offer:
+                implied.update((a, AgentState.RESERVED) for a in cast(Offer, e).agent_ids)
+            elif kind is Connected:
+                implied.add((cast(Connected, e).agent_id, AgentState.BUSY))
+        for e in effects:
+            kind = type(e)
+            if kind is AgentStateChanged:
+                self._on_state(cast(AgentStateChanged, e), now, implied)
+            elif kind is Offer:
+                self._on_offer(cast(Offer, e), now)
+            elif kind is Connected:
+                self._on_connected(cast(Connected, e), now)
+            elif kind is ContactEnded:
+                self._on_ended(cast(ContactEnded, e), now)
+            elif kind is OfferWithdrawn:
+                self._on_withdrawn(cast(OfferWithdrawn, e), now)
+            elif kind is ContactMoved:
+                self._on_moved(cast(ContactMoved, e), now)
+
+    def _on_withdrawn(self, effect: OfferWithdrawn, now: float) -> None:
+        info = self.contacts.get(effect.contact_id)
+        if info is not None:
+            info.ringing.difference_update(effect.agent_ids)
+            self._to_watchers(
+                info,
+                now,
+                withdrawn=router_pb2.ContactWithdrawn(
+                    agent_ids=list(effect.agent_ids), reason=effect.reason
+                ),
+            )
+        for agent_id in effect.agent_ids:
+            self._to_agent(
+                agent_id,
+                now,
+                withdrawn=router_pb2.AgentOfferWithdrawn(
+                    contact_id=effect.contact_id, reason=effect.reason
+                ),
+            )
+
+    def _on_connected(self, effect: Connected, now: float) -> None:
+        info = self.contacts.get(effect.contact_id)
+        if info is not None:
+            info.agent_id = effect.agent_id
+            info.ringing.clear()
+            self._to_watchers(
+                info, now, connected=router_pb2.ContactConnected(agent_id=effect.agent_id)
+            )
+        self._to_agent(
+            effect.agent_id,
+            now,
+            connected=router_pb2.AgentConnected(
+                contact_id=effect.contact_id, queue=info.spec.queue if info else ""
+            ),
+        )
+
+    def _on_moved(self, effect: ContactMoved, now: float) -> None:
+        info = self.contacts.get(effect.contact_id)
+        if info is not None:
+            # It counts escalation and max wait in its new queue from ``at``.
+            info.spec = info.spec._replace(queue=effect.to_queue, queued_at=effect.at)
+            self._to_watchers(
+                info,
+                now,
+                moved=router_pb2.ContactMovedEvent(
+                    from_queue=effect.from_queue,
+                    to_queue=effect.to_queue,
+                    reason=effect.reason,
+                ),
+            )
+
+    def _on_state(
+        self, effect: AgentStateChanged, now: float, implied: set[tuple[str, AgentState]]
+    ) -> None:
+        state = effect.state
+        if state in _PRESENCE:
+            self.presence[effect.agent_id] = (state, effect.reason)
+        if state is AgentState.WRAP_UP:
+            self.wrap_started[effect.agent_id] = effect.at
+        elif self.wrap_started:
+            self.wrap_started.pop(effect.agent_id, None)
+        if (effect.agent_id, state) in implied:
+            return
+        self._to_agent(
+            effect.agent_id,
+            now,
+            state=router_pb2.AgentStateChange(state=STATE_TO_PB[state], reason=effect.reason),
+        )
 
     def _on_offer(self, effect: Offer, now: float) -> None:
         d = effect.decision
-        self._m_decisions.add(
-            1,
-            {"queue": d.queue, "decided_by": d.decided_by, "fallback": d.fallback},
-        )
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.add_event(
-                "routing decision",
-                {
-                    "callmesh.contact_id": effect.contact_id,
-                    "callmesh.queue": d.queue,
-                    "callmesh.decided_by": d.decided_by,
-                    "callmesh.reason": d.reason,
-                    "callmesh.agent_ids": list(effect.agent_ids),
-                },
-            )
+        key = (d.queue, d.decided_by, d.fallback)
+        self._decided[key] = self._decided.get(key, 0) + 1
         info = self.contacts.get(effect.contact_id)
         if info is None:  # pragma: no cover - every engine contact has its info
             return
+        if info.span_context is not None:
+            self._trace_decision(info.span_context, effect)
         info.ringing.update(effect.agent_ids)
         if info.watchers:
             self._to_watchers(
@@ -562,6 +586,24 @@ class RouterCore:
         offer = self._agent_offer(info, effect.channel, effect.timeout)
         for agent_id in effect.agent_ids:
             self._to_agent(agent_id, now, offer=offer)
+
+    def _trace_decision(self, parent: trace.SpanContext, effect: Offer) -> None:
+        """A span for one routing decision, in the trace of the contact's Enqueue (whichever
+        rpc or timer made the decision: an agent's ready, a completion, an escalation)."""
+        d = effect.decision
+        span = self._tracer.start_span(
+            "routing decision",
+            context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
+            attributes={
+                "callmesh.contact_id": effect.contact_id,
+                "callmesh.queue": d.queue,
+                "callmesh.decided_by": d.decided_by,
+                "callmesh.reason": d.reason,
+                "callmesh.fallback": d.fallback,
+                "callmesh.agent_ids": list(effect.agent_ids),
+            },
+        )
+        span.end()
 
     def _agent_offer(self, info: ContactInfo, channel: Channel, timeout: float) -> Any:
         spec = info.spec
@@ -579,7 +621,8 @@ class RouterCore:
     def _on_ended(self, effect: ContactEnded, now: float) -> None:
         info = self.contacts.get(effect.contact_id)
         queue = info.spec.queue if info is not None else effect.queue
-        self._m_ended.add(1, {"queue": queue, "reason": str(effect.reason)})
+        key = (queue, effect.reason.value)
+        self._ended[key] = self._ended.get(key, 0) + 1
         counters = self.counters.get(queue)
         target = self.config.service_levels.get(queue)
         if counters is not None:
@@ -734,6 +777,9 @@ class RouterCore:
     ) -> list[Effect]:
         self._order += 1
         info = ContactInfo(spec, wall_enqueued, self._order, earlier_trace=earlier)
+        caller = trace.get_current_span().get_span_context()
+        if caller.trace_flags.sampled:
+            info.span_context = caller
         self.contacts[spec.id] = info
         try:
             return self._run("enqueue", lambda now: self.router.enqueue(spec, now))
@@ -931,9 +977,25 @@ class RouterCore:
     # ------------------------------------------------------------------ KPIs
 
     def kpis(self, queues: Iterable[str] = ()) -> list[router_pb2.QueueKpis]:
-        """KPIs of the named queues (all when empty), by name."""
+        """KPIs of the named queues (all when empty), by name.
+
+        Many wallboards watching the same queues share one snapshot: it is reused while no
+        operation has run since and it is younger than :data:`KPI_REUSE` seconds (the
+        longest wait moves on its own). The messages returned must not be modified.
+        """
         names = list(queues) or sorted(q.name for q in self.config.queues)
         now = self.now()
+        key = tuple(names)
+        cached = self._kpi_cache.get(key)
+        if cached is not None and cached[0] == self._changes and now - cached[1] < KPI_REUSE:
+            return cached[2]
+        out = self._compute_kpis(names, now)
+        if len(self._kpi_cache) >= 64:
+            self._kpi_cache.clear()
+        self._kpi_cache[key] = (self._changes, now, out)
+        return out
+
+    def _compute_kpis(self, names: list[str], now: float) -> list[router_pb2.QueueKpis]:
         out = []
         for name in names:
             self._config_queue(name)
@@ -986,6 +1048,18 @@ class RouterCore:
                 )
             }
         return out
+
+    def _observe_decisions(self, _options: Any) -> list[metrics.Observation]:
+        return [
+            metrics.Observation(n, {"queue": q, "decided_by": by, "fallback": fallback})
+            for (q, by, fallback), n in self._decided.items()
+        ]
+
+    def _observe_ended(self, _options: Any) -> list[metrics.Observation]:
+        return [
+            metrics.Observation(n, {"queue": q, "reason": reason})
+            for (q, reason), n in self._ended.items()
+        ]
 
     def _observe_depth(self, _options: Any) -> list[metrics.Observation]:
         now = self.now()
@@ -1182,6 +1256,7 @@ class RouterCore:
             self.counters.setdefault(q.name, QueueCounters())
             self.intervals.setdefault(q.name, IntervalStats(self.kpi_window))
         self.reloads += 1
+        self._changes += 1
         effects: list[Effect] = []
         waiting = sorted(
             (i for i in self.contacts.values() if i.agent_id is None),
