@@ -199,3 +199,21 @@ async def test_service_level_and_asa_are_over_a_sliding_window() -> None:
     core.close()
     with pytest.raises(ValueError, match="kpi_window is -1"):
         RouterCore(config(), lambda _c: None, kpi_window=-1)
+
+
+async def test_kpi_snapshots_are_shared_until_something_happens() -> None:
+    import asyncio
+
+    start = asyncio.get_running_loop().time()
+    clock = [start]
+    core = RouterCore(config(), lambda _c: None, clock=lambda: clock[0])
+    first = core.kpis(["voice"])
+    assert core.kpis(["voice"]) is first  # a second wallboard, same instant: shared
+    assert core.kpis(["chat", "voice"]) is not first  # other queues: its own
+    core.enqueue("c1", "voice")  # something happened: a new snapshot
+    after = core.kpis(["voice"])
+    assert after is not first and after[0].waiting == 1
+    clock[0] += 1.0  # the longest wait moved on
+    later = core.kpis(["voice"])
+    assert later is not after and later[0].longest_wait_seconds == pytest.approx(1.0)
+    core.close()
