@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, cast
 
 import yaml
@@ -352,35 +351,17 @@ def to_yaml(crd: Mapping[str, Any]) -> str:
     return header + "---\n" + body
 
 
-def write_crds(output_dir: Path) -> list[Path]:
-    """Write every CRD into ``output_dir`` (created if needed); returns the paths written.
-
-    Files of earlier kinds that no longer exist (``callmesh.io_*.yaml`` not generated now) are
-    removed, so the folder always equals what the models generate.
-    """
-    output_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {name: to_yaml(crd) for name, crd in all_crds().items()}
-    for stale in output_dir.glob(f"{GROUP}_*.yaml"):
-        if stale.name not in wanted:
-            stale.unlink()
-    written = []
-    for name, text in wanted.items():
-        path = output_dir / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        written.append(path)
-    return written
+def crd_files() -> dict[str, str]:
+    """Every CRD as the text of its file, by file name (``callmesh.io_<plural>.yaml``)."""
+    return {name: to_yaml(crd) for name, crd in all_crds().items()}
 
 
-def drift(output_dir: Path) -> list[str]:
-    """File names in ``output_dir`` that differ from what the models generate (missing included)."""
-    wanted = {name: to_yaml(crd) for name, crd in all_crds().items()}
-    out = [
-        name
-        for name, text in wanted.items()
-        if not (output_dir / name).exists() or (output_dir / name).read_text() != text
-    ]
-    out += sorted(p.name for p in output_dir.glob(f"{GROUP}_*.yaml") if p.name not in wanted)
+def stale_files(existing: Mapping[str, str]) -> list[str]:
+    """File names that differ from :func:`crd_files`, given a folder's ``callmesh.io_*.yaml``
+    files by name: changed or missing ones, then leftovers of kinds that no longer exist."""
+    wanted = crd_files()
+    out = [name for name, text in wanted.items() if existing.get(name) != text]
+    out += sorted(name for name in existing if name not in wanted)
     return out
 
 

@@ -6,14 +6,14 @@ user wrote instead of becoming a ``date`` or the base-60 integer 630. Duplicate 
 PyYAML silently resolves to the last one, are reported. Every document keeps a map from each
 field's path to the line it is written on, so a problem can point at the field itself.
 
-This module reads files; the checks themselves (:mod:`callmesh.api.validate`) take data.
+This module takes text; reading files and folders is :mod:`callmesh.api.commands`' job, and
+the checks themselves (:mod:`callmesh.api.validate`) take data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -202,43 +202,9 @@ def parse_yaml(text: str, file: str = "<input>") -> tuple[list[Document], list[P
     return docs, problems
 
 
-def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
-    """Files named, plus the ``*.yaml``/``*.yml``/``*.json`` files under folders (sorted)."""
-    files: list[Path] = []
-    problems: list[Problem] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix in SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
-                problems.append(
-                    _problem(str(path), 0, (), "no .yaml, .yml or .json files in this folder")
-                )
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(_problem(str(path), 0, (), "no such file or folder — check the path"))
-    return files, problems
+def read_documents(paths: Iterable[Any]) -> tuple[list[Document], list[Problem]]:
+    """Forwarder kept for callers not yet moved: reading files is
+    :func:`callmesh.api.commands.read_documents` (this module takes text)."""
+    from callmesh.api.commands import read_documents as read
 
-
-def read_documents(paths: Iterable[str | Path]) -> tuple[list[Document], list[Problem]]:
-    """Every document of every file under ``paths``, and the problems reading them."""
-    files, problems = find_files(paths)
-    docs: list[Document] = []
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(_problem(str(path), 0, (), f"cannot read the file: {exc}"))
-            continue
-        found, trouble = parse_yaml(text, str(path))
-        docs.extend(found)
-        problems.extend(trouble)
-    return docs, problems
+    return read(paths)

@@ -44,7 +44,7 @@ from callmesh.api.contactcenter import ContactCenter
 from callmesh.api.crd import openapi_schema
 from callmesh.api.dialercampaign import DialerCampaign
 from callmesh.api.ivrflow import IVRFlow, NodeType
-from callmesh.api.loader import Document, read_documents
+from callmesh.api.loader import Document
 from callmesh.api.problems import (
     DUPLICATE,
     INVALID_SPEC,
@@ -95,10 +95,20 @@ def validate_objects(objects: Iterable[Document | Mapping[str, Any]]) -> list[Pr
 
 
 def validate_paths(paths: Iterable[str | Path]) -> list[Problem]:
-    """Read files and folders (multi-document YAML) and validate everything in them."""
+    """Read files and folders (multi-document YAML) and validate everything in them.
+
+    The files are read by :func:`callmesh.api.commands.read_documents`; this module takes data.
+    """
+    from callmesh.api.commands import read_documents
+
     docs, problems = read_documents(paths)
+    return validate_documents(docs, problems)
+
+
+def validate_documents(docs: Iterable[Document], problems: Iterable[Problem] = ()) -> list[Problem]:
+    """Every problem of loaded documents (plus ``problems`` met reading them), sorted."""
     found, _ = check(docs)
-    return sorted(problems + found, key=_sort_key)
+    return sorted([*problems, *found], key=_sort_key)
 
 
 def load_tenants(paths: Iterable[str | Path]) -> dict[str, Tenant]:
@@ -112,11 +122,18 @@ def load_tenants(paths: Iterable[str | Path]) -> dict[str, Tenant]:
     Raises :class:`InvalidManifests` (a ``ValueError`` with ``.problems``) when any check of
     :func:`validate_paths` fails, so callers never run on a half-valid tenant.
     """
+    from callmesh.api.commands import read_documents
+
     docs, problems = read_documents(paths)
+    return tenants_of(docs, problems)
+
+
+def tenants_of(docs: Iterable[Document], problems: Iterable[Problem] = ()) -> dict[str, Tenant]:
+    """:func:`load_tenants` for documents already read (``parse_yaml`` of a text)."""
     found, checked = check(docs)
-    problems = sorted(problems + found, key=_sort_key)
-    if problems:
-        raise InvalidManifests(problems)
+    every = sorted([*problems, *found], key=_sort_key)
+    if every:
+        raise InvalidManifests(every)
     return group_by_namespace(c.obj for c in checked)
 
 

@@ -150,7 +150,7 @@ def test_cluster_role_grants_only_what_the_operator_uses() -> None:
 
 def test_chart_crds_are_the_generated_ones() -> None:
     """charts/callmesh/crds is `callmesh crds --output-dir charts/callmesh/crds`, byte for byte."""
-    from callmesh.api.crd import drift
+    from callmesh.api.commands import drift
 
     stale = drift(CHART / "crds")
     assert stale == [], (

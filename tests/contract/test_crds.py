@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from callmesh.api import KINDS
 from callmesh.api.cel import compile_rule
-from callmesh.api.crd import ALLOWED_KEYWORDS, all_crds, drift, iter_schema_nodes, to_yaml
+from callmesh.api.commands import drift
+from callmesh.api.crd import ALLOWED_KEYWORDS, all_crds, iter_schema_nodes, to_yaml
 from callmesh.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

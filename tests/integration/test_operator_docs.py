@@ -31,7 +31,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from callmesh.api.crd import all_crds, drift
+from callmesh.api.commands import drift
+from callmesh.api.crd import all_crds
 from callmesh.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

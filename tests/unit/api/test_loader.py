@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callmesh.api.loader import Document, find_files, parse_yaml, read_documents
+from callmesh.api.commands import find_files, read_documents
+from callmesh.api.loader import Document, parse_yaml
 
 TEXT = """\
 # comment
@@ -125,3 +126,20 @@ def test_unreadable_and_missing_paths_are_problems(tmp_path: Path) -> None:
 def test_document_defaults() -> None:
     doc = Document({"a": 1})
     assert (doc.file, doc.line, doc.line_of(("a",))) == ("<input>", 1, 1)
+
+
+def test_crds_are_text_in_and_out_with_files_only_in_commands(tmp_path: Path) -> None:
+    """crd.py generates and compares texts; commands.py writes and reads the folder."""
+    from callmesh.api.commands import drift, write_crds
+    from callmesh.api.crd import crd_files, stale_files
+
+    texts = crd_files()
+    assert stale_files(texts) == []
+    changed = {**texts, "callmesh.io_queues.yaml": "x", "callmesh.io_gone.yaml": "y"}
+    assert stale_files(changed) == ["callmesh.io_queues.yaml", "callmesh.io_gone.yaml"]
+    assert drift(tmp_path / "none") == sorted(texts, key=list(texts).index)
+    (tmp_path / "callmesh.io_gone.yaml").write_text("old")
+    written = write_crds(tmp_path)
+    assert {p.name for p in written} == set(texts)
+    assert not (tmp_path / "callmesh.io_gone.yaml").exists()
+    assert drift(tmp_path) == []
