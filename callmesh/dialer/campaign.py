@@ -11,7 +11,7 @@ import bisect
 import heapq
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -31,6 +31,7 @@ from callmesh.dialer.compliance import (
     window_open,
 )
 from callmesh.dialer.contacts import Contact, ContactList, normalize_phone
+from callmesh.dialer.journal import OPT_OUT_REASON, DialDecision, JournalRecord
 from callmesh.dialer.pacing import (
     TimedPacingInput,
     progressive_calls,
@@ -40,8 +41,22 @@ from callmesh.dialer.pacing import (
 #: How long a contact whose calling window is closed waits before it is looked at again.
 RECHECK_SECONDS = 900.0
 
-#: Time to answer assumed before any person has answered (seconds).
+#: Mean time to answer assumed before five people have answered (seconds).
 DEFAULT_ANSWER_SECONDS = 10.0
+
+
+def prior_answer_survival(seconds: float) -> float:
+    """P(a person who answers takes longer than ``seconds``) before any is measured.
+
+    Erlang with shape 3 and mean :data:`DEFAULT_ANSWER_SECONDS`: a phone rings a few
+    seconds before anyone picks up (an exponential prior would have a tenth of the people
+    answer within the first second, so a call that has rung one second unanswered would
+    already look less promising than it is).
+    """
+    if seconds <= 0:
+        return 1.0
+    x = 3.0 * seconds / DEFAULT_ANSWER_SECONDS
+    return math.exp(-x) * (1.0 + x + x * x / 2.0)
 
 
 class Outcome(StrEnum):
@@ -159,6 +174,36 @@ class AgentSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    """What :meth:`Campaign.replay` rebuilt from the journal."""
+
+    decisions: int = 0
+    outcomes: int = 0
+    unknown_contacts: int = 0
+    """Dial decisions for contacts no longer in the list (counted in nothing but this)."""
+    unresolved: int = 0
+    """Attempts with no recorded outcome: counted against the caps, the contact held back."""
+    assumed_abandoned: int = 0
+    """Answered calls with no record of an agent in time: counted abandoned (conservative)."""
+    opted_out: int = 0
+
+
+_FINAL_REFUSALS = {
+    "on the do-not-call list": "do-not-call",
+    "the calling window never opens": "never-callable",
+}
+"""Refusals that end a contact (the reason in the audit -> the contact's end state)."""
+
+_DECIDED = {
+    "human": Outcome.HUMAN,
+    "machine": Outcome.MACHINE,
+    "busy": Outcome.BUSY,
+    "noAnswer": Outcome.NO_ANSWER,
+    "failed": Outcome.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignStats:
     """Counters for status and reports."""
 
@@ -214,6 +259,127 @@ class Campaign:
         self._human_cache: list[float] | None = None
         self.audit: list[AuditEntry] = []
 
+    # --- restart --------------------------------------------------------------------------
+
+    def replay(
+        self, records: Iterable[JournalRecord], now: float, *, in_flight: Iterable[str] = ()
+    ) -> ReplaySummary:
+        """Rebuild what the rules depend on from the journal of earlier runs; pure.
+
+        Call on a fresh engine before its first ``tick``, with every record the worker
+        wrote (any campaign's; others are skipped), oldest first. Rebuilt: each contact's
+        attempts (per local day for the frequency cap, per outcome for the retry rules, the
+        retry delays), contacts reached, exhausted or opted out (and the opted-out numbers
+        added to the do-not-call list), the abandonment meter, the dialled count and the
+        measured contact rate and answer times. Conservative where the journal stops short:
+
+        * an attempt with no outcome (the pod died while it rang) counts against the caps
+          and holds its contact back for the ``noAnswer`` retry delay (15 min without one),
+          unless its id is in ``in_flight`` (calls this process still follows);
+        * a person who answered with no record of an agent in time and no safe-harbour
+          record is counted abandoned once the window is over (pending windows are kept).
+        """
+        live = set(in_flight)
+        decisions = outcomes = unknown = opted = 0
+        decided: set[str] = set()
+        queued: dict[str, float | None] = dict.fromkeys(self._states, 0.0)
+        hold = next(
+            (r.delay_seconds for r in self.spec.retries if r.disposition is Disposition.no_answer),
+            RECHECK_SECONDS,
+        )
+        window = self.spec.pacing.compliance_window_seconds
+        agentless = self.spec.mode is DialerMode.agentless
+        for record in records:
+            if record.campaign != self.name:
+                continue
+            if isinstance(record, DialDecision):
+                decisions += 1
+                state = self._states.get(record.contact)
+                if not record.dialled:
+                    if record.reason == OPT_OUT_REASON:
+                        opted += 1
+                        self._dnc.add(record.phone)
+                        if state is not None:
+                            state.done = "opted-out"
+                    elif state is not None and state.done is None:  # as _next_contact did
+                        if record.reason in _FINAL_REFUSALS:
+                            state.done = _FINAL_REFUSALS[record.reason]
+                        elif queued[record.contact] is not None:
+                            queued[record.contact] = max(state.next_at, record.at + RECHECK_SECONDS)
+                    continue
+                if state is None:
+                    unknown += 1
+                    continue
+                number = record.attempt or state.attempts + 1
+                attempt_id = f"{self.name}.{record.contact}.{number}"
+                if attempt_id in self._attempts:  # the same line twice
+                    continue
+                state.attempts = max(state.attempts, number)
+                day = local_day(record.at, state.contact.time_zone)
+                state.per_day[day] = state.per_day.get(day, 0) + 1
+                self._attempts[attempt_id] = _Attempt(record.contact, record.at)
+                queued[record.contact] = None
+                self._dialled += 1
+                continue
+            outcomes += 1
+            attempt = self._attempts.get(record.attempt)
+            if attempt is None:
+                continue
+            state = self._states[attempt.contact_id]
+            what = record.outcome
+            if record.attempt not in decided and (what in _DECIDED or what == "hangup"):
+                decided.add(record.attempt)  # a hang-up before any verdict: no answer
+                outcome = _DECIDED.get(what, Outcome.NO_ANSWER)
+                human = outcome is Outcome.HUMAN
+                self._results.append(human)
+                self._resolved.append((record.at - attempt.placed_at, human))
+                if human:
+                    attempt.answered_at = record.at
+                    self._answer_delays.append(record.at - attempt.placed_at)
+                    self._meter.answered(record.at)
+                    if agentless:
+                        state.done = "reached"
+                    else:
+                        attempt.window_ends = record.at + window
+                else:
+                    self._schedule_retry(state, outcome, record.at)
+                    queued[attempt.contact_id] = state.next_at
+            elif what == "connected" and attempt.answered_at is not None:
+                attempt.connected = True
+                state.done = "reached"
+            elif what == "abandoned" and not attempt.abandoned:
+                attempt.abandoned = True
+                self._meter.abandoned(record.at)
+        unresolved = assumed = 0
+        for attempt_id, attempt in self._attempts.items():
+            state = self._states[attempt.contact_id]
+            if attempt_id not in decided:
+                if attempt_id in live:
+                    self._in_flight.add(attempt_id)
+                    continue
+                unresolved += 1
+                if attempt_id == f"{self.name}.{attempt.contact_id}.{state.attempts}":
+                    state.next_at = max(state.next_at, attempt.placed_at + hold)
+                    queued[attempt.contact_id] = state.next_at
+                continue
+            ends = attempt.window_ends
+            if ends is None or attempt.connected or attempt.abandoned:
+                continue
+            if ends > now or attempt_id in live:
+                heapq.heappush(self._windows, (ends, attempt_id))
+            else:
+                attempt.abandoned = True
+                self._meter.abandoned(ends)
+                assumed += 1
+        self._ready = [
+            (at, s.order, cid)
+            for cid, s in self._states.items()
+            if s.done is None and (at := queued[cid]) is not None
+        ]
+        heapq.heapify(self._ready)
+        self._cache = self._human_cache = None
+        return ReplaySummary(decisions, outcomes, unknown, unresolved, assumed, opted)
+
     # --- what the pacer knows ------------------------------------------------------------
 
     @property
@@ -248,13 +414,13 @@ class Campaign:
     def answer_survival(self, seconds: float) -> float:
         """P(a person who answers takes at least ``seconds`` to do so), measured.
 
-        Exponential with mean :data:`DEFAULT_ANSWER_SECONDS` until five people answered.
+        :func:`prior_answer_survival` until five people answered.
         """
         if seconds <= 0:
             return 1.0
         answers = self._measured()[0]
         if len(answers) < 5:
-            return math.exp(-seconds / DEFAULT_ANSWER_SECONDS)
+            return prior_answer_survival(seconds)
         return 1.0 - bisect.bisect_left(answers, seconds) / len(answers)
 
     def still_human(self, rung: float) -> float:
@@ -353,7 +519,7 @@ class Campaign:
 
         def answered_by(t: float) -> float:  # P(a person answers within t | a person answers)
             if len(answers) < 5:
-                return 1 - math.exp(-t / DEFAULT_ANSWER_SECONDS)
+                return 1.0 - prior_answer_survival(t)
             return bisect.bisect_right(answers, t) / len(answers)
 
         rung = [now - self._attempts[a].placed_at for a in self._in_flight]
@@ -363,7 +529,9 @@ class Campaign:
             for e in rung:
                 later = len(delays) - bisect.bisect_right(delays, e)
                 got = bisect.bisect_right(humans, e + t) - bisect.bisect_right(humans, e)
+                # a person answers in (e, e + t] given no answer by e (the call still rings)
                 prior = rate * max(0.0, answered_by(e + t) - answered_by(e))
+                prior /= max(1e-9, 1.0 - rate * answered_by(e))
                 total += (got + 10 * prior) / (later + 10)
             ringing.append(total)
         supply = [
@@ -454,8 +622,8 @@ class Campaign:
                 found = state.contact
                 break
             self._audit(now, state.contact, False, reason)
-            if reason == "on the do-not-call list" or reason == "the calling window never opens":
-                state.done = "do-not-call" if "do-not-call" in reason else "never-callable"
+            if reason in _FINAL_REFUSALS:
+                state.done = _FINAL_REFUSALS[reason]
                 continue
             retry = max(state.next_at, now + RECHECK_SECONDS)
             deferred.append((retry, order, contact_id))
@@ -563,7 +731,7 @@ class Campaign:
         if agentless.opt_out_digit is not None and digit == agentless.opt_out_digit:
             self._dnc.add(state.contact.phone)
             state.done = "opted-out"
-            self._audit(now, state.contact, False, "opted out: added to the do-not-call list")
+            self._audit(now, state.contact, False, OPT_OUT_REASON)
             return [HangupCall(attempt_id, "opted out")]
         return []
 

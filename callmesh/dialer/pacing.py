@@ -280,21 +280,31 @@ def abandon_price(answered: int, abandoned: int, target: float, gain: float = 3.
     return target * math.exp(gain * error)
 
 
-def timed_predictive_calls(state: TimedPacingInput, safety: float = 0.95) -> int:
+def timed_predictive_calls(
+    state: TimedPacingInput, safety: float = 0.95, *, caution: float = 1.0, harmless: float = 0.5
+) -> int:
     """New calls to place now: each extra call only while its marginal risk is worth it.
 
     Expected abandons of a plan are at least the largest expected deficit of answers over
     agents at any checkpoint (answers that find no agent are lost; the checkpoint just
     before an agent frees excludes it), with Poisson answers of the expected counts. Calls
     beyond progressive pacing are added one at a time while the extra expected abandons per
-    extra expected answer stay under :func:`abandon_price` (target ``safety * cap``), and
-    never when the plan as a whole would break the cap itself over the period. Never fewer
-    than progressive pacing, never more than ``max_calls`` in flight.
+    extra expected answer stay under :func:`abandon_price` (target ``safety * cap``).
+
+    The plan as a whole must also keep the period under the cap: its expected abandons plus
+    ``caution`` standard deviations (Poisson) stay under ``cap`` of the period's answers, so
+    the first burst of a day, when a single abandon is a large share, stays small. A call
+    whose own marginal risk is under half the cap still goes when the plan is over: it
+    lowers the period's rate (this is what brings a day back under the cap after an unlucky
+    start instead of falling back to one call per free agent). Never fewer than progressive
+    pacing, never more than ``max_calls`` in flight.
     """
     floor = progressive_calls(state.free_agents, state.in_flight)
     room = max(0, state.max_calls - state.in_flight)
     target = state.cap * safety
-    price = abandon_price(state.answered, state.abandoned, target) * state.human_rate
+    p = state.human_rate
+    price = abandon_price(state.answered, state.abandoned, target) * p
+    small = harmless * state.cap * p
 
     def deficit(k: int) -> float:
         return max(
@@ -306,8 +316,12 @@ def timed_predictive_calls(state: TimedPacingInput, safety: float = 0.95) -> int
     before = deficit(k)
     while k < room:
         after = deficit(k + 1)
-        answers = state.answered + state.ringing_total + (k + 1) * state.human_rate
-        if after - before > price or state.abandoned + after > state.cap * answers:
+        marginal = after - before
+        if marginal > price:
+            break
+        answers = state.answered + state.ringing_total + (k + 1) * p
+        risk = state.abandoned + after + caution * math.sqrt(after)
+        if risk > state.cap * answers and marginal > small:
             break
         k, before = k + 1, after
     return k

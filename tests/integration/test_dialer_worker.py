@@ -350,3 +350,50 @@ async def test_setting_the_spec_to_running_starts_dialling_and_paused_stops_it(
     finally:
         await worker.stop()
     assert worker.status()["calls"]["dialled"] == dialled  # nothing new once paused
+
+
+async def test_a_restarted_worker_keeps_the_frequency_cap_and_the_abandon_rate(
+    switch: Switch, client: InboundClient, tmp_path: Path
+) -> None:
+    """Stop the worker mid-campaign and start a new one on the same audit log, as a pod
+    restart does: the day's abandon rate and each contact's attempts carry over."""
+    switch.agent_answers = False
+    switch.peer.endpoints[dial("+12125550002")] = Endpoint("busy")
+    text = campaign("calls", window=0.2, detect="false", extra="  maxAttemptsPerDay: 1\n")
+    text = text.replace(
+        "{disposition: busy, maxAttempts: 1}",
+        "{disposition: busy, maxAttempts: 3, delaySeconds: 0}",
+    )
+    config, lists = write_tenant(tmp_path, text, "id,phone\nh1,+12125550001\nb1,+12125550002\n")
+    first = await start_worker(config, lists, client, free=2, tmp_path=tmp_path)
+    try:
+        await wait_for(lambda: "abandoned" in outcomes(first.audit).get("h1", []), first)
+        await wait_for(
+            lambda: any("frequency cap" in r.get("reason", "") for r in first.audit.records), first
+        )
+    finally:
+        await first.stop()
+    before = first.status()["calls"]
+    assert (before["dialled"], before["answered"], before["abandoned"]) == (2, 1, 1)
+    originated = len([c for c in switch.peer.commands if c.startswith("bgapi originate")])
+    assert originated == 2
+
+    second = await start_worker(config, lists, client, free=2, tmp_path=tmp_path)
+    try:
+        await asyncio.sleep(0.3)  # several pacing steps with two free agents
+        after = second.status()["calls"]
+    finally:
+        await second.stop()
+    assert (after["dialled"], after["answered"], after["abandoned"]) == (2, 1, 1)
+    assert after["abandonPercent"] == 100.0
+    assert len([c for c in switch.peer.commands if c.startswith("bgapi originate")]) == 2
+    assert not any(r.get("dialled") for r in second.audit.records)
+
+    fresh = tmp_path / "elsewhere"  # the same restart without the log: both dialled again
+    fresh.mkdir()
+    third = await start_worker(config, lists, client, free=2, tmp_path=fresh)
+    try:
+        await wait_for(lambda: third.status()["calls"]["dialled"] == 2, third)
+    finally:
+        await third.stop()
+    assert len([c for c in switch.peer.commands if c.startswith("bgapi originate")]) == 4

@@ -63,6 +63,7 @@ from callmesh.dialer.campaign import (
     PlayAnnouncement,
     SafeHarbour,
 )
+from callmesh.dialer.journal import JournalRecord, decision_record, outcome_record, parse_record
 
 __all__ = ["AgentFeed", "AuditLog", "DialerWorker", "StaticAgents"]
 
@@ -92,7 +93,11 @@ class StaticAgents:
 
 
 class AuditLog:
-    """Append-only JSON lines: one record per dial decision and per call outcome."""
+    """Append-only JSON lines: one record per dial decision and per call outcome.
+
+    The records' shapes are :mod:`callmesh.dialer.journal`'s; :meth:`history` reads them
+    back at start so the campaigns' caps and abandonment meters carry over a restart.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -112,6 +117,38 @@ class AuditLog:
             self._file = self.path.open("a", encoding="utf-8")
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
         self._file.flush()
+
+    def history(self) -> tuple[list[JournalRecord], list[str]]:
+        """Every record written so far, oldest first, and the lines that could not be read.
+
+        From the file when there is one (earlier processes included), else from this
+        process's records. A line cut short by a crash, or otherwise unreadable, is skipped
+        and reported (``line N: why``); it never stops the worker.
+        """
+        records: list[JournalRecord] = []
+        bad: list[str] = []
+        if self.path is None:
+            for record in self.records:
+                records.append(parse_record(record))
+            return records, bad
+        if self._file is not None:
+            self._file.flush()
+        try:
+            handle = self.path.open(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return records, bad
+        with handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    if not isinstance(data, dict):
+                        raise ValueError("not a JSON object")
+                    records.append(parse_record(data))
+                except ValueError as exc:
+                    bad.append(f"line {number}: {exc}")
+        return records, bad
 
     def close(self) -> None:
         """Close the file."""
@@ -190,6 +227,7 @@ class DialerWorker:
         for name in list(self.campaigns):
             if name not in config.campaigns:
                 del self.campaigns[name]
+        history: list[JournalRecord] | None = None
         for name, source in config.campaigns.items():
             running = self.campaigns.get(name)
             spec = source.resource.spec
@@ -208,8 +246,35 @@ class DialerWorker:
                 source.do_not_call,
                 time_zone=config.time_zone,
             )
+            if history is None:
+                history = self._history()
+            live = [c.attempt_id for c in self.calls.values() if c.campaign == name]
+            summary = engine.replay(history, self.clock(), in_flight=live)
+            if summary.decisions or summary.outcomes:
+                log.info(
+                    "campaign %s: rebuilt from the audit log: %d dial decisions, %d outcomes,"
+                    " %d attempts without an outcome (held back), %d answered calls counted"
+                    " abandoned for want of an agent record, %d opt-outs",
+                    name,
+                    summary.decisions,
+                    summary.outcomes,
+                    summary.unresolved,
+                    summary.assumed_abandoned,
+                    summary.opted_out,
+                )
             self.campaigns[name] = _Running(name, engine, source)
         self._wake.set()
+
+    def _history(self) -> list[JournalRecord]:
+        records, bad = self.audit.history()
+        if bad:
+            log.warning(
+                "audit log %s: %d unreadable line(s) skipped (%s)",
+                self.audit.path,
+                len(bad),
+                "; ".join(bad[:5]),
+            )
+        return records
 
     def wake(self) -> None:
         """Run a pacing step now (new agent figures, a call resolved)."""
@@ -318,28 +383,12 @@ class DialerWorker:
     def _flush_audit(self, running: _Running) -> None:
         entries = running.engine.audit
         for entry in entries[running.audited :]:
-            self.audit.write(
-                {
-                    "at": entry.at,
-                    "campaign": running.name,
-                    "contact": entry.contact_id,
-                    "phone": entry.phone,
-                    "dialled": entry.dialled,
-                    "reason": entry.reason,
-                }
-            )
+            self.audit.write(decision_record(running.name, entry))
         running.audited = len(entries)
 
     def _outcome_record(self, call: _Call, what: str, detail: str = "") -> None:
         self.audit.write(
-            {
-                "at": self.clock(),
-                "campaign": call.campaign,
-                "attempt": call.attempt_id,
-                "uuid": call.uuid,
-                "outcome": what,
-                "detail": detail,
-            }
+            outcome_record(call.campaign, call.attempt_id, call.uuid, what, detail, self.clock())
         )
 
     # ------------------------------------------------------------------ effects

@@ -72,9 +72,19 @@ def test_agents_about_to_be_free_are_dialled_for_ahead_of_time() -> None:
     assert alone >= progressive_calls(4, 0) and ahead > alone
 
 
-def test_over_the_cap_it_falls_back_to_one_call_per_free_agent() -> None:
-    assert timed_predictive_calls(timed(abandoned=30)) == 4
-    assert timed_predictive_calls(timed(abandoned=30, in_flight=3)) == 1
+def test_over_the_cap_only_calls_that_add_almost_no_risk_go() -> None:
+    on_target, over, far_over = (timed_predictive_calls(timed(abandoned=a)) for a in (15, 20, 30))
+    assert on_target >= over >= far_over >= 4  # never below one call per free agent
+    assert timed_predictive_calls(timed(abandoned=0)) > on_target  # budget left: bolder
+    for k in range(5, far_over + 1):  # each extra call lowers the rate: under half the cap
+        assert poisson_excess(0.3 * k, 4) - poisson_excess(0.3 * (k - 1), 4) <= 0.5 * 0.03 * 0.3
+
+
+def test_the_first_burst_of_a_day_keeps_a_margin_for_chance() -> None:
+    opening = timed(supply=(20.0,), free_agents=20, answered=0, abandoned=0, max_calls=60)
+    bold = timed_predictive_calls(opening, caution=0.0)
+    careful = timed_predictive_calls(opening)
+    assert 20 <= careful < bold <= 60
 
 
 def test_the_price_of_an_abandon_steers_to_the_target() -> None:
@@ -117,12 +127,20 @@ def test_timed_pacer_bounds(
     calls = timed_predictive_calls(state)
     floor = progressive_calls(free, in_flight)
     assert calls >= floor
-    if calls > floor:  # over-dialling only inside the room and under the cap itself
+    if calls > floor:
         assert in_flight + calls <= max_calls
-        deficit = max(
-            poisson_excess(r + calls * f, s) for s, r, f in zip(supply, ringing, fresh, strict=True)
+
+    def deficit(k: int) -> float:
+        return max(
+            poisson_excess(r + k * f, s) for s, r, f in zip(supply, ringing, fresh, strict=True)
         )
-        assert abandoned + deficit <= 0.03 * (answered + 3.0 + calls * 0.3) + 1e-9
+
+    price = abandon_price(answered, abandoned, 0.95 * 0.03) * 0.3
+    for k in range(floor + 1, calls + 1):  # every extra call passed both tests
+        marginal = deficit(k) - deficit(k - 1)
+        assert marginal <= price + 1e-12
+        within = abandoned + deficit(k) + math.sqrt(deficit(k)) <= 0.03 * (answered + 3.0 + k * 0.3)
+        assert within or marginal <= 0.5 * 0.03 * 0.3 + 1e-12
 
 
 def test_wrap_up_tracker_ends_wrap_ups_in_the_order_they_began() -> None:
