@@ -197,6 +197,11 @@ class RouterServer:
         await self.publisher.flush()
 
     async def _publish(self, publisher: StatusPublisher) -> None:
+        log.info(
+            "publishing live KPIs into the status of queues and agentteams in %s every %g s",
+            publisher.namespace,
+            publisher.interval,
+        )
         try:
             while True:
                 try:
