@@ -13,7 +13,8 @@ are never sent (a merge patch leaves the fields it does not name alone). A field
 is removed from the status.
 
 Failures never stop the worker: a transient one (a connection error, 429, 5xx) is retried with
-exponential backoff within the tick, then left pending for the next tick; every failure is
+exponential backoff within the tick, then left pending for the next tick (with every
+resource not tried yet in that tick); every failure is
 counted (:attr:`StatusPublisher.failures`) and logged with the HTTP status and the API
 server's message, never the token. A 404 means the resource is gone: it is logged once and the
 key dropped; values set for it later are sent again only every :data:`GONE_RETRY` seconds (the
@@ -243,7 +244,12 @@ class StatusPublisher:
         return out
 
     async def flush(self) -> None:
-        """Send every pending resource now (what one tick does)."""
+        """Send every pending resource now (what one tick does).
+
+        A resource whose patch still fails transiently after :attr:`attempts` tries ends the
+        tick: the API server is unwell, and the resources not tried yet wait, as it does,
+        for the next tick (a tick never takes longer than one resource's retries).
+        """
         for key in self.pending():
             fields = dict(self._latest[key])
             try:
@@ -257,6 +263,8 @@ class StatusPublisher:
                         await self._patch(key, fields)
             except KubeStatusError as exc:
                 self._failed(key, exc)
+                if isinstance(exc, _Transient):
+                    break  # the API server is struggling: the rest waits for the next tick
                 continue
             self.sent_count += 1
             self._sent[key] = fields

@@ -128,14 +128,19 @@ async def test_500_is_retried_with_backoff_then_left_pending(
     # Failing for longer than the tick's attempts: counted, logged, kept for the next tick.
     server.inject(Fault("PATCH", "queues", status=503, times=3, subresource="status"))
     pub.set("queues", "support", {"waiting": 2})
+    pub.set("queues", "sales", {"waiting": 9})
     with caplog.at_level(logging.WARNING, "callmesh.workers.kubestatus"):
         await pub.flush()
-    assert pub.failures == 5 and pub.pending() == [("queues", "support")]
+    assert pub.failures == 5
+    # The tick ended there: "sales" was not even tried, both wait for the next tick.
+    assert pub.pending() == [("queues", "support"), ("queues", "sales")]
+    assert [name for name, _, _ in server.patches].count("sales") == 0
     assert "queues/support in tenant-a not published (HTTP 503)" in caplog.text
     assert "injected by the test" in caplog.text  # the API server's message
     assert TOKEN not in caplog.text
     await pub.flush()
     assert server.find("queues", NS, "support")["status"]["waiting"] == 2
+    assert server.find("queues", NS, "sales")["status"]["waiting"] == 9
     assert pub.pending() == []
 
 
