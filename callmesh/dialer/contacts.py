@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _SEPARATORS = re.compile(r"[\s().\-/]")
+_ID = re.compile(r"^[A-Za-z0-9_.@+:-]{1,128}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 REQUIRED_COLUMNS = ("id", "phone")
 
 
@@ -93,6 +95,25 @@ def parse_contact_csv(text: str, default_time_zone: str) -> ContactList:
         contact_id = clean.get("id", "")
         if not contact_id:
             problems.append(RowProblem(index, "empty id"))
+            continue
+        if not _ID.match(contact_id):
+            problems.append(
+                RowProblem(
+                    index,
+                    f"id {contact_id[:40]!r} may hold only letters, digits and _ . @ + : -"
+                    " (up to 128; it names the call on the switch)",
+                )
+            )
+            continue
+        broken = next((k for k, v in clean.items() if _CONTROL.search(v)), None)
+        if broken is not None:
+            problems.append(
+                RowProblem(
+                    index,
+                    f"column {broken!r} holds a line break or control character:"
+                    " put the value on one line",
+                )
+            )
             continue
         phone = normalize_phone(clean.get("phone", ""))
         if phone is None:

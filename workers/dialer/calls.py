@@ -4,7 +4,11 @@
   caller ID (``origination_caller_id_number``/``_name``), ring timeout
   (``originate_timeout``), our own ``origination_uuid`` and the campaign's variables
   (``callmesh_campaign``, ``callmesh_attempt``, ``callmesh_contact``, and each contact
-  attribute as ``callmesh_attr_<name>`` for the agent's screen pop).
+  attribute as ``callmesh_attr_<name>`` for the agent's screen pop). The ``{...}`` block is
+  :func:`~callmesh.workers.esl.quoting.var_block`: every value reads back exactly as given
+  (commas, quotes, spaces, ``=`` and ``${`` included), a line break is refused (the contact
+  list parser already skips such rows) and braces or ``:_:``, which nothing can quote through
+  originate, are dropped from the caller-ID name and the contact attributes.
 * The ``BACKGROUND_JOB`` of that originate: ``+OK <uuid>`` is an answer; ``-ERR <cause>`` is
   a hangup cause, mapped to busy, no answer or failure (:func:`outcome_of_cause`).
 * Answering-machine detection (mod_amd's ``amd`` application) leaves ``amd_result``
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+
+from callmesh.workers.esl.quoting import ENTERPRISE_DELIM, strip_unrepresentable, token, var_block
 
 from callmesh.api.base import Prompt
 from callmesh.dialer.campaign import Dial, Outcome
@@ -53,10 +59,10 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 def _value(text: str) -> str:
-    """A channel-variable value safe inside ``{...}`` and an inline dialplan.
+    """A value safe inside an inline dialplan (``uuid_transfer ... inline``).
 
-    Commas separate variables, spaces end the dial string and quotes nest badly, so
-    anything outside a conservative set becomes ``_``.
+    Commas separate the steps, spaces end the argument and quotes nest badly, so anything
+    outside a conservative set becomes ``_`` (queue names, attempt ids and file names only).
     """
     return _SAFE_VALUE.sub("_", text)[:200]
 
@@ -84,22 +90,24 @@ def originate_command(
     if not re.fullmatch(r"\+[0-9]{7,15}", number):
         raise ValueError(f"number {number!r} is not E.164: the contact list parser lets none by")
     variables = {
-        "origination_uuid": call_uuid,
-        "origination_caller_id_number": dial.caller_id_number,
-        "origination_caller_id_name": dial.caller_id_name or dial.caller_id_number,
+        "origination_uuid": token(call_uuid, "call uuid"),
+        "origination_caller_id_number": token(dial.caller_id_number, "spec.callerId.number"),
+        "origination_caller_id_name": strip_unrepresentable(
+            dial.caller_id_name or dial.caller_id_number
+        ),
         "originate_timeout": str(dial.timeout_seconds),
         "ignore_early_media": "true",
         **dict(dial.variables),
         **{
-            f"callmesh_attr_{_SAFE_NAME.sub('_', k)}": v for k, v in dial.contact.attributes.items()
+            f"callmesh_attr_{_SAFE_NAME.sub('_', k)}": strip_unrepresentable(v)
+            for k, v in dial.contact.attributes.items()
         },
         **dict(extra or {}),
     }
-    rendered = ",".join(f"{name}={_value(value)}" for name, value in variables.items() if value)
     target = dial_string.format(trunk=trunk, number=number)
-    if re.search(r"[\s{},']", target):
-        raise ValueError(f"dial string {target!r} has a space, brace, comma or quote")
-    return f"originate {{{rendered}}}{target} &park()"
+    if re.search(r"[\s{},']", target) or ENTERPRISE_DELIM in target:
+        raise ValueError(f"dial string {target!r} has a space, brace, comma, quote or ':_:'")
+    return f"originate {var_block(variables)}{target} &park()"
 
 
 def parse_originate_result(body: str) -> tuple[str | None, str | None]:
