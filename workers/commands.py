@@ -308,8 +308,23 @@ def dialer_command(
         typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH"),
     ] = "127.0.0.1:8021",
     password: Annotated[
-        str, typer.Option(help="The event-socket password.", envvar="CALLMESH_ESL_PASSWORD")
-    ] = "ClueCon",
+        str | None,
+        typer.Option(
+            help="The event-socket password (the operator sets it from the Secret"
+            " <center>-esl). Required, here or with --password-file.",
+            envvar="CALLMESH_ESL_PASSWORD",
+            show_envvar=True,
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the event-socket password (a mounted Secret key); used when"
+            " CALLMESH_ESL_PASSWORD is not set.",
+            envvar="CALLMESH_ESL_PASSWORD_FILE",
+            show_envvar=True,
+        ),
+    ] = None,
     callcontrol: Annotated[
         str,
         typer.Option(
@@ -330,6 +345,16 @@ def dialer_command(
     reload_interval: Annotated[
         float, typer.Option(help="Seconds between checks of config and lists; 0: never.", min=0)
     ] = 5.0,
+    publish_status: Annotated[
+        bool,
+        typer.Option(
+            help="In a pod, publish each DialerCampaign's abandonPercent, contacts and"
+            " rejectedRows into its status (needs patch on dialercampaigns/status).",
+        ),
+    ] = True,
+    status_interval: Annotated[
+        float, typer.Option(help="Seconds between status publications.", min=1)
+    ] = 10.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Dial the tenant's DialerCampaigns through FreeSWITCH's event socket.
@@ -339,32 +364,60 @@ def dialer_command(
     appends every dial decision and outcome to the audit log. Bad contact rows, a missing
     list and a calling window that never opens are logged and written to --status; the
     rest dials. Config and lists are re-read when they change (running/paused applies at
-    once).
+    once). At start the audit log is read back, so a restart keeps each contact's attempts
+    (frequency cap, retries), the opt-outs and the period's abandonment rate. The
+    event-socket password is required (CALLMESH_ESL_PASSWORD or --password-file). In a pod,
+    each DialerCampaign's abandonPercent, contacts and rejectedRows go to its status.
     """
     import asyncio
 
     from callmesh.workers.dialer.run import run_dialer
+    from callmesh.workers.kubestatus import in_cluster_publisher
 
     _logging(log_level)
+    secret = password
+    if not secret and password_file is not None:
+        try:
+            secret = password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            typer.echo(f"error: --password-file {password_file}: cannot read it: {exc.strerror}",
+                       err=True)  # fmt: skip
+            raise typer.Exit(2) from None
+        if not secret:
+            typer.echo(f"error: --password-file {password_file} is empty", err=True)
+            raise typer.Exit(2)
+    if not secret:
+        typer.echo(
+            "error: the event-socket password is required: set CALLMESH_ESL_PASSWORD (the"
+            " operator renders it from the Secret <center>-esl, key 'password'), pass"
+            " --password, or --password-file with a mounted Secret key"
+            " (CALLMESH_ESL_PASSWORD_FILE)",
+            err=True,
+        )
+        raise typer.Exit(2)
     fs_host, _, fs_port = freeswitch.rpartition(":")
     if not fs_host or not fs_port.isdigit():
         typer.echo(f"error: --freeswitch {freeswitch!r}: use host:port, e.g. fs:8021", err=True)
         raise typer.Exit(2)
-    try:
-        asyncio.run(
-            run_dialer(
-                config,
-                lists,
-                router=router,
-                freeswitch=(fs_host, int(fs_port)),
-                password=password,
-                callcontrol=callcontrol,
-                trunk=trunk,
-                audit=audit,
-                status=status,
-                reload_interval=reload_interval,
-            )
+
+    async def run() -> None:
+        # The publisher's HTTP client belongs to the running loop: build it inside.
+        await run_dialer(
+            config,
+            lists,
+            router=router,
+            freeswitch=(fs_host, int(fs_port)),
+            password=secret,
+            callcontrol=callcontrol,
+            trunk=trunk,
+            audit=audit,
+            status=status,
+            reload_interval=reload_interval,
+            publisher=in_cluster_publisher(status_interval) if publish_status else None,
         )
+
+    try:
+        asyncio.run(run())
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

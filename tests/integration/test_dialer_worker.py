@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
+from typing import cast
 
 import pytest
 from callmesh.workers.dialer.config import load_config
+from callmesh.workers.dialer.run import publish_status, resource_status
 from callmesh.workers.dialer.worker import AuditLog, DialerWorker, StaticAgents
 from callmesh.workers.esl.connection import InboundClient
+from callmesh.workers.kubestatus import KubeStatusApi, StatusPublisher
 from esl_peer.channel import Channel
 from esl_peer.peer import Endpoint, FakeFreeSwitch
+
+from callmesh.api.dialercampaign import DialerCampaignStatus
 
 CENTER = """\
 apiVersion: callmesh.io/v1alpha1
@@ -397,3 +402,45 @@ async def test_a_restarted_worker_keeps_the_frequency_cap_and_the_abandon_rate(
     finally:
         await third.stop()
     assert len([c for c in switch.peer.commands if c.startswith("bgapi originate")]) == 4
+
+
+class RecordingApi:
+    """Stands in for the Kubernetes API: records the status merge patches."""
+
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, str, dict[str, object]]] = []
+
+    async def patch_status(
+        self, namespace: str, plural: str, name: str, fields: Mapping[str, object]
+    ) -> None:
+        self.patches.append((namespace, plural, name, dict(fields)))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_each_campaign_status_is_published_with_its_abandon_rate(
+    switch: Switch, client: InboundClient, tmp_path: Path
+) -> None:
+    switch.agent_answers = False
+    csv = "id,phone\nh1,+12125550001\nbad,12\n"
+    config, lists = write_tenant(tmp_path, campaign("calls", window=0.2, detect="false"), csv)
+    worker = await start_worker(config, lists, client, free=1, tmp_path=tmp_path)
+    api = RecordingApi()
+    publisher = StatusPublisher("outbound", api=cast(KubeStatusApi, api), interval=60)
+    try:
+        await wait_for(lambda: "abandoned" in outcomes(worker.audit).get("h1", []), worker)
+        publish_status(worker, publisher)
+        await publisher.flush()
+    finally:
+        await worker.stop()
+    assert api.patches == [
+        (
+            "outbound",
+            "dialercampaigns",
+            "calls",
+            {"abandonPercent": 100.0, "contacts": 1, "rejectedRows": 1},
+        )
+    ]
+    fields = resource_status(worker.status())["calls"]
+    assert set(fields) <= set(DialerCampaignStatus.model_json_schema(by_alias=True)["properties"])

@@ -7,14 +7,19 @@ import contextlib
 import json
 import logging
 import signal
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from callmesh.workers.dialer.config import DialerConfigError, load_config
 from callmesh.workers.dialer.feed import RouterAgentFeed
 from callmesh.workers.dialer.worker import AuditLog, DialerWorker
 from callmesh.workers.esl.connection import InboundClient
+from callmesh.workers.kubestatus import StatusPublisher
 
-__all__ = ["run_dialer", "write_status"]
+from callmesh.api.dialercampaign import DialerCampaign
+
+__all__ = ["publish_status", "resource_status", "run_dialer", "write_status"]
 
 log = logging.getLogger("callmesh.workers.dialer")
 
@@ -29,6 +34,30 @@ def write_status(worker: DialerWorker, path: Path | None) -> None:
         tmp.replace(path)
 
 
+def resource_status(status: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, object]]:
+    """Per campaign, the fields of its DialerCampaign status the dialer knows.
+
+    ``abandonPercent`` (the period's measured rate, as a float), ``contacts`` (valid
+    contacts loaded) and ``rejectedRows`` (rows skipped): the fields of
+    :class:`~callmesh.api.dialercampaign.DialerCampaignStatus` other than the operator's
+    ``conditions`` and ``observedGeneration``.
+    """
+    return {
+        name: {
+            "abandonPercent": float(fields["abandonPercent"]),
+            "contacts": int(fields["contacts"]),
+            "rejectedRows": int(fields["rejectedRows"]),
+        }
+        for name, fields in status.items()
+    }
+
+
+def publish_status(worker: DialerWorker, publisher: StatusPublisher) -> None:
+    """Hand each campaign's status fields to ``publisher`` (sent at its next tick)."""
+    for name, fields in resource_status(worker.status()).items():
+        publisher.set(DialerCampaign.plural, name, fields)
+
+
 async def run_dialer(
     config: Path,
     lists: Path,
@@ -41,8 +70,13 @@ async def run_dialer(
     audit: Path,
     status: Path | None,
     reload_interval: float,
+    publisher: StatusPublisher | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT; raises ValueError on an unusable config."""
+    """Run until SIGTERM/SIGINT; raises ValueError on an unusable config.
+
+    With a ``publisher``, each campaign's ``abandonPercent``, ``contacts`` and
+    ``rejectedRows`` go to its DialerCampaign's status every ``publisher.interval`` seconds.
+    """
     try:
         cfg = load_config(config, lists)
     except DialerConfigError as exc:
@@ -64,6 +98,7 @@ async def run_dialer(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     seen: dict[str, list[str]] = {}
+    publishing = asyncio.create_task(publisher.run()) if publisher is not None else None
     try:
         while not stop.is_set():
             for name, state in worker.status().items():
@@ -72,6 +107,8 @@ async def run_dialer(
                     for problem in state["problems"]:
                         log.warning("campaign %s: %s", name, problem)
             write_status(worker, status)
+            if publisher is not None:
+                publish_status(worker, publisher)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(reload_interval or 5.0):
                     await stop.wait()
@@ -88,3 +125,10 @@ async def run_dialer(
         await worker.stop()
         await feed.stop()
         await esl.close()
+        if publisher is not None and publishing is not None:
+            publish_status(worker, publisher)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(publisher.flush(), timeout=5.0)  # the final figures
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
