@@ -32,8 +32,8 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import random
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -58,11 +58,12 @@ from callmesh.dialer.campaign import (
 )
 from callmesh.dialer.contacts import Contact, ContactList
 from callmesh.dialer.pacing import VicidialPacer
-from callmesh.sim.distributions import Distribution, Exponential
+from callmesh.sim.distributions import Distribution
 from callmesh.sim.stats import Estimate, estimate
+from callmesh.sim.workload import CampaignTraffic, Workload
 
-if TYPE_CHECKING:  # the workload model holds CampaignTraffic: no import cycle at runtime
-    from callmesh.sim.workload import Workload
+if TYPE_CHECKING:
+    from callmesh.acd.config import TierConfig
 
 __all__ = [
     "CampaignRecord",
@@ -70,6 +71,8 @@ __all__ = [
     "CampaignTraffic",
     "InboundTraffic",
     "Pacer",
+    "campaign_agents",
+    "inbound_from_run",
     "parse_campaign_traffic",
     "simulate_campaign",
     "simulate_tenant_campaigns",
@@ -89,39 +92,16 @@ _ON = frozenset(set(AgentState) - {AgentState.LOGGED_OUT})
 _TIMER = 0
 _TALK_END = 1
 _OUTCOME = 2
-_INBOUND = 3
-_TICK = 4
+_LISTEN = 3
+_PATIENCE = 4
+_INBOUND = 5
+_TICK = 6
+_DEADLINE = 7
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-
-class CampaignTraffic(_Model):
-    """How the numbers of a campaign answer, in a workload file (``campaigns.<name>``)."""
-
-    contact_rate: float = Field(
-        ge=0, le=1, description="Share of dials a person answers (the contact rate)."
-    )
-    machine_rate: float = Field(
-        default=0.0, ge=0, le=1, description="Share of dials an answering machine answers."
-    )
-    busy_rate: float = Field(default=0.05, ge=0, le=1, description="Share of dials found busy.")
-    answer_time: Distribution = Field(
-        default_factory=lambda: Exponential(type="exponential", mean=10.0),
-        description="Seconds from the dial to a person (or machine) answering.",
-    )
-    amd_seconds: float = Field(
-        default=2.5, ge=0, le=10, description="Seconds answering-machine detection takes."
-    )
-    talk_time: Distribution = Field(
-        default_factory=lambda: Exponential(type="exponential", mean=180.0),
-        description="Talk time of a reached contact with the agent, in seconds.",
-    )
-    contacts: int = Field(
-        default=30_000, ge=1, le=2_000_000, description="Size of the simulated contact list."
     )
 
 
@@ -154,6 +134,9 @@ class CampaignRecord:
     machines: int = 0
     reached: int = 0
     inbound_answered: int = 0
+    transferred: int = 0
+    opted_out: int = 0
+    transfers_abandoned: int = 0
     logged_in_seconds: float = 0.0
     working_seconds: float = 0.0
     per_day: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -186,6 +169,44 @@ def _start_time(date: dt.date, clock: str, zone: str) -> float:
     return dt.datetime(date.year, date.month, date.day, hh, mm, tzinfo=ZoneInfo(zone)).timestamp()
 
 
+def campaign_agents(
+    spec: DialerCampaignSpec, target: QueueConfig, teams: Mapping[str, TeamConfig]
+) -> tuple[str, ...]:
+    """The agents who can take the campaign's answered calls in time, in tier order.
+
+    A predictive or progressive call must reach an agent within the compliance window, so
+    only tiers the target queue opens to within ``pacing.complianceWindowSeconds`` count
+    (a tier that helps after 90 s never takes one); an agentless transfer waits like an
+    inbound caller, so every tier counts. These agents are the ones the pacer sees and the
+    ones whose occupancy is reported.
+    """
+    window = spec.pacing.compliance_window_seconds
+    tiers: Iterable[TierConfig] = (
+        target.tiers
+        if spec.mode is DialerMode.agentless
+        else [t for t in target.tiers if t.delay <= window]
+    )
+    out: dict[str, None] = {}
+    for tier in tiers:
+        for team in tier.teams:
+            for agent in teams[team].agents:
+                out.setdefault(agent.id, None)
+    return tuple(out)
+
+
+def _with_wrap_up(
+    queues: list[QueueConfig], teams: list[TeamConfig], target: QueueConfig, seconds: float
+) -> tuple[list[QueueConfig], list[TeamConfig]]:
+    """The target queue and the teams of its tiers with ``seconds`` of wrap-up."""
+    names = {team for tier in target.tiers for team in tier.teams}
+    queues = [replace(q, wrap_up_time=seconds) if q.name == target.name else q for q in queues]
+    teams = [
+        replace(t, wrap_up_time=seconds) if t.name in names and t.wrap_up_time is not None else t
+        for t in teams
+    ]
+    return queues, teams
+
+
 def simulate_campaign(
     name: str,
     spec: DialerCampaignSpec,
@@ -207,21 +228,27 @@ def simulate_campaign(
     """Play ``hours`` of campaign ``name`` from ``start`` on ``date`` (see the module doc).
 
     Every agent of ``teams`` is logged in for the whole run. ``pacer`` picks who sizes the
-    dialling (``campaign``: the campaign's own mode). The same ``seed`` gives the same record.
+    dialling (``campaign``: the campaign's own mode). ``time_zone`` is the zone of the
+    start time; the synthetic contacts live in the calling window's ``defaultTimeZone``.
+    The same ``seed`` gives the same record.
     """
     rng = random.Random(seed)
     queue_list, team_list = list(queues), list(teams)
-    router = Router(queue_list, team_list, seed=rng.getrandbits(63), history_limit=1)
     target = next((q for q in queue_list if q.name == spec.queue), None)
     if target is None:
         raise ValueError(
             f"campaign {name}: spec.queue {spec.queue!r} is not among the queues"
             f" ({', '.join(q.name for q in queue_list)}): add the queue or fix spec.queue"
         )
+    if traffic.wrap_up_seconds is not None:
+        queue_list, team_list = _with_wrap_up(
+            queue_list, team_list, target, traffic.wrap_up_seconds
+        )
+        target = next(q for q in queue_list if q.name == spec.queue)
+    router = Router(queue_list, team_list, seed=rng.getrandbits(63), history_limit=1)
     team_of = {t.name: t for t in team_list}
-    target_agents = {
-        a.id for tier in target.tiers for team in tier.teams for a in team_of[team].agents
-    }
+    target_agents = campaign_agents(spec, target, team_of)
+    measured = frozenset(target_agents)
     wrap_time = target.wrap_up_time or 0.0
     for tier in target.tiers:
         for team in tier.teams:
@@ -229,20 +256,26 @@ def simulate_campaign(
                 wrap_time = float(team_of[team].wrap_up_time or 0.0)
     all_agents = sorted({a.id for t in team_list for a in t.agents})
     if contacts is None:
-        contacts = synthetic_contacts(traffic.contacts, time_zone)
+        contacts = synthetic_contacts(traffic.contacts, spec.calling_window.default_time_zone)
     campaign_spec = spec
     if pacer == "progressive":
         campaign_spec = spec.model_copy(update={"mode": DialerMode.progressive})
     campaign = Campaign(name, campaign_spec, contacts, do_not_call, time_zone=time_zone)
     t0 = _start_time(date, start, time_zone)
     end = t0 + hours * 3600
-    rec = CampaignRecord(pacer=pacer, seed=seed, hours=hours, agents=len(all_agents))
+    rec = CampaignRecord(pacer=pacer, seed=seed, hours=hours, agents=len(target_agents))
 
     answer_time, talk_time = traffic.answer_time.sampler(), traffic.talk_time.sampler()
+    listen_time = traffic.listen_time.sampler()
+    patience = traffic.patience.sampler() if traffic.patience is not None else None
+    p_transfer = traffic.transfer_rate or 0.0
+    p_opt_out = traffic.opt_out_rate
     inbound_list = list(inbound)
     inbound_talk = [s.handle_time.sampler() for s in inbound_list]
     p_human, p_machine, p_busy = traffic.contact_rate, traffic.machine_rate, traffic.busy_rate
     ring_timeout = float(spec.pacing.ring_timeout_seconds)
+    amd_seconds = traffic.amd_seconds
+    random01 = rng.random
 
     events: list[tuple[float, int, int, Any]] = []
     seq = 0
@@ -254,13 +287,15 @@ def simulate_campaign(
 
     state: dict[str, AgentState] = dict.fromkeys(all_agents, AgentState.LOGGED_OUT)
     since: dict[str, float] = dict.fromkeys(all_agents, t0)
-    talking_since: dict[str, float] = {}
     wrap_ends: dict[str, float] = {}
+    free_agents: set[str] = set()  # campaign agents Available to the router
     contact_agent: dict[str, str] = {}
     outbound: set[str] = set()
 
     def agent_changed(change: AgentStateChanged) -> None:
         agent, new = change.agent_id, change.state
+        if agent not in measured:
+            return
         old = state[agent]
         at = max(t0, min(change.at, end))
         span = at - since[agent]
@@ -271,23 +306,25 @@ def simulate_campaign(
         state[agent], since[agent] = new, at
         if new is AgentState.WRAP_UP:
             wrap_ends[agent] = change.at + wrap_time
-            talking_since.pop(agent, None)
         else:
             wrap_ends.pop(agent, None)
-        if new is AgentState.BUSY:
-            talking_since[agent] = change.at
-        elif new is not AgentState.WRAP_UP:
-            talking_since.pop(agent, None)
+        if new is AgentState.AVAILABLE:
+            free_agents.add(agent)
+        else:
+            free_agents.discard(agent)
 
     def apply(effects: Iterable[Any], now: float) -> None:
         pending = list(effects)
-        while pending:
-            effect = pending.pop(0)
-            if isinstance(effect, AgentStateChanged):
+        i = 0
+        while i < len(pending):
+            effect = pending[i]
+            i += 1
+            cls = type(effect)
+            if cls is AgentStateChanged:
                 agent_changed(effect)
-            elif isinstance(effect, Offer):
+            elif cls is Offer:
                 pending += router.accept(effect.agent_ids[0], effect.contact_id, now)
-            elif isinstance(effect, Connected):
+            elif cls is Connected:
                 contact_agent[effect.contact_id] = effect.agent_id
                 if effect.contact_id in outbound:
                     campaign.on_agent_connected(effect.contact_id, now)
@@ -297,25 +334,26 @@ def simulate_campaign(
                     rec.inbound_answered += 1
                     index = int(effect.contact_id.split(":", 2)[1])
                     push(now + inbound_talk[index](rng), _TALK_END, effect.contact_id)
-            elif isinstance(effect, ContactEnded) and effect.agent_id is None:
+            elif cls is ContactEnded and effect.agent_id is None:
                 outbound.discard(effect.contact_id)  # left the queue without an agent
 
     def carry(effects: Iterable[Any], now: float) -> None:
         for effect in effects:
-            if isinstance(effect, Dial):
+            cls = type(effect)
+            if cls is Dial:
                 rec.dialled += 1
-                draw = rng.random()
+                draw = random01()
                 if draw < p_human:
                     delay = min(answer_time(rng), ring_timeout)
                     push(now + delay, _OUTCOME, (effect.attempt_id, Outcome.HUMAN))
                 elif draw < p_human + p_machine:
-                    delay = min(answer_time(rng), ring_timeout) + traffic.amd_seconds
+                    delay = min(answer_time(rng), ring_timeout) + amd_seconds
                     push(now + delay, _OUTCOME, (effect.attempt_id, Outcome.MACHINE))
                 elif draw < p_human + p_machine + p_busy:
                     push(now + 3.0, _OUTCOME, (effect.attempt_id, Outcome.BUSY))
                 else:
                     push(now + ring_timeout, _OUTCOME, (effect.attempt_id, Outcome.NO_ANSWER))
-            elif isinstance(effect, Connect):
+            elif cls is Connect:
                 outbound.add(effect.attempt_id)
                 apply(
                     router.enqueue(
@@ -324,30 +362,44 @@ def simulate_campaign(
                     ),
                     now,
                 )
-            elif isinstance(effect, SafeHarbour):
-                if effect.attempt_id not in contact_agent:
+                if patience is not None and effect.attempt_id not in contact_agent:
+                    push(now + patience(rng), _PATIENCE, effect.attempt_id)
+            elif cls is SafeHarbour:
+                if effect.attempt_id not in contact_agent and effect.attempt_id in outbound:
                     apply(router.abandon(effect.attempt_id, now), now)
                 outbound.discard(effect.attempt_id)
-            elif isinstance(effect, LeaveMessage | HangupCall):
-                rec.machines += 1 if isinstance(effect, LeaveMessage) else 0
-            elif isinstance(effect, PlayAnnouncement):
-                pass  # agentless listeners are not simulated beyond the answer
+            elif cls is LeaveMessage:
+                rec.machines += 1
+            elif cls is HangupCall:
+                pass
+            elif cls is PlayAnnouncement:
+                push(now + listen_time(rng), _LISTEN, effect)
+
+    def listened(effect: PlayAnnouncement, now: float) -> None:
+        """An agentless listener presses the transfer key, the opt-out key, or hangs up."""
+        draw = random01()
+        if draw < p_transfer:
+            rec.transferred += 1
+            carry(campaign.on_digit(effect.attempt_id, effect.transfer_digit, now), now)
+        elif draw < p_transfer + p_opt_out and effect.opt_out_digit is not None:
+            rec.opted_out += 1
+            carry(campaign.on_digit(effect.attempt_id, effect.opt_out_digit, now), now)
 
     vici = VicidialPacer(next_update=t0 + 60.0)
     cap = spec.pacing.max_abandon_percent / 100
+    n_target = len(target_agents)
 
     def pace(now: float) -> None:
-        free = sum(1 for a in target_agents if state[a] is AgentState.AVAILABLE)
+        free = len(free_agents)
         wanted: int | None = None
         if pacer == "vicidial":
             waiting = len(router.waiting(spec.queue))
-            vici.observe(now, free, waiting, len(target_agents), campaign.abandon_rate(now), cap)
+            vici.observe(now, free, waiting, n_target, campaign.abandon_rate(now), cap)
             wanted = vici.calls(free, campaign.in_flight)
             snapshot = AgentSnapshot(free=free)
         else:
             snapshot = AgentSnapshot(
-                free=free,
-                freeing=tuple(wrap_ends[a] - now for a in target_agents if a in wrap_ends),
+                free=free, freeing=tuple(at - now for at in wrap_ends.values())
             )
         carry(campaign.tick(now, snapshot, wanted=wanted), now)
 
@@ -375,6 +427,13 @@ def simulate_campaign(
         elif kind == _OUTCOME:
             attempt_id, outcome = payload
             carry(campaign.on_outcome(attempt_id, outcome, at), at)
+        elif kind == _LISTEN:
+            listened(payload, at)
+        elif kind == _PATIENCE:
+            if payload in outbound and payload not in contact_agent:
+                rec.transfers_abandoned += 1
+                outbound.discard(payload)
+                apply(router.abandon(payload, at), at)
         elif kind == _INBOUND:
             stream = inbound_list[payload]
             inbound_seq += 1
@@ -386,7 +445,7 @@ def simulate_campaign(
         pace(at)  # expires the compliance windows that are due, then dials
         deadline = campaign.next_deadline()
         if deadline is not None:
-            push(deadline, _TICK + 1, None)
+            push(deadline, _DEADLINE, None)
     for agent in all_agents:  # close the books at the end of the run
         agent_changed(AgentStateChanged(agent, AgentState.LOGGED_OUT, "end of run", end))
     stats = campaign.stats(end)
@@ -436,24 +495,52 @@ def parse_campaign_traffic(data: object, source: str = "workload") -> dict[str, 
     return out
 
 
+def inbound_from_run(workload: Workload, run: Mapping[str, Any]) -> list[InboundTraffic]:
+    """Inbound load on the agents, from a ``callmesh simulate`` run of the same workload.
+
+    Each queue's answered contacts per measured hour (mean over the replications, IVR-routed
+    calls included) become a Poisson stream with the workload's handle time, so campaign
+    agents also serve what the inbound simulation gave them.
+    """
+    spec = workload.spec
+    hours = (spec.day_seconds - spec.warmup_minutes * 60.0) / 3600.0
+    out = []
+    for queue in run["queues"]:
+        answered = queue["total"]["answered"]["mean"]
+        traffic = spec.queues.get(queue["name"])
+        if answered and traffic is not None:
+            out.append(
+                InboundTraffic(
+                    queue=queue["name"], per_hour=answered / hours, handle_time=traffic.handle_time
+                )
+            )
+    return out
+
+
 def simulate_tenant_campaigns(
     tenant: Tenant,
     workload: Workload,
-    traffic: Mapping[str, CampaignTraffic],
+    traffic: Mapping[str, CampaignTraffic] | None = None,
     *,
     seed: int,
     replications: int,
+    inbound: Iterable[InboundTraffic] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> list[CampaignSummary]:
     """Every campaign of ``tenant`` that ``traffic`` describes, on the workload's day.
 
-    The agents are the tenant's teams (all logged in from the workload's start to its end);
-    the workload's direct queue arrivals (their mean hourly rate, handle times from
-    ``spec.queues``) compete for them. Campaigns run one at a time, each with its own
-    replications (seed ``seed * 1000 + replication``).
+    ``traffic`` defaults to the workload's ``spec.campaigns``. The agents are the tenant's
+    teams (all logged in from the workload's start to its end); ``inbound`` competes for
+    them (default: the workload's direct queue arrivals at their mean hourly rate;
+    ``callmesh simulate`` passes :func:`inbound_from_run`). Campaigns run one at a time,
+    each with its own replications (seed ``seed * 1000 + replication``). ``progress`` gets
+    the fraction of all the campaign replications done.
     """
     from callmesh.sim.build import build_acd
     from callmesh.sim.workload import mean_rate_per_hour
 
+    if traffic is None:
+        traffic = workload.spec.campaigns
     missing = sorted(set(traffic) - set(tenant.campaigns))
     if missing:
         raise ValueError(
@@ -462,76 +549,97 @@ def simulate_tenant_campaigns(
         )
     setup = build_acd(tenant, workload)
     spec = workload.spec
-    inbound = [
-        InboundTraffic(
-            queue=arrival.queue,
-            per_hour=mean_rate_per_hour(workload, i),
-            handle_time=spec.queues[arrival.queue].handle_time,
-        )
-        for i, arrival in enumerate(spec.arrivals)
-        if arrival.queue is not None and arrival.queue in spec.queues
-    ]
+    if inbound is None:
+        inbound = [
+            InboundTraffic(
+                queue=arrival.queue,
+                per_hour=mean_rate_per_hour(workload, i),
+                handle_time=spec.queues[arrival.queue].handle_time,
+            )
+            for i, arrival in enumerate(spec.arrivals)
+            if arrival.queue is not None and arrival.queue in spec.queues
+        ]
+    streams = list(inbound)
     zone = tenant.center.spec.time_zone if tenant.center is not None else "UTC"
     out = []
+    total = len(traffic) * replications
+    done = 0
     for name in sorted(traffic):
         resource = tenant.campaigns[name]
-        records = tuple(
-            simulate_campaign(
-                name,
-                resource.spec,
-                setup.queues,
-                setup.teams,
-                traffic[name],
-                seed=seed * 1000 + r,
-                hours=spec.day_seconds / 3600,
-                date=spec.calendar_date(),
-                start=spec.start,
-                time_zone=zone,
-                inbound=inbound,
+        records = []
+        for r in range(replications):
+            records.append(
+                simulate_campaign(
+                    name,
+                    resource.spec,
+                    setup.queues,
+                    setup.teams,
+                    traffic[name],
+                    seed=seed * 1000 + r,
+                    hours=spec.day_seconds / 3600,
+                    date=spec.calendar_date(),
+                    start=spec.start,
+                    time_zone=zone,
+                    inbound=streams,
+                )
             )
-            for r in range(replications)
+            done += 1
+            if progress is not None:
+                progress(done / total)
+        summary = CampaignSummary(
+            name, resource.spec.mode.value, tuple(records), summarize(records)
         )
-        out.append(CampaignSummary(name, resource.spec.mode.value, records, summarize(records)))
+        out.append(summary)
     return out
 
 
-def summary_document(summary: CampaignSummary) -> dict[str, Any]:
-    """A campaign's KPIs as JSON: mean and 95% half-width per KPI, and the replications."""
+def _pct(values: Iterable[float]) -> dict[str, float | int | None]:
+    return estimate(100.0 * v for v in values).as_dict()
+
+
+def summary_document(summary: CampaignSummary, spec: DialerCampaignSpec) -> dict[str, Any]:
+    """A campaign's KPIs for the ``campaigns`` array of ``callmesh simulate --output json``.
+
+    Every KPI is an estimate (mean, 95% half-width, interval, n) over the replications;
+    ``simulate-result.schema.json`` defines each one.
+    """
+    recs = summary.records
     return {
-        "campaign": summary.campaign,
+        "name": summary.campaign,
         "mode": summary.pacer,
-        "kpis": {
-            name: {"mean": e.mean, "halfWidth": e.half_width, "n": e.n}
-            for name, e in summary.kpis.items()
-        },
-        "replications": [
-            {
-                "seed": r.seed,
-                "occupancy": r.occupancy,
-                "abandonRate": r.abandon_rate,
-                "worstDayAbandonRate": r.worst_day_abandon_rate,
-                "reachedPerAgentHour": r.reached_per_agent_hour,
-                "dialled": r.dialled,
-                "answered": r.answered,
-                "abandoned": r.abandoned,
-                "reached": r.reached,
-            }
-            for r in summary.records
-        ],
+        "queue": spec.queue,
+        "agents": recs[0].agents if recs else 0,
+        "maxAbandonPercent": spec.pacing.max_abandon_percent,
+        "complianceWindowSeconds": spec.pacing.compliance_window_seconds,
+        "abandonPeriod": spec.pacing.period.value,
+        "occupancyPercent": _pct(r.occupancy for r in recs),
+        "abandonedPercent": _pct(r.abandon_rate for r in recs),
+        "worstDayAbandonedPercent": _pct(r.worst_day_abandon_rate for r in recs),
+        "reachedPerAgentHour": estimate(r.reached_per_agent_hour for r in recs).as_dict(),
+        "dialled": estimate(float(r.dialled) for r in recs).as_dict(),
+        "answered": estimate(float(r.answered) for r in recs).as_dict(),
+        "abandoned": estimate(float(r.abandoned) for r in recs).as_dict(),
+        "reached": estimate(float(r.reached) for r in recs).as_dict(),
+        "machines": estimate(float(r.machines) for r in recs).as_dict(),
+        "transferred": estimate(float(r.transferred) for r in recs).as_dict(),
+        "inboundAnswered": estimate(float(r.inbound_answered) for r in recs).as_dict(),
     }
 
 
-def summary_line(summary: CampaignSummary) -> str:
-    """One line for the terminal: occupancy, abandonment, reach per agent-hour (95% CIs)."""
+def summary_line(document: Mapping[str, Any]) -> str:
+    """One line for the terminal from :func:`summary_document`: occupancy, abandonment and
+    reach per agent-hour, each mean ± 95% half-width."""
 
-    def pm(name: str, scale: float, digits: int) -> str:
-        e = summary.kpis[name]
-        mean = (e.mean or 0.0) * scale
-        half = f" ± {e.half_width * scale:.{digits}f}" if e.half_width is not None else ""
+    def pm(key: str, digits: int) -> str:
+        e = document[key]
+        mean = e["mean"] if e["mean"] is not None else 0.0
+        half = f" ± {e['halfWidth']:.{digits}f}" if e["halfWidth"] is not None else ""
         return f"{mean:.{digits}f}{half}"
 
     return (
-        f"campaign {summary.campaign} ({summary.pacer}): occupancy {pm('occupancy', 100, 1)}%,"
-        f" abandoned {pm('abandon_rate', 100, 2)}% of answered,"
-        f" {pm('reached_per_agent_hour', 1, 2)} contacts reached per agent-hour"
+        f"campaign {document['name']} ({document['mode']}, {document['agents']} agents):"
+        f" occupancy {pm('occupancyPercent', 1)}%,"
+        f" abandoned {pm('abandonedPercent', 2)}% of answered"
+        f" (cap {document['maxAbandonPercent']:g}%),"
+        f" {pm('reachedPerAgentHour', 2)} contacts reached per agent-hour"
     )

@@ -90,7 +90,7 @@ def _erl(erlang: dict[str, Any] | None, key: str) -> str:
     return f"{erlang[key]:.1f}"
 
 
-def _print_table(run: dict[str, Any], cpu: float) -> None:
+def _print_table(run: dict[str, Any], cpu: float, campaign_cpu: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -167,12 +167,34 @@ def _print_table(run: dict[str, Any], cpu: float) -> None:
         f" {_fmt(routing['fallbackPercent'])}%",
         highlight=False,
     )
+    if run["campaigns"]:
+        campaigns = Table(
+            title="outbound campaigns (the real dialer engine on the same agents)",
+            title_justify="left",
+        )
+        for name in ("campaign (mode)", "agents", "occupancy %", "abandoned % (cap)"):
+            campaigns.add_column(name, justify="left" if name.startswith("campaign") else "right")
+        for name in ("reached / agent-hour", "dialled", "answered", "reached"):
+            campaigns.add_column(name, justify="right", no_wrap=True)
+        for c in run["campaigns"]:
+            campaigns.add_row(
+                f"{c['name']} ({c['mode']})",
+                str(c["agents"]),
+                _fmt(c["occupancyPercent"]),
+                f"{_fmt(c['abandonedPercent'], 2)} ({c['maxAbandonPercent']:g})",
+                _fmt(c["reachedPerAgentHour"], 2),
+                _fmt(c["dialled"], 0),
+                _fmt(c["answered"], 0),
+                _fmt(c["reached"], 0),
+            )
+        console.print(campaigns)
     checks = run["checks"]
     console.print(
         f"{checks['contactsSimulated']:,} contacts simulated in {cpu:.1f} s of CPU"
         f" ({checks['contactsSimulated'] / max(cpu, 1e-9):,.0f}/s); Little's law max relative"
         f" error {checks['littleLawMaxRelativeError']:.1e}; flow conservation violations:"
-        f" {checks['flowConservationViolations']}",
+        f" {checks['flowConservationViolations']}"
+        + (f"; campaigns {campaign_cpu:.1f} s of CPU" if run["campaigns"] else ""),
         highlight=False,
     )
 
@@ -237,7 +259,7 @@ def simulate_command(
 
     from callmesh.api.validate import InvalidManifests, load_tenants
     from callmesh.sim.report import write_report
-    from callmesh.sim.results import SCHEMA_VERSION, simulate
+    from callmesh.sim.results import SCHEMA_VERSION, add_campaigns, simulate
     from callmesh.sim.simulator import Simulator
     from callmesh.sim.workload import WorkloadError, load_workload
 
@@ -299,7 +321,7 @@ def simulate_command(
         raise typer.Exit(2)
 
     runs: list[dict[str, Any]] = []
-    cpus: list[float] = []
+    cpus: list[tuple[float, float]] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -316,8 +338,11 @@ def simulate_command(
                 bar.update(task, completed=fraction)
 
             cpu0 = time.process_time()
-            runs.append(simulate(sim, seed, replications, step))
-            cpus.append(time.process_time() - cpu0)
+            run = simulate(sim, seed, replications, step, campaigns=False)
+            cpu1 = time.process_time()
+            add_campaigns(sim, run, seed, replications, step)
+            runs.append(run)
+            cpus.append((cpu1 - cpu0, time.process_time() - cpu1))
     document = {
         "schemaVersion": SCHEMA_VERSION,
         "seed": seed,
@@ -330,5 +355,5 @@ def simulate_command(
     if output is Output.json:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
     else:
-        for run, cpu in zip(runs, cpus, strict=True):
-            _print_table(run, cpu)
+        for run, (cpu, campaign_cpu) in zip(runs, cpus, strict=True):
+            _print_table(run, cpu, campaign_cpu)

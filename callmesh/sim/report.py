@@ -333,6 +333,43 @@ def _run_section(run: dict[str, Any]) -> str:
         f"{rrows}<tr><td>engine fallbacks (plugin failed or invalid)</td>"
         f"<td>{_est(routing['fallbackPercent'])}</td></tr></table>"
     )
+    campaigns = run.get("campaigns") or []
+    if campaigns:
+        crows = "".join(
+            f"<tr><td>{_esc(c['name'])}</td><td>{_esc(c['mode'])}</td><td>{_esc(c['queue'])}</td>"
+            f"<td>{c['agents']}</td><td>{_est(c['occupancyPercent'])}</td>"
+            f"<td>{_est(c['abandonedPercent'], 2)}</td><td>{c['maxAbandonPercent']:g}"
+            f" ({_esc(c['abandonPeriod'])}, {c['complianceWindowSeconds']:g} s)</td>"
+            f"<td>{_est(c['reachedPerAgentHour'], 2)}</td><td>{_est(c['dialled'], 0)}</td>"
+            f"<td>{_est(c['answered'], 0)}</td><td>{_est(c['abandoned'], 0)}</td>"
+            f"<td>{_est(c['reached'], 0)}</td><td>{_est(c['transferred'], 0)}</td></tr>"
+            for c in campaigns
+        )
+        parts.append(
+            "<h3>Outbound campaigns (the real dialer engine on the same agents)</h3>"
+            '<div class="charts">'
+            + _figure(
+                "Campaign agents' occupancy (%, 95% interval)",
+                _bar_chart(
+                    [c["name"] for c in campaigns],
+                    [c["occupancyPercent"] for c in campaigns],
+                    y_label="occupancy %",
+                ),
+            )
+            + _figure(
+                "Abandoned % of calls answered by a person (95% interval)",
+                _bar_chart(
+                    [c["name"] for c in campaigns],
+                    [c["abandonedPercent"] for c in campaigns],
+                    y_label="abandoned %",
+                ),
+            )
+            + "</div><table><tr><th>campaign</th><th>mode</th><th>queue</th><th>agents</th>"
+            "<th>occupancy %</th><th>abandoned %</th><th>cap % (period, window)</th>"
+            "<th>reached per agent-hour</th><th>dialled</th><th>answered by a person</th>"
+            "<th>abandoned</th><th>reached an agent</th><th>pressed transfer</th></tr>"
+            f"{crows}</table>"
+        )
     arows = "".join(
         f"<tr><td>{_esc(a['id'])}</td><td>{_esc(', '.join(a['teams']))}</td>"
         f"<td>{_est(a['occupancyPercent'])}</td><td>{_est(a['contactsHandled'], 0)}</td></tr>"

@@ -1,7 +1,7 @@
 """From replication counters to KPIs with 95% intervals, compared with Erlang C / Erlang A.
 
 :func:`summarize` builds the document ``callmesh simulate --output json`` prints; its shape
-is fixed by ``callmesh/sim/simulate-result.schema.json`` (``schemaVersion`` 1) and every KPI
+is fixed by ``callmesh/sim/simulate-result.schema.json`` (``schemaVersion`` 2) and every KPI
 is defined there and in ``docs/simulate.md``. In short, per queue and interval (contacts are
 counted in the interval they first entered the ACD):
 
@@ -40,9 +40,10 @@ from callmesh.sim.simulator import (
 from callmesh.sim.stats import estimate
 from callmesh.wfm.erlang import QueueLoad, performance
 
-__all__ = ["KPI_NAMES", "SCHEMA_VERSION", "simulate", "summarize"]
+__all__ = ["KPI_NAMES", "SCHEMA_VERSION", "add_campaigns", "simulate", "summarize"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: version 1 plus ``runs[].campaigns`` (every version-1 field unchanged)."""
 
 #: Every KPI of a queue interval, in the order tables show them.
 KPI_NAMES = (
@@ -370,6 +371,7 @@ def summarize(sim: Simulator, records: Sequence[ReplicationRecord], seed: int) -
         "routing": routing,
         "teams": teams_out,
         "agents": agents,
+        "campaigns": [],
         "checks": {
             "littleLawMaxRelativeError": little,
             "flowConservationViolations": violations,
@@ -384,20 +386,71 @@ def simulate(
     seed: int,
     replications: int,
     progress: Callable[[float], None] | None = None,
+    *,
+    campaigns: bool = True,
 ) -> dict[str, Any]:
     """Play ``replications`` independent replications and summarize them.
 
+    With ``campaigns``, then the workload's campaigns too (:func:`add_campaigns`; without,
+    the caller may add them, and the progress bar stops where they would continue it).
     ``progress`` gets the fraction of the whole run done (0..1), a few times a second.
     """
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
+    share = _inbound_share(sim)
     records = []
     for r in range(replications):
         step = None
         if progress is not None:
 
             def step(fraction: float, r: int = r) -> None:
-                progress((r + fraction) / replications)
+                progress((r + fraction) / replications * share)
 
         records.append(sim.run(seed, r, step))
-    return summarize(sim, records, seed)
+    run = summarize(sim, records, seed)
+    if campaigns:
+        add_campaigns(sim, run, seed, replications, progress)
+    return run
+
+
+def _inbound_share(sim: Simulator) -> float:
+    """Share of the progress bar of the inbound day (each campaign takes about as long)."""
+    return 1.0 / (1 + len(sim.workload.spec.campaigns))
+
+
+def add_campaigns(
+    sim: Simulator,
+    run: dict[str, Any],
+    seed: int,
+    replications: int,
+    progress: Callable[[float], None] | None = None,
+) -> None:
+    """Play the workload's campaigns (``spec.campaigns``) and fill ``run["campaigns"]``.
+
+    Each campaign gets ``replications`` of its own on the tenant's agents, with the inbound
+    load ``run`` measured (:func:`~callmesh.sim.campaigns.inbound_from_run`). ``progress``
+    continues the bar of :func:`simulate` from the inbound share to 1.
+    """
+    if not sim.workload.spec.campaigns:
+        if progress is not None:
+            progress(1.0)
+        return
+    from callmesh.sim.campaigns import inbound_from_run, simulate_tenant_campaigns, summary_document
+
+    share = _inbound_share(sim)
+
+    def step(fraction: float) -> None:
+        if progress is not None:
+            progress(share + (1.0 - share) * fraction)
+
+    summaries = simulate_tenant_campaigns(
+        sim.tenant,
+        sim.workload,
+        seed=seed,
+        replications=replications,
+        inbound=inbound_from_run(sim.workload, run),
+        progress=step,
+    )
+    run["campaigns"] = [
+        summary_document(s, sim.tenant.campaigns[s.campaign].spec) for s in summaries
+    ]

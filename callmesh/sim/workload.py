@@ -33,6 +33,11 @@ each field with an example; in short::
         noAnswerPercent: 1                          # offers left ringing (RONA)
       teams:
         chat-team: {chatConcurrency: 3}
+      campaigns:                # DialerCampaigns of the manifests to play, and how numbers answer
+        renewals:
+          contactRate: 0.3                            # a person answers 30% of dials
+          machineRate: 0.15                           # an answering machine 15%
+          talkTime: {type: lognormal, mean: 240, sd: 150}
 
 The kind is not a Kubernetes resource: it lives next to the manifests but is only read by
 the simulator (its ``apiVersion`` is ``sim.callmesh.io/v1alpha1`` so nothing applies it).
@@ -46,6 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -60,13 +66,15 @@ from pydantic.alias_generators import to_camel
 
 from callmesh.api import Channel, NodeType, Tenant
 from callmesh.api.base import DateString, Weekday
-from callmesh.sim.distributions import Constant, Distribution
+from callmesh.api.dialercampaign import CampaignState, DialerMode
+from callmesh.sim.distributions import Constant, Distribution, Exponential, Uniform
 
 __all__ = [
     "API_VERSION",
     "KIND",
     "AgentBehaviour",
     "Arrival",
+    "CampaignTraffic",
     "FlowChoices",
     "MenuChoices",
     "QueueTraffic",
@@ -212,6 +220,88 @@ class TeamTraffic(_Model):
     )
 
 
+_Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class CampaignTraffic(_Model):
+    """How the numbers of one DialerCampaign answer (``spec.campaigns.<name>``).
+
+    Every dial is drawn once: a person answers with ``contactRate``, an answering machine with
+    ``machineRate``, the line is busy with ``busyRate``; the rest ring out at the campaign's
+    ``pacing.ringTimeoutSeconds``. The three shares may not add up to more than 1.
+    """
+
+    contact_rate: _Share = Field(description="Share of dials a person answers (the contact rate).")
+    machine_rate: _Share = Field(default=0.0, description="Share of dials a machine answers.")
+    busy_rate: _Share = Field(default=0.05, description="Share of dials found busy.")
+    answer_time: Distribution = Field(
+        default_factory=lambda: Exponential(type="exponential", mean=10.0),
+        description="Seconds from the dial to a person (or machine) answering.",
+    )
+    amd_seconds: float = Field(
+        default=2.5,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Seconds answering-machine detection takes.",
+    )
+    talk_time: Distribution = Field(
+        default_factory=lambda: Exponential(type="exponential", mean=180.0),
+        description="Talk time of a reached contact with the agent, in seconds (no wrap-up).",
+    )
+    wrap_up_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description=(
+            "What-if wrap-up after every call of the agents serving the campaign (their"
+            " team's or the target queue's wrapUpSeconds otherwise). Wrap-up belongs to the"
+            " agents, so it applies to their inbound calls too."
+        ),
+    )
+    contacts: int = Field(
+        default=30_000, ge=1, le=2_000_000, description="Size of the simulated contact list."
+    )
+    transfer_rate: _Share | None = Field(
+        default=None,
+        description=(
+            "Agentless campaigns: share of the people reached who press the transfer digit"
+            " (queued to the campaign's queue)."
+        ),
+    )
+    opt_out_rate: _Share = Field(
+        default=0.0,
+        description="Agentless campaigns: share who press the opt-out digit (do-not-call).",
+    )
+    listen_time: Distribution = Field(
+        default_factory=lambda: Uniform(type="uniform", low=8.0, high=30.0),
+        description="Agentless campaigns: seconds of the message before the key press or hang-up.",
+    )
+    patience: Distribution | None = Field(
+        default=None,
+        description=(
+            "Agentless campaigns: how long a listener who pressed the transfer digit waits"
+            " in the queue before hanging up; omit for listeners who never do."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _shares(self) -> CampaignTraffic:
+        total = self.contact_rate + self.machine_rate + self.busy_rate
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"contactRate + machineRate + busyRate = {total:g}: the shares of one dial"
+                " must add up to at most 1 (the rest ring out)"
+            )
+        if self.transfer_rate is not None and self.transfer_rate + self.opt_out_rate > 1 + 1e-9:
+            raise ValueError(
+                f"transferRate + optOutRate = {self.transfer_rate + self.opt_out_rate:g}:"
+                " at most 1 (the rest listen and hang up)"
+            )
+        return self
+
+
 class WorkloadSpec(_Model):
     """One simulated day of traffic."""
 
@@ -255,6 +345,11 @@ class WorkloadSpec(_Model):
     )
     teams: dict[str, TeamTraffic] = Field(
         default_factory=dict, description="Per-team overrides, e.g. chat concurrency."
+    )
+    campaigns: dict[str, CampaignTraffic] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="DialerCampaigns to play (by name) and how their numbers answer.",
     )
 
     @model_validator(mode="after")
@@ -353,6 +448,9 @@ class WorkloadError(ValueError):
 
 _DISTRIBUTION_FIELDS = {
     "handleTime",
+    "answerTime",
+    "talkTime",
+    "listenTime",
     "patience",
     "answer",
     "seconds",
@@ -613,8 +711,91 @@ def check_against(tenant: Tenant, workload: Workload, source: str = "workload") 
                 problems.append(
                     f"spec.queues.{name}.patience: emails do not hang up: remove patience"
                 )
+    problems += _check_campaigns(tenant, workload)
     if problems:
         raise WorkloadError(source, problems)
+
+
+def day_bounds(tenant: Tenant, workload: Workload) -> tuple[float, float]:
+    """POSIX times of the simulated day's start and end, in the center's time zone."""
+    spec = workload.spec
+    zone = tenant.center.spec.time_zone if tenant.center is not None else "UTC"
+    midnight = dt.datetime.combine(spec.calendar_date(), dt.time(), tzinfo=ZoneInfo(zone))
+    start = midnight + dt.timedelta(minutes=clock(spec.start))
+    return start.timestamp(), start.timestamp() + spec.day_seconds
+
+
+def _window_opens_during(tenant: Tenant, workload: Workload, name: str) -> bool:
+    """Whether campaign ``name``'s calling window is open at some minute of the day."""
+    window = tenant.campaigns[name].spec.calling_window
+    zone = window.default_time_zone
+    start, end = day_bounds(tenant, workload)
+    days = {d.value for d in window.days}
+    t = start
+    while t < end:
+        local = dt.datetime.fromtimestamp(t, tz=ZoneInfo(zone))
+        if _WEEKDAYS[local.weekday()] in days and window.start <= f"{local:%H:%M}" < window.end:
+            return True
+        t += 60.0
+    return False
+
+
+def _check_campaigns(tenant: Tenant, workload: Workload) -> list[str]:
+    """Every campaign the workload plays exists, dials on its own, and can dial that day."""
+    problems: list[str] = []
+    known = ", ".join(sorted(tenant.campaigns)) or "none"
+    for name, traffic in workload.spec.campaigns.items():
+        where = f"spec.campaigns.{name}"
+        resource = tenant.campaigns.get(name)
+        if resource is None:
+            problems.append(
+                f"{where}: unknown DialerCampaign {name!r} in tenant {tenant.namespace}"
+                f" (known: {known}): fix the name or add the DialerCampaign"
+            )
+            continue
+        spec = resource.spec
+        if spec.mode is DialerMode.preview:
+            problems.append(
+                f"{where}: campaign {name!r} is in preview mode, where an agent decides every"
+                " dial: the simulator plays progressive, predictive and agentless campaigns;"
+                " remove it from the workload"
+            )
+        if spec.state is CampaignState.paused:
+            problems.append(
+                f"{where}: campaign {name!r} is paused (spec.state), so it would place no"
+                " call: set state: running in the manifest or remove it from the workload"
+            )
+        if spec.queue not in tenant.queues:
+            problems.append(
+                f"{where}: campaign {name!r} sends its calls to queue {spec.queue!r}, which"
+                " the manifests do not define: fix the DialerCampaign's spec.queue"
+            )
+        agentless = spec.mode is DialerMode.agentless
+        if agentless and traffic.transfer_rate is None:
+            problems.append(
+                f"{where}.transferRate: campaign {name!r} is agentless: give the share of"
+                " listeners who press the transfer digit, e.g. transferRate: 0.04"
+            )
+        if not agentless:
+            for key, value in (
+                ("transferRate", traffic.transfer_rate),
+                ("optOutRate", traffic.opt_out_rate or None),
+                ("patience", traffic.patience),
+            ):
+                if value is not None:
+                    problems.append(
+                        f"{where}.{key}: only agentless campaigns have a message to press"
+                        f" keys on (campaign {name!r} is {spec.mode.value}): remove it"
+                    )
+        if spec.state is CampaignState.running and not _window_opens_during(tenant, workload, name):
+            window = spec.calling_window
+            problems.append(
+                f"{where}: the calling window of campaign {name!r} ({window.start}-{window.end}"
+                f" {window.default_time_zone}, {', '.join(d.value for d in window.days)}) is"
+                f" closed all through the simulated day ({workload.spec.weekday.value}"
+                f" {workload.spec.start}-{workload.spec.end}): pick another weekday or hours"
+            )
+    return problems
 
 
 def mean_rate_per_hour(workload: Workload, index: int) -> float:

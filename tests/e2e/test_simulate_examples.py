@@ -53,6 +53,16 @@ def test_json_follows_the_schema_and_covers_both_tenants(
         for q in run["queues"]:
             assert q["total"]["offered"]["mean"] > 0
             assert len(q["intervals"]) == len(run["day"]["intervals"])
+    acme, globex = (run["campaigns"] for run in doc["runs"])
+    # The examples' campaigns, with the real dialer engine: predictive keeps its agents busy
+    # near its cap; agentless listeners who press 1 reach the sales desk.
+    ((renewals,), (fiber,)) = acme, globex
+    assert renewals["name"] == "policy-renewals" and renewals["mode"] == "predictive"
+    assert renewals["occupancyPercent"]["mean"] > 50
+    assert renewals["reached"]["mean"] > 0 and renewals["reachedPerAgentHour"]["mean"] > 0
+    assert renewals["abandonedPercent"]["n"] == 2
+    assert fiber["mode"] == "agentless" and fiber["transferred"]["mean"] > 0
+    assert fiber["abandoned"]["mean"] == 0  # a message plays: nobody waits for an agent
 
 
 def test_same_seed_gives_the_same_json(example_json: tuple[str, dict[str, Any]]) -> None:
@@ -74,6 +84,7 @@ def test_table_output_names_every_queue() -> None:
     for name in ("voice-support", "chat-support", "sales", "chat-desk", "tech-support"):
         assert name in result.stdout
     assert "Little's law" in result.stdout
+    assert "outbound campaigns" in result.stdout and "fiber-upgrade (agentless)" in result.stdout
 
 
 def test_bad_workload_is_rejected_before_simulating(tmp_path: Path) -> None:
@@ -83,6 +94,8 @@ def test_bad_workload_is_rejected_before_simulating(tmp_path: Path) -> None:
         (("intervalMinutes: 30", "intervalMinutes: 25"), "spec: intervalMinutes 25 does not"),
         (("- node: claims-menu", "- node: claims-menuu"), "spec.ivr[0].menus[1].node:"),
         (("sales:\n      handleTime", "salez:\n      handleTime"), "spec.queues.salez:"),
+        (("    policy-renewals:\n", "    renewals:\n"), "spec.campaigns.renewals: unknown"),
+        (("contactRate: 0.32", "contactRate: 0.92"), "spec.campaigns.policy-renewals: contactRate"),
     ]:
         assert change[0] in good
         (tmp_path / "w.yaml").write_text(good.replace(*change))
@@ -149,7 +162,8 @@ def test_report_opens_in_headless_chromium_with_its_charts(tmp_path: Path) -> No
     assert "<script" not in text and "http://" not in text.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
-    assert text.count("<svg") >= 7  # SL, ASA, offered, occupancy, one histogram per queue
+    assert text.count("<svg") >= 9  # SL, ASA, offered, occupancy, histograms, 2 campaign charts
+    assert "Outbound campaigns" in text and "policy-renewals" in text
     shot = tmp_path / "shot.png"
     subprocess.run(
         [

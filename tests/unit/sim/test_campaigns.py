@@ -130,9 +130,12 @@ def test_a_tenants_campaign_runs_on_its_workload_day_with_inbound_traffic() -> N
     assert summary.campaign == "policy-renewals" and summary.pacer == "predictive"
     assert len(summary.records) == 2 and all(r.dialled > 0 for r in summary.records)
     assert summary.kpis["occupancy"].n == 2
-    document = summary_document(summary)
-    assert document["kpis"]["occupancy"]["n"] == 2 and len(document["replications"]) == 2
-    assert summary_line(summary).startswith("campaign policy-renewals (predictive): occupancy ")
+    document = summary_document(summary, tenant.campaigns["policy-renewals"].spec)
+    assert document["occupancyPercent"]["n"] == 2 and document["agents"] == 12
+    assert document["abandonPeriod"] == "rolling30Days" and document["maxAbandonPercent"] == 3
+    assert summary_line(document).startswith(
+        "campaign policy-renewals (predictive, 12 agents): occupancy "
+    )
     with pytest.raises(ValueError, match=r"spec\.campaigns\.x: .*contact_rate|contactRate"):
         parse_campaign_traffic({"x": {"contactRate": 2}})
     with pytest.raises(ValueError, match="manifests do not define"):
