@@ -19,7 +19,8 @@ the routing work). ``--rounds`` repeats echo + contacts (the machine's load vari
 Prints, per round, p50/p90/p99/max of both, the ratio p99(enqueue-to-offer) / p99(echo),
 the server's CPU time per echo and per contact (read in the server process itself: what
 rate one core sustains, whatever else runs on the machine), and the load average; then the
-best round and the clients' CPU per contact.
+best valid round (no rpc failed, and the floor's p99 within 10x its p50, i.e. the machine
+was not busy with something else while the floor was timed) and the clients' CPU per contact.
 """
 
 from __future__ import annotations
@@ -324,7 +325,10 @@ async def drive(
         failed_now, failed[:] = list(failed), []
         per_echo, per_contact = (cpu1 - cpu0) / total, (cpu2 - cpu1) / total
         ratio = pct(latencies, 99) / pct(echo_times, 99)
-        if not failed_now:
+        # A floor whose p99 is over 10x its p50 was measured while something else held
+        # the CPU: the ratio against it means nothing.
+        disturbed = pct(echo_times, 99) > 10 * pct(echo_times, 50)
+        if not failed_now and not disturbed:
             results.append((ratio, per_contact))
         print(f"  round {r + 1}: achieved {total / elapsed:.0f} contacts/s over {elapsed:.1f} s")
         for name, values in (
@@ -340,6 +344,10 @@ async def drive(
             f" {per_contact * 1e6:.0f} µs per contact (at most {1 / per_contact:.0f}"
             f" contacts/s per core); load average {os.getloadavg()[0]:.1f}"
         )
+        if disturbed:
+            print(
+                "    FLOOR DISTURBED: echo p99 over 10x its p50 (the machine was busy): not valid"
+            )
         if failed_now:
             print(
                 f"    SATURATED: {len(failed_now)} rpcs failed, e.g. {failed_now[0]}: this"
@@ -363,7 +371,7 @@ async def drive(
             f" {best[1] * 1e6:.0f} µs CPU per contact"
         )
     else:
-        print("  no valid round: every round saturated")
+        print("  no valid round: every round saturated or had a disturbed floor")
     if separate:
         print(
             f"  client CPU per contact: callcontrol side (Enqueue) {driver_cpu / contacts * 1e6:.0f}"
