@@ -89,12 +89,12 @@ class Runtime:
             await self.shared.reconciler.client.close()
 
 
-async def reconcile(runtime: Runtime, namespace: str | None) -> None:
-    """Reconcile ``namespace``, turning API failures into kopf retries."""
+async def reconcile(runtime: Runtime, namespace: str | None, full: bool = True) -> None:
+    """Reconcile ``namespace`` (see :meth:`Reconciler.reconcile`), API failures -> kopf retries."""
     if not namespace:
         raise kopf.PermanentError("callmesh resources are namespaced; this one has no namespace")
     try:
-        await runtime.reconciler.reconcile(namespace)
+        await runtime.reconciler.reconcile(namespace, full)
     except ApiError as exc:
         if exc.retriable:
             raise kopf.TemporaryError(
@@ -278,7 +278,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         if type != "DELETED" and not memo.reconciler.workload_changed(namespace, body):
             return
         try:
-            await reconcile(memo, namespace)
+            await reconcile(memo, namespace, full=False)
         except kopf.TemporaryError as exc:  # event handlers are not retried: the timer repairs
             logger.warning("%s; the drift timer will repair it", exc)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 from callmesh.operator import status as st
-from callmesh.operator.apply import ApplyResult, apply_set, stamp
+from callmesh.operator.apply import CHILD_KINDS, ApplyResult, apply_set, stamp
 from callmesh.operator.kube import REFS, ApiError, KubeClient
 from callmesh.operator.labels import MANAGED_BY, TENANT_LABEL, child_name, content_hash
 from callmesh.operator.render import RenderOptions, generated_secrets, render_tenant
@@ -52,6 +52,8 @@ logger = logging.getLogger("callmesh.operator")
 
 Key = tuple[str, str]  # (kind, name)
 KIND_NAMES = tuple(k.kind_name for k in KINDS)
+#: The children whose status says whether the tenant works.
+WORKLOAD_KINDS = ("StatefulSet", "Deployment")
 
 
 def utcnow() -> dt.datetime:
@@ -83,6 +85,8 @@ class Outcome:
 class _Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     requested: int = 0
+    full_requested: int = 0  # the last ticket that asked for a full pass
+    full_done: int = 0
     done: int = 0
     last: Outcome | None = None
     # the last validation and render, reused while their inputs are unchanged
@@ -218,26 +222,36 @@ class Reconciler:
         """Namespaces reconciled at least once by this reconciler."""
         return len(self._slots)
 
-    async def reconcile(self, namespace: str) -> Outcome:
+    async def reconcile(self, namespace: str, full: bool = True) -> Outcome:
         """Bring ``namespace`` to its desired state; coalesces concurrent requests.
+
+        ``full=False`` asks only for a readiness pass (a workload's status changed): the
+        StatefulSets and Deployments are applied and read, the other children are left to
+        the next full pass (a change of the resources, the drift timer). Requests waiting
+        together are served by one pass, a full one if any of them asked for it.
 
         Raises :class:`ApiError` when the API server failed a request; the caller retries.
         """
         slot = self._slots.setdefault(namespace, _Slot())
         slot.requested += 1
         ticket = slot.requested
+        if full:
+            slot.full_requested = ticket
         async with slot.lock:
             if slot.done >= ticket and slot.last is not None:
                 return slot.last  # a reconcile that started after our request has finished
             covers = slot.requested
+            do_full = slot.full_requested > slot.full_done or slot.last is None
             async with self._running:
-                outcome = await self._reconcile(namespace, slot)
+                outcome = await self._reconcile(namespace, slot, do_full)
             slot.done, slot.last = covers, outcome
+            if do_full:
+                slot.full_done = covers
             return outcome
 
     # -- one pass ---------------------------------------------------------------------------
 
-    async def _reconcile(self, namespace: str, slot: _Slot) -> Outcome:
+    async def _reconcile(self, namespace: str, slot: _Slot, full: bool = True) -> Outcome:
         outcome = Outcome(namespace)
         bodies: dict[Key, dict[str, Any]] = {}
         for kind in KIND_NAMES:
@@ -280,7 +294,7 @@ class Reconciler:
                 verdicts[center_key] = trouble
             else:
                 try:
-                    outcome.applied = await self._apply(tenant, center, slot)
+                    outcome.applied = await self._apply(tenant, center, slot, full)
                 except ApiError as exc:
                     if exc.retriable:
                         raise
@@ -433,7 +447,9 @@ class Reconciler:
             return str(address) if address else None
         return None
 
-    async def _apply(self, tenant: Tenant, center: ContactCenter, slot: _Slot) -> ApplyResult:
+    async def _apply(
+        self, tenant: Tenant, center: ContactCenter, slot: _Slot, full: bool = True
+    ) -> ApplyResult:
         options = self.options
         address = await self._external_address(center)
         if address and not center.spec.freeswitch.exposure.external_address:
@@ -442,13 +458,21 @@ class Reconciler:
         kept = sorted((m.kind_name, m.name) for m in tenant.objects())
         key = content_hash([slot.checked_key, repr(options), kept])
         if slot.rendered_key != key:
+            # new input: every child may change, and a workload must not roll before its
+            # ConfigMap holds the new configuration, so this pass is a full one
+            full = True
             rendered = render_tenant(tenant, options)
             rendered += generated_secrets(tenant, set(), self.password)
             blob = json.dumps([stamp(o) for o in rendered], separators=(",", ":")).encode()
             slot.rendered_key, slot.rendered = key, zlib.compress(blob, 1)
         desired = json.loads(zlib.decompress(slot.rendered))
         selector = {"app.kubernetes.io/managed-by": MANAGED_BY, TENANT_LABEL: center.name}
-        result = await apply_set(self.client, tenant.namespace, selector, desired, stamped=True)
+        kinds = CHILD_KINDS if full else WORKLOAD_KINDS
+        if not full:
+            desired = [o for o in desired if o["kind"] in WORKLOAD_KINDS]
+        result = await apply_set(
+            self.client, tenant.namespace, selector, desired, kinds=kinds, stamped=True
+        )
         if result.changed:
             logger.info(
                 "namespace %s: created %s, patched %s, deleted %s",

@@ -103,7 +103,7 @@ class Workload:
     def describe(self) -> str:
         """``acme-router 0/1 ready`` (plus what is rolling out)."""
         text = f"{self.name} {self.ready}/{self.desired} ready"
-        if self.updated < self.desired:
+        if self.ready and self.updated < self.desired:  # old pods run: a rollout
             text += f", {self.updated}/{self.desired} updated"
         return text
 
