@@ -12,7 +12,9 @@ Before the contacts, at the same rate and with the same processes, it times echo
 trips: the floor, what one gRPC round trip costs on this machine at that moment
 (Enqueue-to-offer is one request plus one stream message back, so about one round trip plus
 the routing work). ``--rounds`` repeats echo + contacts (the machine's load varies);
-``--same-process`` runs the agents in this process instead (one client process).
+``--same-process`` runs the agents in this process instead (one client process);
+``--core-only [--against OLD_CORE_PY]`` times the worker's RouterCore in process, without
+gRPC (optionally beside another version of ``workers/router/core.py``).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/router_grpc.py [--rate 500] [--seconds 10]
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -382,6 +385,68 @@ async def drive(
     print(f"  {os.cpu_count()} cores; load average now {os.getloadavg()[0]:.1f}")
 
 
+async def core_only(agent_count: int, contacts: int, against: str | None) -> None:
+    """The worker's own share, without gRPC: CPU per contact of ``RouterCore`` (engine
+    included) driven in process (enqueue, position, accept, complete, agents' events
+    drained), the best of 7 rounds; with ``against``, the same for another ``core.py``
+    (e.g. ``git show <rev>:workers/router/core.py > old.py``), rounds alternating."""
+    import importlib.util
+
+    from callmesh.workers.router import core as current
+    from callmesh.workers.router.config import load_config
+    from callmesh.workers.router.server import plugin_policy
+    from callmesh.workers.telemetry import setup_telemetry
+
+    modules: dict[str, Any] = {"this tree": current}
+    if against:
+        spec = importlib.util.spec_from_file_location("callmesh_bench_other_core", against)
+        assert spec is not None and spec.loader is not None
+        other = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = other
+        spec.loader.exec_module(other)
+        modules = {against: other, **modules}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tenant.yaml"
+        path.write_text(tenant(agent_count))
+        config = load_config(path)
+    cores = {}
+    for name, module in modules.items():
+        telemetry = setup_telemetry("router", tenant=NS)
+        core = module.RouterCore(
+            config, plugin_policy, meter=telemetry.meter, tracer=telemetry.tracer
+        )
+        for i in range(agent_count):
+            session = core.open_session(f"a{i:04d}", True)
+            while not session.events.empty():
+                session.events.get_nowait()
+        cores[name] = core
+    serial = 0
+
+    def one(core: Any) -> None:
+        nonlocal serial
+        serial += 1
+        cid = f"c{serial}"
+        core.enqueue(cid, "support", attributes={})
+        agent = next(iter(core.contacts[cid].ringing))
+        core.position(cid)
+        core.answer(cid, agent, True)
+        core.complete(cid)
+        events = core.sessions[agent].events
+        while not events.empty():
+            events.get_nowait()
+
+    best = dict.fromkeys(cores, math.inf)
+    for _ in range(7):
+        for name, core in cores.items():
+            start = time.process_time()
+            for _ in range(contacts):
+                one(core)
+            best[name] = min(best[name], (time.process_time() - start) / contacts)
+    print(f"router core in process (no gRPC): {agent_count} agents, best of 7 x {contacts}")
+    for name, seconds in best.items():
+        print(f"  {name}: {seconds * 1e6:.1f} µs CPU per contact")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="contacts per second")
@@ -398,6 +463,14 @@ def main() -> None:
         action="store_true",
         help="run the agents in the driver's process (one client process instead of two)",
     )
+    parser.add_argument(
+        "--core-only",
+        action="store_true",
+        help="measure the worker's RouterCore in process, without gRPC (CPU per contact)",
+    )
+    parser.add_argument(
+        "--against", metavar="CORE_PY", help="with --core-only: also time this core.py"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT_FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--agents-process", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -407,6 +480,9 @@ def main() -> None:
     if args.agents_process:
         port, count, on_stream = map(int, args.agents_process)
         asyncio.run(agents_process(port, count, bool(on_stream)))
+        return
+    if args.core_only:
+        asyncio.run(core_only(args.agents, 1000, args.against))
         return
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "tenant.yaml"
