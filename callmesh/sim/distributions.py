@@ -71,11 +71,12 @@ class Exponential(_Base):
         return self.mean
 
     def sampler(self) -> Sampler:
-        """``rng.expovariate(1 / mean)``."""
+        """``rng.expovariate(1 / mean)``, its formula inlined (the same numbers, one call less)."""
         rate = 1.0 / self.mean
+        log = math.log
 
         def draw(rng: random.Random) -> float:
-            return rng.expovariate(rate)
+            return -log(1.0 - rng.random()) / rate
 
         return draw
 
