@@ -187,16 +187,28 @@ class IntervalStats:
 
     A wallboard shows how the queue does *now*: the service level and the average speed of
     answer over the last ``window`` seconds (15 minutes by default), not since the router
-    started. Each outcome is kept until it leaves the window; running sums make a reading
-    cost O(outcomes that left since the last one). ``window`` 0 keeps everything (figures
-    since the router started).
+    started. Outcomes are summed per ``resolution``-second bucket (so memory stays bounded
+    by ``window / resolution`` buckets, whatever the contact rate); a bucket leaves once
+    all of it is older than the window, so an outcome counts for at least ``window`` and at
+    most ``window + resolution`` seconds. Running sums make a reading cost O(buckets that
+    left). ``window`` 0 keeps everything (figures since the router started).
     """
 
-    __slots__ = ("_events", "answered", "answered_in_target", "counted", "wait_total", "window")
+    __slots__ = (
+        "_buckets",
+        "answered",
+        "answered_in_target",
+        "counted",
+        "resolution",
+        "wait_total",
+        "window",
+    )
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, resolution: float = 1.0) -> None:
         self.window = window
-        self._events: collections.deque[tuple[float, bool, float, bool, bool]] = collections.deque()
+        self.resolution = resolution
+        # [bucket index, answered, answered in target, counted, total wait of answered]
+        self._buckets: collections.deque[list[float]] = collections.deque()
         self.answered = 0
         self.answered_in_target = 0
         self.counted = 0
@@ -204,26 +216,35 @@ class IntervalStats:
 
     def add(self, at: float, answered: bool, waited: float, in_target: bool, counted: bool) -> None:
         """One contact ended at ``at``: ``counted`` in the service level's base or not."""
+        wait = waited if answered else 0.0
         if self.window > 0:
-            self._events.append((at, answered, waited, in_target, counted))
-        self._count(answered, waited, in_target, counted, 1)
-
-    def _count(self, answered: bool, waited: float, in_target: bool, counted: bool, n: int) -> None:
-        if answered:
-            self.answered += n
-            self.wait_total += n * waited
-        self.answered_in_target += n * in_target
-        self.counted += n * counted
+            index = math.floor(at / self.resolution)
+            buckets = self._buckets
+            if buckets and buckets[-1][0] == index:
+                bucket = buckets[-1]
+                bucket[1] += answered
+                bucket[2] += in_target
+                bucket[3] += counted
+                bucket[4] += wait
+            else:
+                buckets.append([index, answered, in_target, counted, wait])
+        self.answered += answered
+        self.answered_in_target += in_target
+        self.counted += counted
+        self.wait_total += wait
 
     def prune(self, now: float) -> None:
-        """Forget outcomes older than the window."""
+        """Forget the buckets wholly older than the window."""
         if self.window <= 0:
             return
-        events, start = self._events, now - self.window
-        while events and events[0][0] <= start:
-            _, answered, waited, in_target, counted = events.popleft()
-            self._count(answered, waited, in_target, counted, -1)
-        if not events:  # no float drift across an idle spell
+        buckets = self._buckets
+        while buckets and (buckets[0][0] + 1) * self.resolution <= now - self.window:
+            _, answered, in_target, counted, wait = buckets.popleft()
+            self.answered -= int(answered)
+            self.answered_in_target -= int(in_target)
+            self.counted -= int(counted)
+            self.wait_total -= wait
+        if not buckets:  # no float drift across an idle spell
             self.answered = self.answered_in_target = self.counted = 0
             self.wait_total = 0.0
 

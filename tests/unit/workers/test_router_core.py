@@ -217,3 +217,22 @@ async def test_kpi_snapshots_are_shared_until_something_happens() -> None:
     later = core.kpis(["voice"])
     assert later is not after and later[0].longest_wait_seconds == pytest.approx(1.0)
     core.close()
+
+
+def test_interval_stats_keep_one_bucket_per_second_whatever_the_rate() -> None:
+    from callmesh.workers.router.core import IntervalStats
+
+    stats = IntervalStats(window=60.0)
+    for n in range(5000):  # 5,000 contacts in 10 s: 10 buckets, not 5,000 entries
+        stats.add(
+            100.0 + n / 500, answered=n % 2 == 0, waited=4.0, in_target=n % 4 == 0, counted=True
+        )
+    assert len(stats._buckets) == 10
+    assert (stats.counted, stats.answered, stats.answered_in_target) == (5000, 2500, 1250)
+    assert stats.service_level == 0.25 and stats.asa == pytest.approx(4.0)
+    stats.prune(160.9)  # the bucket [100, 101) is not wholly older than 60 s yet
+    assert stats.counted == 5000
+    stats.prune(161.0)  # now it is
+    assert stats.counted == 4500 and len(stats._buckets) == 9
+    stats.prune(1000.0)
+    assert stats.counted == 0 and math.isnan(stats.service_level) and stats.asa == 0.0
