@@ -149,7 +149,7 @@ def setup_telemetry(
 
 
 def parent_context(metadata: Any) -> otel_context.Context | None:
-    """The caller's trace context from gRPC request metadata, or None when it sent none.
+    """The caller's trace context from gRPC request metadata (None: no metadata at all).
 
     Reads ``traceparent`` (and ``tracestate``, baggage...) with the process's propagator
     (W3C trace context by default, ``OTEL_PROPAGATORS`` to change it).
@@ -160,9 +160,7 @@ def parent_context(metadata: Any) -> otel_context.Context | None:
     for key, value in metadata:
         if isinstance(value, str):
             carrier[key] = value
-    if "traceparent" not in carrier:
-        return None
-    return propagate.extract(carrier)
+    return propagate.extract(carrier) if carrier else None
 
 
 def _split(method: str) -> tuple[str, str]:
