@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from callmesh.api import Tenant
     from callmesh.sim.workload import Workload
 
-__all__ = ["register", "simulate_command"]
+__all__ = ["load_workload", "register", "simulate_command"]
 
 
 class Output(StrEnum):
@@ -39,10 +39,25 @@ def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
 
 
+def load_workload(path: Path) -> Workload:
+    """Read the workload file at ``path`` (the only file I/O of a workload).
+
+    Raises:
+        WorkloadError: the file cannot be read, or its text is not one valid Workload.
+    """
+    from callmesh.sim.workload import WorkloadError, read_workload
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(str(path), [f"cannot read it: {exc}"]) from None
+    return read_workload(text, str(path))
+
+
 def _find_workloads(paths: list[Path]) -> list[tuple[Path, Workload]]:
     import yaml
 
-    from callmesh.sim.workload import is_workload_document, load_workload
+    from callmesh.sim.workload import is_workload_document, read_workload
 
     found = []
     files: list[Path] = []
@@ -53,11 +68,12 @@ def _find_workloads(paths: list[Path]) -> list[tuple[Path, Workload]]:
             files.append(path)
     for file in files:
         try:
-            docs = list(yaml.safe_load_all(file.read_text()))
-        except (OSError, yaml.YAMLError):
+            text = file.read_text(encoding="utf-8")
+            docs = list(yaml.safe_load_all(text))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue  # the manifest loader reports unreadable files
         if any(is_workload_document(d) for d in docs):
-            found.append((file, load_workload(file)))
+            found.append((file, read_workload(text, str(file))))
     return found
 
 
@@ -258,10 +274,10 @@ def simulate_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from callmesh.api.validate import InvalidManifests, load_tenants
-    from callmesh.sim.report import write_report
+    from callmesh.sim.report import render_report
     from callmesh.sim.results import SCHEMA_VERSION, add_campaigns, simulate
     from callmesh.sim.simulator import Simulator
-    from callmesh.sim.workload import WorkloadError, load_workload
+    from callmesh.sim.workload import WorkloadError
 
     err = Console(stderr=True)
     try:
@@ -350,7 +366,11 @@ def simulate_command(
         "runs": runs,
     }
     if report is not None:
-        write_report(document, report)
+        try:
+            report.write_text(render_report(document), encoding="utf-8")
+        except OSError as exc:
+            err.print(f"--report {report}: cannot write it: {exc}", highlight=False)
+            raise typer.Exit(2) from None
         err.print(f"report written to {report}", highlight=False)
     if output is Output.json:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")

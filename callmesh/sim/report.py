@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report"]
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 _W, _H = 640, 260
@@ -400,8 +399,3 @@ def render_report(document: dict[str, Any]) -> str:
         f" {document['replications']} replications per tenant.</p>"
         f"{body}</body></html>\n"
     )
-
-
-def write_report(document: dict[str, Any], path: Path) -> None:
-    """Write :func:`render_report` to ``path``."""
-    path.write_text(render_report(document), encoding="utf-8")

@@ -49,7 +49,6 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -85,8 +84,8 @@ __all__ = [
     "check_against",
     "clock",
     "is_workload_document",
-    "load_workload",
     "parse_workload",
+    "read_workload",
 ]
 
 API_VERSION = "sim.callmesh.io/v1alpha1"
@@ -556,23 +555,24 @@ def is_workload_document(data: object) -> bool:
     return isinstance(data, Mapping) and data.get("kind") == KIND
 
 
-def load_workload(path: Path) -> Workload:
-    """Read and validate the single Workload document of a YAML file.
+def read_workload(text: str, source: str = "workload") -> Workload:
+    """Validate the single Workload document of a YAML text (the caller reads the file).
 
     Raises:
-        WorkloadError: the file is not YAML, holds no or several Workloads, or is invalid.
+        WorkloadError: the text is not YAML, holds no or several Workloads, or is invalid;
+            ``source`` (e.g. the file name) starts the message.
     """
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
-        raise WorkloadError(str(path), [f"cannot read it: {exc}"]) from None
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise WorkloadError(source, [f"cannot read it: {exc}"]) from None
     found = [d for d in docs if is_workload_document(d)]
     if len(found) != 1:
         raise WorkloadError(
-            str(path),
+            source,
             [f"expected one document with kind: {KIND}, found {len(found)}"],
         )
-    return parse_workload(found[0], str(path))
+    return parse_workload(found[0], source)
 
 
 # --- against the tenant ----------------------------------------------------------------------

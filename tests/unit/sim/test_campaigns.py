@@ -23,8 +23,8 @@ from callmesh.sim.campaigns import (
     summary_line,
     synthetic_contacts,
 )
+from callmesh.sim.commands import load_workload
 from callmesh.sim.distributions import Exponential, Lognormal
-from callmesh.sim.workload import load_workload
 
 TEAM = TeamConfig("out", tuple(AgentConfig(f"a{i}") for i in range(8)), wrap_up_time=30.0)
 SALES = QueueConfig("sales", (TierConfig(("out",)),), wrap_up_time=30.0)

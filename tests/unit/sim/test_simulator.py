@@ -12,10 +12,11 @@ from callmesh.acd.strategies import BuiltinRoutingPolicy
 from callmesh.acd.strategy import RoutingDecision, RoutingOutcome, RoutingRequest
 from callmesh.api import AgentTeam, Queue, Tenant
 from callmesh.api.validate import load_tenants
+from callmesh.sim.commands import load_workload
 from callmesh.sim.mmc import mmc_tenant, mmc_workload
 from callmesh.sim.results import simulate, summarize
 from callmesh.sim.simulator import ReplicationRecord, Simulator
-from callmesh.sim.workload import load_workload, parse_workload
+from callmesh.sim.workload import parse_workload
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from callmesh.api.validate import load_tenants
+from callmesh.sim.commands import load_workload
 from callmesh.sim.simulator import Simulator
 from callmesh.sim.workload import (
     WorkloadError,
     check_against,
-    load_workload,
     parse_workload,
+    read_workload,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -213,3 +214,12 @@ def test_load_workload_reads_one_document(tmp_path: Path) -> None:
     path.write_text("a: [\n")
     with pytest.raises(WorkloadError, match="cannot read it"):
         load_workload(path)
+    with pytest.raises(WorkloadError, match=r"^.*missing.yaml: the workload is invalid"):
+        load_workload(tmp_path / "missing.yaml")  # the file I/O is the command's
+
+
+def test_read_workload_takes_text_and_names_its_source() -> None:
+    text = (EXAMPLES / "acme-insurance" / "simulate" / "workload.yaml").read_text()
+    assert read_workload(text, "acme.yaml").metadata.name == "acme-weekday"
+    with pytest.raises(WorkloadError, match=r"^w\.yaml: the workload is invalid"):
+        read_workload("kind: Queue\n", "w.yaml")
