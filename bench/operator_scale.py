@@ -184,6 +184,9 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"ready: {ready}/{total} objects")
                 print(f"time to every status Ready: {elapsed:.1f} s")
                 print(f"API requests by the operator: {requests} ({writes - created} writes)")
+                if os.environ.get("CALLMESH_BENCH_SHOW_REQUESTS"):
+                    for (method, plural), count in api.counts.most_common():
+                        print(f"  {method} {plural}: {count}")
                 print(f"operator peak RSS: {rss:.0f} MiB")
                 print(
                     f"CPU: operator {operator_cpu:.1f} s, stand-in and this driver {standin_cpu:.1f} s"
