@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import gc
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
@@ -219,7 +220,7 @@ async def main(args: argparse.Namespace) -> None:
     from callmesh.workers.callcontrol.worker import CallControl
     from callmesh.workers.esl.connection import EslOptions
 
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=getattr(logging, os.environ.get("BENCH_LOG", "ERROR")))
     folder = Path(tempfile.mkdtemp(prefix="callcontrol-bench-"))
     config_path = folder / "tenant.yaml"
     config_path.write_text(yaml.safe_dump_all(tenant(args.agents), sort_keys=False))
@@ -251,10 +252,19 @@ async def main(args: argparse.Namespace) -> None:
     # --- warm-up, then throughput ---------------------------------------------------------
     await ask("place", "fast", 100, args.concurrency)
     await until(lambda: sink.count >= 100, 60)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     start_count, c0, t0 = sink.count, cpu(), time.perf_counter()
     await ask("place", "fast", args.calls, args.concurrency)
     await until(lambda: sink.count >= start_count + args.calls, 600)
     wall, used = time.perf_counter() - t0, cpu() - c0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     answered = sink.dispositions.get("answered", 0)
     print(f"throughput: {args.calls} calls (IVR prompt -> queue -> originate -> uuid_bridge ->"
           f" hangup), {args.concurrency} at a time, {args.agents} agents")  # fmt: skip
@@ -283,7 +293,7 @@ async def main(args: argparse.Namespace) -> None:
 
     def all_waiting() -> bool:
         calls = list(worker.calls.values())
-        return len(calls) >= waiting and all(c._enqueued.is_set() for c in calls)
+        return len(calls) >= waiting and all(c.waiting for c in calls)
 
     await until(all_waiting, 600)
     await asyncio.sleep(0)
@@ -311,4 +321,5 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--waiting", type=int, default=5000)
     parser.add_argument("--top", type=int, default=0, help="show the N biggest allocators")
+    parser.add_argument("--profile", help="write a cProfile of the worker's throughput phase here")
     asyncio.run(main(parser.parse_args()))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ class Disposition:
     """Something failed with no recovery (the call was hung up safely)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class InteractionRecord:
     """One call, flat. Times are POSIX seconds (None: the phase never happened).
 
@@ -105,13 +105,19 @@ class InteractionRecord:
 
     def to_json(self) -> str:
         """One line of JSON (keys in field order)."""
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        # a flat record: a dict of the fields is what asdict() makes, without its deep copy
+        data = {name: getattr(self, name) for name in _FIELDS}
+        return _dumps(data)
 
     @classmethod
     def from_json(cls, line: str) -> InteractionRecord:
         """Parse a line written by :meth:`to_json` (unknown keys are refused)."""
         data: dict[str, Any] = json.loads(line)
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(InteractionRecord))
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class InteractionSink(Protocol):

@@ -28,6 +28,7 @@ import logging
 import re
 import time
 import uuid as uuidlib
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -213,7 +214,39 @@ def _digits_event(entered: str) -> IvrEvent:
     return Digits(entered) if entered else Timeout()
 
 
-@dataclass
+class Mailbox:
+    """A call's inbox: a deque and at most one waiting reader (cheaper than asyncio.Queue,
+    which brings three deques and an asyncio.Event to every waiting call)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[str, Any]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: tuple[str, Any]) -> None:
+        """Add ``item``; wakes the reader."""
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> tuple[str, Any]:
+        """The oldest item, waiting for one (one reader at a time)."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def qsize(self) -> int:
+        """Items waiting."""
+        return len(self._items)
+
+
+@dataclass(slots=True)
 class _Ring:
     agent_id: str
     leg: str
@@ -227,6 +260,7 @@ class Call:
     def __init__(self, worker: CallControl, session: CallSession) -> None:
         self.worker = worker
         self.session = session
+        self._in_queue = True
         self.uuid = session.uuid
         channel = session.channel
         variable = channel.variable
@@ -254,18 +288,23 @@ class Call:
         )
         self.attributes: dict[str, str] = {}
         self.language = worker.config.languages.get(self.flow_name, "en")
-        self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.inbox = Mailbox()
         self.rings: dict[str, _Ring] = {}
         self.enqueued_at: float | None = None
         self.position = 0
         self.ewt = 0.0
         self.bridged_leg: str | None = None
         self._stop_hold = False
-        self._enqueued = asyncio.Event()
+        self._enqueued: asyncio.Future[None] | None = None  # made by the queue phase
         self._handed_over = False
         self._cancelled = False
         self.media = QueueMedia()
         self._request = router_pb2.EnqueueRequest()
+
+    @property
+    def waiting(self) -> bool:
+        """True once the router answered the call's Enqueue (it waits in a queue)."""
+        return self._enqueued is not None and self._enqueued.done()
 
     # ================================================================== the whole call
 
@@ -661,16 +700,17 @@ class Call:
         with worker.tracer.start_as_current_span(
             "queue", attributes={"callmesh.queue": queue}
         ) as span:
+            self._enqueued = asyncio.get_running_loop().create_future()
             router_task = asyncio.create_task(self._router_loop(request))
             hold_task = asyncio.create_task(self._hold(media))
-            hangup_task = asyncio.create_task(self._watch_hangup())
+            self.session.on_hangup(self._hung_up_waiting)  # a callback, not a task per call
             try:
                 await self._queue_loop(hold_task, span)
             finally:
+                self._in_queue = False
                 router_task.cancel()
                 hold_task.cancel()
-                hangup_task.cancel()
-                await asyncio.gather(router_task, hold_task, hangup_task, return_exceptions=True)
+                await asyncio.gather(router_task, hold_task, return_exceptions=True)
 
     def _pack(self) -> str:
         self.record.attributes = dict(self.attributes)
@@ -702,9 +742,9 @@ class Call:
         except ValueError:
             self.record.enqueued_at = time.time()
 
-    async def _watch_hangup(self) -> None:
-        await self.session.wait_hangup()
-        self.inbox.put_nowait(("hangup", None))
+    def _hung_up_waiting(self) -> None:
+        if self._in_queue:
+            self.inbox.put_nowait(("hangup", None))
 
     async def _queue_loop(self, hold: asyncio.Task[None], span: trace.Span) -> None:
         """One message at a time from the inbox: router events, ring results, the hang-up."""
@@ -850,7 +890,8 @@ class Call:
                         log.info("call %s enqueued again after a router restart", self.uuid)
                     self.position = response.position
                     self.ewt = response.estimated_wait_seconds
-                    self._enqueued.set()
+                    if self._enqueued is not None and not self._enqueued.done():
+                        self._enqueued.set_result(None)
                     self.inbox.put_nowait(("enqueued", response))
                 except grpc.aio.AioRpcError as exc:
                     code = exc.code()
@@ -909,9 +950,9 @@ class Call:
                     await self._play(PromptRef(text=media.greeting))
                 else:
                     await self.session.playback(media.greeting)
-            with contextlib.suppress(TimeoutError):  # the first announcement needs the place
-                async with asyncio.timeout(2.0):
-                    await self._enqueued.wait()
+            if self._enqueued is not None:  # the first announcement needs the place
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._enqueued), 2.0)
             await self._announce(media)
             while not self._stop_hold:
                 timer = loop.call_later(media.interval, self._break_hold)

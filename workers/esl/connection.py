@@ -112,6 +112,8 @@ class EslConnection:
         """Synchronous callbacks run by the reader for every event, before dispatch."""
         self.log_hooks: list[Callable[[LogData], None]] = []
         self.notice_hooks: list[Callable[[DisconnectNotice], None]] = []
+        self.close_hooks: list[Callable[[], None]] = []
+        """Synchronous callbacks run once when the stream ends (before waiters wake)."""
         self.close_reason: BaseException | None = None
         self.disconnect_notice: DisconnectNotice | None = None
         self.bad_events = 0
@@ -176,6 +178,12 @@ class EslConnection:
             return
         self.close_reason = reason
         self._closed.set()
+        for close_hook in self.close_hooks:
+            try:
+                close_hook()
+            except Exception:
+                self.hook_failures += 1
+                log.exception("%s: close hook %r failed", self.name, close_hook)
         lost = reason if isinstance(reason, EslError) else EslConnectionLost(str(reason))
         if not isinstance(lost, EslConnectionLost):
             # a protocol error or timeout explains *why* the connection was lost
@@ -592,10 +600,15 @@ class CallSession:
         self.control = ""
         self._executions: dict[str, asyncio.Future[Event]] = {}
         self.hangup_event: Event | None = None
-        self._hungup = asyncio.Event()
+        self._hung = False
+        # futures of wait_hangup() and callbacks of on_hangup(): no task, no asyncio.Event
+        # per call (a waiting call should cost little memory)
+        self._hangup_waiters: list[asyncio.Future[None]] | None = None
+        self._hangup_callbacks: list[Callable[[], None]] | None = None
         self.linger_notice: DisconnectNotice | None = None
         conn.event_hooks.append(self._on_event)
         conn.notice_hooks.append(self._on_notice)
+        conn.close_hooks.append(self._ended)
 
     @property
     def uuid(self) -> str:
@@ -605,7 +618,7 @@ class CallSession:
     @property
     def hungup(self) -> bool:
         """True once the channel hung up (CHANNEL_HANGUP, linger notice or socket end)."""
-        return self._hungup.is_set() or self.conn.closed
+        return self._hung or self.conn.closed
 
     @property
     def hangup_cause(self) -> str | None:
@@ -614,13 +627,40 @@ class CallSession:
 
     async def wait_hangup(self) -> None:
         """Wait until the caller (or FreeSWITCH) hangs up or the socket closes."""
-        hung = asyncio.ensure_future(self._hungup.wait())
-        closed = asyncio.ensure_future(self.conn.wait_closed())
+        if self.hungup:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._hangup_waiters is None:
+            self._hangup_waiters = []
+        self._hangup_waiters.append(fut)
         try:
-            await asyncio.wait({hung, closed}, return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
-            hung.cancel()
-            closed.cancel()
+            if self._hangup_waiters is not None and fut in self._hangup_waiters:
+                self._hangup_waiters.remove(fut)
+
+    def on_hangup(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once when the call hangs up or the socket closes (at once if
+        it already has)."""
+        if self.hungup:
+            callback()
+            return
+        if self._hangup_callbacks is None:
+            self._hangup_callbacks = []
+        self._hangup_callbacks.append(callback)
+
+    def _ended(self) -> None:
+        """Hang-up or socket end: wake wait_hangup() and run on_hangup() callbacks, once."""
+        waiters, self._hangup_waiters = self._hangup_waiters, None
+        callbacks, self._hangup_callbacks = self._hangup_callbacks, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(None)
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                log.exception("hang-up callback %r failed", callback)
 
     def _on_event(self, event: Event) -> None:
         if event.unique_id and self.uuid and event.unique_id != self.uuid:
@@ -632,18 +672,20 @@ class CallSession:
         elif event.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             if self.hangup_event is None:
                 self.hangup_event = event
-            self._hungup.set()
+            self._hung = True
+            self._ended()
 
     def _on_notice(self, notice: DisconnectNotice) -> None:
         if notice.linger:
             self.linger_notice = notice
-        self._hungup.set()
+        self._hung = True
         # nothing can complete on a channel that is gone
         for fut in self._executions.values():
             if not fut.done():
                 fut.set_exception(CallHangup(f"call {self.uuid} ended"))
                 fut.exception()
         self._executions.clear()
+        self._ended()
 
     async def connect(self) -> Event:
         """Send ``connect``; store and return the CHANNEL_DATA it answers with."""
@@ -712,7 +754,7 @@ class CallSession:
                 return None
             async with asyncio.timeout(timeout):
                 done = await fut
-            if self._hungup.is_set() and app != "hangup":
+            if self._hung and app != "hangup":
                 error = CallHangup(f"call {self.uuid} hung up during {app}")
                 error.event = done
                 raise error

@@ -95,7 +95,7 @@ class EventDispatcher:
     def __init__(self, *, subscription_maxsize: int = 10_000) -> None:
         self._handlers: dict[str, list[Handler]] = {}
         self._subscriptions: list[Subscription] = []
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Event | None] | None = None  # made with the first handler
         self._task: asyncio.Task[None] | None = None
         self.subscription_maxsize = subscription_maxsize
         self.handler_failures = 0
@@ -129,6 +129,8 @@ class EventDispatcher:
                 sub._put(event)
         self._subscriptions = [s for s in self._subscriptions if not s.closed]
         if self._handlers:
+            if self._queue is None:
+                self._queue = asyncio.Queue()
             self._queue.put_nowait(event)
             if self._task is None:
                 self._task = asyncio.get_running_loop().create_task(self._run())
@@ -138,7 +140,7 @@ class EventDispatcher:
         for sub in self._subscriptions:
             sub._finish(None)
         self._subscriptions.clear()
-        if self._task is not None:
+        if self._task is not None and self._queue is not None:
             self._queue.put_nowait(None)
 
     async def wait_closed(self) -> None:
@@ -147,8 +149,10 @@ class EventDispatcher:
             await asyncio.shield(self._task)
 
     async def _run(self) -> None:
+        queue = self._queue
+        assert queue is not None  # publish() made it before starting this task
         while True:
-            event = await self._queue.get()
+            event = await queue.get()
             if event is None:
                 self._task = None
                 return

@@ -273,17 +273,12 @@ def expand_variables(arg: str) -> str | None:
     return "".join(out)
 
 
+_VAR_START: Final = re.compile(r"\$\\*\{")
+
+
 def _var_check(text: str) -> bool:
-    dollar = False
-    for ch in text:
-        if ch == "$":
-            dollar = True
-        elif dollar:
-            if ch == "{":
-                return True
-            if ch != ESCAPE:
-                dollar = False
-    return False
+    """``switch_string_var_check_const``: a ``$``, any backslashes, then ``{``."""
+    return "$" in text and _VAR_START.search(text) is not None
 
 
 def _has_escaped_data(text: str) -> bool:
