@@ -272,6 +272,9 @@ class PluginManager:
         self._route_budget = self.budgets["callmesh_route_contact"]
         self._overrides = self._impls["callmesh_route_contact"]
         self._observers = self._impls["callmesh_routing_outcome"]
+        self.wants_outcomes = bool(self._observers)
+        """False when no plugin observes routing outcomes: the engine then builds none
+        (see :class:`~callmesh.acd.strategy.RoutingPolicy`)."""
         self._warned_strategies: set[str] = set()
 
     # -- setup -----------------------------------------------------------------------------

@@ -66,10 +66,11 @@ from callmesh.acd.state import (
     ContactRecord,
     ContactState,
     Indexes,
+    Needs,
     OfferRecord,
     QueueRecord,
     StateRecord,
-    key_skill,
+    needs,
 )
 from callmesh.acd.strategies import (
     BUILTIN_STRATEGIES,
@@ -114,6 +115,8 @@ _TIER_POSITION = CandidateOrder.TIER_POSITION
 # NamedTuple(...) goes through a generated Python __new__; tuple.__new__(Type, values) builds
 # the same object without that frame, for the records made on every decision.
 _new_tuple = tuple.__new__
+_heappush = heapq.heappush
+_INF = math.inf
 
 
 class _Timer(IntEnum):
@@ -199,6 +202,8 @@ class Router:
                 except ValueError as exc:
                     raise ConfigError(f"queue {q.name!r}.params: {exc}") from None
         self._policy: RoutingPolicy = policy if policy is not None else BuiltinRoutingPolicy()
+        # A policy may say it ignores outcomes (see RoutingPolicy): then none is built.
+        self._observes = bool(getattr(self._policy, "wants_outcomes", True))
         self._rng = random.Random(seed)
         self._now = -math.inf
         self._seq = 0
@@ -216,8 +221,11 @@ class Router:
         }
         self._queues = {name: QueueRecord(q, team_members) for name, q in queue_map.items()}
         for queue in self._queues.values():
-            for agent_id in queue.members:
+            for agent_id, membership in queue.members.items():
                 self._agents[agent_id].queues.append(queue.name)
+                team_wrap = team_map[membership.team].wrap_up_time
+                if team_wrap is not None:  # the team's wrap-up overrides the queue's
+                    queue.wrap_up[agent_id] = team_wrap
         self._indexes = Indexes(self._agents, team_members)
         self._contacts: dict[str, ContactRecord] = {}
         self._fallbacks = {
@@ -229,7 +237,9 @@ class Router:
 
     def _clock(self, now: float) -> None:
         try:
-            ok = self._now <= now < math.inf  # False for NaN
+            if self._now <= now < _INF:  # False for NaN
+                return
+            ok = False
         except TypeError:
             ok = False
         if not ok:
@@ -258,8 +268,8 @@ class Router:
         return queue
 
     def _push(self, at: float, kind: _Timer, ref: str, serial: int, extra: str = "") -> None:
-        self._seq += 1
-        heapq.heappush(self._timers, (at, self._seq, kind, ref, serial, extra))
+        self._seq = seq = self._seq + 1
+        _heappush(self._timers, (at, seq, kind, ref, serial, extra))
 
     def _touch(self, agent: AgentRecord, now: float, effects: list[Effect], reason: str) -> None:
         """Record a change of ``agent``: state history, effect, indexes, matching."""
@@ -283,17 +293,29 @@ class Router:
             agent.state = new
             if new is _NOT_READY:
                 reason = agent.reason
-            agent.history.append(_new_tuple(StateRecord, (now, new, reason)))
-            effects.append(_new_tuple(AgentStateChanged, (agent.id, new, reason, now)))
+            change = _new_tuple(AgentStateChanged, (agent.id, new, reason, now))
+            agent.history.append(change)  # the effect is the history entry too
+            effects.append(change)
         if agent.views:
             agent.views.clear()
-        self._indexes.refresh(agent)
-        if agent.indexed:
+        # agent.is_free(), inlined
+        if presence is not _AVAILABLE:
+            free = False
+        elif contacts or offers:
+            free = len(contacts) + len(offers) < agent.capacity.get(agent.channel, 0)  # type: ignore[arg-type]
+        else:
+            free = agent.can_work
+        if free:
+            self._indexes.add(agent)
             self._serve.append(agent)
+        elif agent.indexed:
+            self._indexes.remove(agent)
 
     def _observe(
         self, contact: ContactRecord, agent_id: str, result: OfferResult, now: float
     ) -> None:
+        if not self._observes:
+            return
         offer = contact.offer
         decided_by = offer.decision.decided_by if offer is not None else ""
         self._policy.observe(
@@ -310,15 +332,13 @@ class Router:
         Returns the decision record (only valid candidates in it) and the progressive delay.
         """
         cands = Candidates(self._agents, self._indexes, contact, queue, now)
-        key_skill = contact.key_skill
-        if key_skill is not None:
-            probe = cands.first(_SKILL_LEVEL, key_skill)
-        else:
-            probe = cands.first(_LONGEST_IDLE)
+        # The probe: is there any candidate at all? In the order skills-best-match (or, with
+        # no skill, longest-idle-agent) will ask for, so that strategy's question is answered
+        # from the memo; no view is built unless a strategy asks for one.
+        probe = cands.probe()
         if probe is None:
             return None
-        probe_id = cands.first_id  # from the record: views are read-only only by convention
-        assert probe_id is not None
+        probe_id = probe.id  # from the record: views are read-only only by convention
         config = queue.config
         request = RoutingRequest(
             contact.view or contact.make_view(),
@@ -410,28 +430,29 @@ class Router:
             return False
         record, delay = decided
         valid = record.agent_ids
-        contact.trace.append(record)
+        contact.trace += (record,)
+        self._seq = serial = self._seq + 1
         if delay is None:
             ringing_now = valid
-            pending = []
+            offer = OfferRecord(record, {}, (), None, serial)
         else:
             ringing_now = valid[:1]
-            pending = list(valid[1:])
-        self._seq += 1
-        offer = OfferRecord(record, {}, pending, delay, self._seq)
-        if in_line and contact.state is _WAITING and queue.waiting:
-            i = bisect_left(queue.waiting, contact.key)
-            if i < len(queue.waiting) and queue.waiting[i] == contact.key:
-                del queue.waiting[i]
+            offer = OfferRecord(record, {}, valid[1:], delay, serial)
+        if in_line and contact.state is _WAITING:
+            waiting = queue.waiting
+            if waiting:
+                i = bisect_left(waiting, contact.key)
+                if i < len(waiting) and waiting[i] == contact.key:
+                    del waiting[i]
         contact.state = _OFFERED
         contact.offer = offer
         contact.attempts += 1
         queue.last_position = contact.last_position = queue.tier_position[valid[0]]
         contact.view = None
         self._ring(contact, offer, ringing_now, now, effects, record, queue.config.offer_timeout)
-        if pending:
+        if offer.pending:
             assert delay is not None
-            self._push(now + delay, _T_PROGRESS, contact.id, offer.serial)
+            self._push(now + delay, _T_PROGRESS, contact.id, serial)
         return True
 
     def _ring(
@@ -450,21 +471,47 @@ class Router:
             _new_tuple(Offer, (contact_id, contact.queue, channel, agent_ids, timeout, record))
         )
         until = now + timeout
-        reason = f"offered {contact_id}"
+        reason = "offered " + contact_id
+        ringing = offer.ringing
+        agents = self._agents
+        timers = self._timers
+        serial = offer.serial
         for agent_id in agent_ids:
-            agent = self._agents[agent_id]
-            agent.offers[contact_id] = channel
-            offer.ringing[agent_id] = until
-            self._touch(agent, now, effects, reason)
-            self._push(until, _T_OFFER_TIMEOUT, contact_id, offer.serial, agent_id)
+            agent = agents[agent_id]
+            offers = agent.offers
+            ringing[agent_id] = until
+            if offers or agent.contacts or agent.state is not _AVAILABLE:
+                offers[contact_id] = channel
+                self._touch(agent, now, effects, reason)
+            else:
+                # self._touch(agent, ...), inlined for the common case: an idle agent (a
+                # candidate, so Available) starts ringing and becomes Reserved.
+                offers[contact_id] = channel
+                agent.channel = channel
+                agent.state = _RESERVED
+                change = _new_tuple(AgentStateChanged, (agent_id, _RESERVED, reason, now))
+                agent.history.append(change)
+                effects.append(change)
+                if agent.views:
+                    agent.views.clear()
+                if agent.capacity.get(channel, 0) > 1:  # room for more (chats)
+                    self._indexes.add(agent)
+                    self._serve.append(agent)
+                elif agent.indexed:
+                    self._indexes.remove(agent)
+            self._seq = seq = self._seq + 1
+            _heappush(timers, (until, seq, _T_OFFER_TIMEOUT, contact_id, serial, agent_id))
 
     def _wait(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
         """Put a contact (back) in its queue's line, at its place, and try to route it."""
         contact.state = _WAITING
         contact.offer = None
         contact.view = None
-        if self._route(contact, now, effects, in_line=False):
-            return
+        if not self._route(contact, now, effects, in_line=False):
+            self._line_up(contact, now)
+
+    def _line_up(self, contact: ContactRecord, now: float) -> None:
+        """A waiting contact found no agent: put it in its queue's line, at its place."""
         queue = self._queues[contact.queue]
         insort(queue.waiting, contact.key)
         if contact.escalation_serial != contact.queue_serial:
@@ -526,7 +573,7 @@ class Router:
         if offer is None:
             return
         released = [a for a in offer.ringing if a != keep]
-        offer.pending.clear()
+        offer.pending = ()
         if released:
             effects.append(OfferWithdrawn(contact.id, tuple(released), reason))
         for agent_id in released:
@@ -555,7 +602,8 @@ class Router:
         queue = self._queues[contact.queue]
         cands = Candidates(self._agents, self._indexes, contact, queue, now)
         while offer.pending:
-            agent_id = offer.pending.pop(0)
+            agent_id = offer.pending[0]
+            offer.pending = offer.pending[1:]
             if cands.get(agent_id) is not None:
                 timeout = queue.config.offer_timeout
                 self._ring(contact, offer, (agent_id,), now, effects, offer.decision, timeout)
@@ -588,9 +636,19 @@ class Router:
                 now,
                 now - contact.enqueued_at,
                 action=action,
-                trace=tuple(contact.trace),
+                trace=contact.trace,
             )
         )
+
+    @staticmethod
+    def _needs(queue: QueueRecord, own: Mapping[str, int]) -> Needs:
+        """What a contact with ``own`` skills needs in ``queue``."""
+        if not own:  # the common case: the queue's skills, computed once per queue
+            return queue.needs
+        merged = dict(queue.config.skills)
+        for skill, level in own.items():
+            merged[skill] = max(level, merged.get(skill, 0))
+        return needs(MappingProxyType(merged))  # strategies see it: read-only
 
     def _place(self, contact: ContactRecord, queue: QueueRecord, since: float) -> None:
         """Place the contact in ``queue`` since ``since`` (skills, serial); the caller arms
@@ -599,16 +657,9 @@ class Router:
         contact.queued_at = since
         self._seq += 1
         contact.queue_serial = self._seq
-        own = contact.own_skills
-        if own:
-            merged = dict(queue.config.skills)
-            for skill, level in own.items():
-                merged[skill] = max(level, merged.get(skill, 0))
-            contact.skills = merged
-            contact.key_skill = key_skill(merged)
-        else:  # the common case: the queue's skills, computed once per queue
-            contact.skills = queue.skills
-            contact.key_skill = queue.key_skill
+        contact.skills, contact.key_skill, contact.key_level, contact.other_skills = self._needs(
+            queue, contact.own_skills
+        )
         contact.escalation_serial = 0
         contact.last_position = None
         contact.view = None
@@ -637,41 +688,68 @@ class Router:
     # ------------------------------------------------------------------ contacts
 
     def _new_contact(self, spec: ContactSpec, now: float) -> tuple[ContactRecord, QueueRecord]:
-        """Check ``spec`` and build its record (not yet registered)."""
-        self._clock(now)
-        if not spec.id:
-            raise ContactStateError("contact id is empty: give every contact a unique id")
-        queue = self._queue(spec.queue)
-        channel = queue.config.channel if spec.channel is None else Channel(spec.channel)
-        if channel is not queue.config.channel:
+        """Check ``spec`` and build its record, placed in its queue (not yet registered)."""
+        try:
+            ok = self._now <= now < _INF  # False for NaN
+        except TypeError:
+            ok = False
+        if not ok:
+            self._clock(now)  # raises ClockError with the reason
+        contact_id, queue_name, priority, skills, attributes, channel, enqueued_at, queued_at = spec
+        if not contact_id or type(contact_id) is not str:
             raise ContactStateError(
-                f"contact {spec.id!r} is {channel} but queue {queue.name!r} serves"
-                f" {queue.config.channel}: enqueue it in a {channel} queue"
+                f"contact id is {contact_id!r}: give every contact a unique, non-empty string id"
             )
-        for skill, level in spec.skills.items():
-            if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        queue = self._queues.get(queue_name)
+        if queue is None:
+            raise UnknownQueueError(queue_name)
+        config = queue.config
+        if channel is None:
+            channel = config.channel
+        else:
+            channel = Channel(channel)
+            if channel is not config.channel:
                 raise ContactStateError(
-                    f"contact {spec.id!r} skills[{skill!r}] is {level!r}: levels are ints >= 1"
+                    f"contact {contact_id!r} is {channel} but queue {queue.name!r} serves"
+                    f" {config.channel}: enqueue it in a {channel} queue"
                 )
-        enqueued_at = queued_at = now  # checked by _clock
-        if spec.enqueued_at is not None or spec.queued_at is not None:
-            enqueued_at = now if spec.enqueued_at is None else spec.enqueued_at
+        if skills:
+            for skill, level in skills.items():
+                if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+                    raise ContactStateError(
+                        f"contact {contact_id!r} skills[{skill!r}] is {level!r}: levels are"
+                        " ints >= 1"
+                    )
+        if enqueued_at is None and queued_at is None:
+            enqueued_at = queued_at = now  # checked above
+        else:
+            enqueued_at = now if enqueued_at is None else enqueued_at
             if not math.isfinite(enqueued_at) or enqueued_at > now:
                 raise ContactStateError(
-                    f"contact {spec.id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
+                    f"contact {contact_id!r} enqueued_at is {enqueued_at!r}: pass a time <= now"
                 )
-            queued_at = enqueued_at if spec.queued_at is None else spec.queued_at
+            queued_at = enqueued_at if queued_at is None else queued_at
             if not math.isfinite(queued_at) or not enqueued_at <= queued_at <= now:
                 raise ContactStateError(
-                    f"contact {spec.id!r} queued_at is {queued_at!r}: pass a time between"
+                    f"contact {contact_id!r} queued_at is {queued_at!r}: pass a time between"
                     f" enqueued_at ({enqueued_at}) and now ({now})"
                 )
-        priority = queue.config.priority if spec.priority is None else spec.priority
-        self._seq += 1
+        if priority is None:
+            priority = config.priority
+        self._seq = seq = self._seq + 2  # seq - 1 orders its arrival, seq is its queue serial
         contact = ContactRecord(
-            spec.id, channel, priority, spec.attributes, spec.skills, enqueued_at, self._seq
+            contact_id,
+            channel,
+            priority,
+            attributes,
+            skills,
+            enqueued_at,
+            seq - 1,
+            queue.name,
+            queued_at,
+            seq,
+            self._needs(queue, skills),
         )
-        self._place(contact, queue, queued_at)
         return contact, queue
 
     def enqueue(self, spec: ContactSpec, now: float) -> list[Effect]:
@@ -681,21 +759,20 @@ class Router:
             DuplicateContactError, UnknownQueueError, ContactStateError (bad channel, skill
             level or enqueue time), ClockError.
         """
-        if spec.id in self._contacts:
+        contacts = self._contacts
+        if spec.id in contacts:
             raise DuplicateContactError(spec.id)
         contact, queue = self._new_contact(spec, now)
         self._now = now
-        self._contacts[spec.id] = contact
-        if queue.config.max_wait is not None:  # due at once if it waited that long already
-            self._push(
-                contact.queued_at + queue.config.max_wait,
-                _T_MAX_WAIT,
-                contact.id,
-                contact.queue_serial,
-            )
+        contacts[contact.id] = contact
+        max_wait = queue.config.max_wait
+        if max_wait is not None:  # due at once if it waited that long already
+            self._push(contact.queued_at + max_wait, _T_MAX_WAIT, contact.id, contact.queue_serial)
         effects: list[Effect] = []
-        self._wait(contact, now, effects)
-        self._drain(now, effects)
+        if not self._route(contact, now, effects, in_line=False):
+            self._line_up(contact, now)
+        if self._serve:
+            self._drain(now, effects)
         return effects
 
     def preview(self, spec: ContactSpec, now: float) -> DecisionRecord | None:
@@ -763,8 +840,12 @@ class Router:
             UnknownAgentError, UnknownContactError, OfferWithdrawnError.
         """
         self._clock(now)
-        agent = self._agent(agent_id)
-        contact = self._contact(contact_id)
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise UnknownAgentError(agent_id)
+        contact = self._contacts.get(contact_id)
+        if contact is None:
+            raise UnknownContactError(contact_id)
         offer = contact.offer
         if contact.state is not _OFFERED or offer is None or agent_id not in offer.ringing:
             raise OfferWithdrawnError(contact_id, agent_id)
@@ -773,28 +854,50 @@ class Router:
         if len(offer.ringing) > 1:
             self._withdraw(contact, now, effects, f"answered by {agent_id}", keep=agent_id)
         else:
-            offer.pending.clear()  # what _withdraw does when no other agent rings
+            offer.pending = ()  # what _withdraw does when no other agent rings
         del offer.ringing[agent_id]
-        del agent.offers[contact_id]
-        agent.contacts[contact_id] = contact.channel
+        offers = agent.offers
+        del offers[contact_id]
+        channel = contact.channel
+        busy = agent.contacts
+        busy[contact_id] = channel
         agent.calls_handled += 1
-        self._observe(contact, agent_id, _ACCEPTED, now)
+        if self._observes:
+            self._observe(contact, agent_id, _ACCEPTED, now)
         contact.state = _CONNECTED
         contact.agent_id = agent_id
         contact.answered_at = now
         contact.offer = None
-        self._touch(agent, now, effects, f"answered {contact_id}")
+        reason = "answered " + contact_id
+        if offers or len(busy) > 1 or agent.state is not _RESERVED:
+            self._touch(agent, now, effects, reason)
+        else:
+            # self._touch(agent, ...), inlined for the common case: a Reserved agent (a
+            # ringing agent is Available) answers its only offer and becomes Busy.
+            agent.channel = channel
+            agent.state = _BUSY
+            change = _new_tuple(AgentStateChanged, (agent_id, _BUSY, reason, now))
+            agent.history.append(change)
+            effects.append(change)
+            if agent.views:
+                agent.views.clear()
+            if agent.capacity.get(channel, 0) > 1:  # room for more chats
+                self._indexes.add(agent)
+                self._serve.append(agent)
+            elif agent.indexed:
+                self._indexes.remove(agent)
         queue = contact.queue
         effects.append(_new_tuple(Connected, (contact_id, agent_id, queue)))
         waited = now - contact.enqueued_at
-        trace = tuple(contact.trace)
+        trace = contact.trace
         effects.append(
             _new_tuple(
                 ContactEnded, (contact_id, queue, _ANSWERED, now, waited, agent_id, None, trace)
             )
         )
-        contact.trace = []
-        self._drain(now, effects)
+        contact.trace = ()
+        if self._serve:
+            self._drain(now, effects)
         return effects
 
     def reject(self, agent_id: str, contact_id: str, now: float) -> list[Effect]:
@@ -814,7 +917,10 @@ class Router:
         effects: list[Effect] = []
         del offer.ringing[agent_id]
         del agent.offers[contact_id]
-        contact.declined.add(agent_id)
+        if contact.declined:
+            contact.declined.add(agent_id)  # type: ignore[attr-defined]
+        else:
+            contact.declined = {agent_id}
         self._observe(contact, agent_id, _REJECTED, now)
         effects.append(OfferWithdrawn(contact_id, (agent_id,), "rejected"))
         self._touch(agent, now, effects, f"rejected {contact_id}")
@@ -829,7 +935,9 @@ class Router:
             UnknownContactError, ContactStateError (not answered: use ``abandon``).
         """
         self._clock(now)
-        contact = self._contact(contact_id)
+        contact = self._contacts.get(contact_id)
+        if contact is None:
+            raise UnknownContactError(contact_id)
         if contact.state is not _CONNECTED or contact.agent_id is None:
             raise ContactStateError(
                 f"contact {contact_id!r} was not answered: call abandon() if the caller left"
@@ -844,18 +952,34 @@ class Router:
         agent.talk_time += talk
         queue.handled += 1
         queue.handle_total += talk
-        wrap = queue.config.wrap_up_time
-        membership = queue.members.get(agent.id)
-        if membership is not None:
-            team_wrap = self._team_cfg[membership.team].wrap_up_time
-            if team_wrap is not None:
-                wrap = team_wrap  # the team's wrap-up overrides the queue's
-        if wrap > 0 and agent.presence is _AVAILABLE and not agent.load():
+        wrap = queue.wrap_up.get(agent.id, queue.config.wrap_up_time)
+        reason = "completed " + contact_id
+        if agent.offers or agent.contacts or agent.presence is not _AVAILABLE:
+            self._touch(agent, now, effects, reason)
+        elif wrap > 0:
             agent.presence = _WRAP_UP
             agent.wrap_serial += 1
             self._push(now + wrap, _T_WRAP_END, agent.id, agent.wrap_serial)
-        self._touch(agent, now, effects, f"completed {contact_id}")
-        self._drain(now, effects)
+            self._touch(agent, now, effects, reason)
+        else:
+            # self._touch(agent, ...), inlined for the common case: an Available agent ends
+            # its only contact, with no wrap-up, and is free again (idle from now).
+            agent.channel = None
+            if agent.state is not _AVAILABLE:
+                agent.idle_since = now
+                agent.state = _AVAILABLE
+                change = _new_tuple(AgentStateChanged, (agent.id, _AVAILABLE, reason, now))
+                agent.history.append(change)
+                effects.append(change)
+            if agent.views:
+                agent.views.clear()
+            if agent.can_work:
+                self._indexes.add(agent)
+                self._serve.append(agent)
+            elif agent.indexed:
+                self._indexes.remove(agent)
+        if self._serve:
+            self._drain(now, effects)
         return effects
 
     # ------------------------------------------------------------------ agents
@@ -1065,7 +1189,7 @@ class Router:
 
     def agent_history(self, agent_id: str) -> list[StateRecord]:
         """The agent's recent state changes, oldest first."""
-        return list(self._agent(agent_id).history)
+        return [StateRecord(c.at, c.state, c.reason) for c in self._agent(agent_id).history]
 
     def waiting(self, queue: str) -> list[str]:
         """Ids of the contacts waiting (not ringing) in ``queue``, in serving order."""
@@ -1115,7 +1239,7 @@ class Router:
 
     def trace(self, contact_id: str) -> tuple[DecisionRecord, ...]:
         """The routing decisions made so far for a contact in the router."""
-        return tuple(self._contact(contact_id).trace)
+        return self._contact(contact_id).trace
 
     def candidates(self, contact_id: str, now: float) -> CandidateSet:
         """The agents that may take ``contact_id`` at ``now`` (for inspection and tests)."""

@@ -19,13 +19,14 @@ import heapq
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from callmesh.acd.config import AgentConfig, QueueConfig
-from callmesh.acd.effects import AgentState, DecisionRecord
+from callmesh.acd.effects import AgentState, AgentStateChanged, DecisionRecord
 from callmesh.acd.strategy import AgentView, CandidateOrder, Channel, ContactView
 
 __all__ = [
@@ -65,6 +66,7 @@ class AgentRecord:
         "can_work",
         "capacity",
         "channel",
+        "channels",
         "config",
         "contacts",
         "history",
@@ -76,6 +78,7 @@ class AgentRecord:
         "queues",
         "reason",
         "skills",
+        "skills_view",
         "state",
         "talk_time",
         "team_pos",
@@ -88,8 +91,12 @@ class AgentRecord:
         self.config = config
         self.id = config.id
         self.skills: Mapping[str, int] = dict(config.skills)
+        self.skills_view: Mapping[str, int] = MappingProxyType(self.skills)
+        """What views hand to strategies: the same skills, read-only."""
         self.capacity: Mapping[Channel, int] = dict(config.capacity)
         self.can_work = any(c > 0 for c in self.capacity.values())
+        self.channels = frozenset(c for c, n in self.capacity.items() if n > 0)
+        """The channels it can take at least one contact of."""
         self.teams: tuple[str, ...] = tuple(teams)
         self.team_pos: dict[str, int] = teams
         self.queues: list[str] = []
@@ -104,7 +111,8 @@ class AgentRecord:
         self.talk_time = 0.0
         self.indexed = False
         self.views: dict[str, AgentView] = {}
-        self.history: deque[StateRecord] = deque(maxlen=history_limit)
+        self.history: deque[AgentStateChanged] = deque(maxlen=history_limit)
+        """Its recent state changes: the very effects returned (immutable), oldest first."""
         self.wrap_serial = 0
 
     def derived_state(self) -> AgentState:
@@ -149,6 +157,12 @@ class ContactState(Enum):
     CONNECTED = "connected"
 
 
+_WAITING = ContactState.WAITING
+_EMPTY_STR: Mapping[str, str] = MappingProxyType({})
+_EMPTY_INT: Mapping[str, int] = MappingProxyType({})
+_NO_ONE: AbstractSet[str] = frozenset()
+
+
 class OfferRecord:
     """An offer in progress: which agents ring, which are still to be added."""
 
@@ -158,7 +172,7 @@ class OfferRecord:
         self,
         decision: DecisionRecord,
         ringing: dict[str, float],
-        pending: list[str],
+        pending: tuple[str, ...],
         delay: float | None,
         serial: int,
     ) -> None:
@@ -183,9 +197,11 @@ class ContactRecord:
         "escalation_serial",
         "id",
         "key",
+        "key_level",
         "key_skill",
         "last_position",
         "offer",
+        "other_skills",
         "own_skills",
         "priority",
         "queue",
@@ -206,28 +222,44 @@ class ContactRecord:
         own_skills: Mapping[str, int],
         enqueued_at: float,
         seq: int,
+        queue: str,
+        queued_at: float,
+        queue_serial: int,
+        needs: Needs,
     ) -> None:
         self.id = contact_id
         self.channel = channel
         self.priority = priority
-        self.attributes = dict(attributes) if attributes else {}
-        self.own_skills = dict(own_skills) if own_skills else {}
-        self.skills: Mapping[str, int] = {}
-        self.key_skill: str | None = None
+        # Strategies see these mappings through views: read-only proxies, shared when empty.
+        self.attributes: Mapping[str, str] = (
+            MappingProxyType(dict(attributes)) if attributes else _EMPTY_STR
+        )
+        self.own_skills: Mapping[str, int] = dict(own_skills) if own_skills else _EMPTY_INT
+        self.queue = queue
+        self.queued_at = queued_at
+        self.queue_serial = queue_serial
+        self.skills: Mapping[str, int]
+        """The skills it needs in its queue (the queue's and its own), read-only."""
+        self.key_skill: str | None
+        """The skill it is matched on (see :func:`key_skill`)."""
+        self.key_level: int
+        """Its minimum level in the key skill (0 without one)."""
+        self.other_skills: tuple[tuple[str, int], ...]
+        """Its other needed skills and levels: what a walk in the key skill's order checks."""
+        self.skills, self.key_skill, self.key_level, self.other_skills = needs
         self.escalation_serial = 0
-        self.queue = ""
-        self.queued_at = enqueued_at
-        self.queue_serial = 0
         self.enqueued_at = enqueued_at
         self.key: tuple[int, float, int, str] = (-priority, enqueued_at, seq, contact_id)
-        self.state = ContactState.WAITING
+        self.state = _WAITING
         self.offer: OfferRecord | None = None
         self.agent_id: str | None = None
         self.answered_at = 0.0
         self.attempts = 0
         self.last_position: tuple[int, int] | None = None
-        self.declined: set[str] = set()
-        self.trace: list[DecisionRecord] = []
+        self.declined: AbstractSet[str] = _NO_ONE
+        """Agents that rejected this contact (a shared empty set until the first one)."""
+        self.trace: tuple[DecisionRecord, ...] = ()
+        """Its routing decisions so far (a tuple: handed out as is)."""
         self.view: ContactView | None = None
 
     def make_view(self) -> ContactView:
@@ -255,6 +287,17 @@ def key_skill(skills: Mapping[str, int]) -> str | None:
     return next(iter(skills), None)
 
 
+Needs = tuple[Mapping[str, int], str | None, int, tuple[tuple[str, int], ...]]
+"""What a contact needs in a queue: ``(skills, key skill, its level, the other skills)``."""
+
+
+def needs(skills: Mapping[str, int]) -> Needs:
+    """The :data:`Needs` of a contact that requires ``skills`` (a read-only mapping)."""
+    key = key_skill(skills)
+    level = skills[key] if key is not None else 0
+    return skills, key, level, tuple((s, n) for s, n in skills.items() if s != key)
+
+
 @dataclass(frozen=True, slots=True)
 class Membership:
     """How an agent serves a queue: through which team, at which tier and position."""
@@ -271,15 +314,17 @@ class QueueRecord:
         "config",
         "handle_total",
         "handled",
-        "key_skill",
         "last_position",
         "members",
         "name",
+        "needs",
+        "plan",
         "skills",
         "tier_delay",
         "tier_position",
         "tiers",
         "waiting",
+        "wrap_up",
     )
 
     def __init__(self, config: QueueConfig, team_members: Mapping[str, tuple[str, ...]]) -> None:
@@ -294,11 +339,15 @@ class QueueRecord:
         self.members: dict[str, Membership] = {}
         self.tier_position: dict[str, tuple[int, int]] = {}
         """Agent id -> ``(tier, position)`` of its membership (the queue's cursor value)."""
+        self.wrap_up: dict[str, float] = {}
+        """Member id -> the wrap-up time of its team, where the team overrides the queue's."""
+        self.plan: list[TierPlan] | None = None
+        """How to walk the free agents (see :meth:`Candidates.find`), built on first use."""
         skills = dict(config.skills)
         self.skills: Mapping[str, int] = MappingProxyType(skills)
         """The skills a contact of this queue needs when it brings none of its own."""
-        self.key_skill = key_skill(skills)
-        """The key skill of such a contact (see :func:`key_skill`)."""
+        self.needs = needs(self.skills)
+        """The :data:`Needs` of such a contact, computed once."""
         for level, tier in enumerate(config.tiers, start=1):
             self.tiers.append((level, tier.delay, tier.teams))
             self.tier_delay[level] = tier.delay
@@ -391,6 +440,10 @@ class Indexes:
         self._flat[(team, order, skill)] = index
         return index
 
+    def members(self, team: str) -> tuple[str, ...]:
+        """The team's agent ids, in member order."""
+        return self._team_members[team]
+
     def refresh(self, agent: AgentRecord) -> None:
         """Bring every index up to date with ``agent`` after a change."""
         # agent.is_free(), inlined: this runs on every agent transition
@@ -400,8 +453,13 @@ class Indexes:
             load = len(agent.offers) + len(agent.contacts)
             channel = agent.channel
             free = agent.can_work if load == 0 else load < agent.capacity.get(channel, 0)  # type: ignore[arg-type]
-        if not free and not agent.indexed:
-            return
+        if free:
+            self.add(agent)
+        elif agent.indexed:
+            self.remove(agent)
+
+    def add(self, agent: AgentRecord) -> None:
+        """Put (or move) a free ``agent`` at its current key in every index."""
         by_team = self._by_team
         team_pos = agent.team_pos
         for team in agent.teams:
@@ -409,8 +467,22 @@ class Indexes:
             if indexes:
                 pos = team_pos[team]
                 for index in indexes.values():
-                    index.update(agent, pos, free)
-        agent.indexed = free
+                    index.update(agent, pos, True)
+        agent.indexed = True
+
+    def remove(self, agent: AgentRecord) -> None:
+        """Take ``agent`` out of every index (it is no longer free)."""
+        by_team = self._by_team
+        agent_id = agent.id
+        for team in agent.teams:
+            indexes = by_team.get(team)
+            if indexes:
+                for index in indexes.values():
+                    old = index.keys.pop(agent_id, None)
+                    if old is not None:
+                        entries = index.entries
+                        del entries[bisect_left(entries, old)]
+        agent.indexed = False
 
     def all(self) -> Iterator[tuple[str, Index]]:
         """Every (team, index), for invariant checks."""
@@ -419,23 +491,64 @@ class Indexes:
                 yield team, index
 
 
+class TierPlan:
+    """One tier of a queue, ready to be walked (see :meth:`Candidates.find`).
+
+    Built once per queue. A tier of one team walks that team's index directly:
+    ``by_order`` and ``by_skill`` (SKILL_LEVEL) keep them, fetched on the tier's first walk, so
+    an index is only kept up to date once a decision has needed it. ``foreign`` holds the
+    team's agents that serve the queue through an earlier team and are skipped here
+    (usually none).
+    """
+
+    __slots__ = ("by_order", "by_skill", "delay", "foreign", "level", "team", "teams")
+
+    def __init__(
+        self,
+        level: int,
+        delay: float,
+        teams: tuple[str, ...],
+        foreign: frozenset[str],
+    ) -> None:
+        self.level = level
+        self.delay = delay
+        self.teams = teams
+        self.team: str | None = teams[0] if len(teams) == 1 else None
+        self.by_order: dict[CandidateOrder, Index] = {}
+        self.by_skill: dict[str, Index] = {}
+        self.foreign = foreign
+
+
+def _plan(queue: QueueRecord, indexes: Indexes) -> list[TierPlan]:
+    plan = []
+    members = queue.members
+    for level, delay, teams in queue.tiers:
+        foreign: frozenset[str] = frozenset()
+        if len(teams) == 1:
+            team = teams[0]
+            foreign = frozenset(a for a in indexes.members(team) if members[a].team != team)
+        plan.append(TierPlan(level, delay, teams, foreign))
+    return plan
+
+
 class Candidates:
     """The engine's :class:`~callmesh.acd.strategy.CandidateSet` for one contact, now.
 
-    Cheap to build (one per decision): the eligible tiers are tested while walking, and the
-    first answer of :meth:`first` is kept in two slots rather than a dict.
+    Cheap to build (one per decision): nothing is computed until asked. :meth:`probe` and
+    :meth:`find` walk the queue's cached tier plan over the engine's indexes and return the
+    first agent record that qualifies; a view of it is only built when a strategy asks for
+    one (and the answer is kept for :meth:`first`).
     """
 
     __slots__ = (
         "_agents",
         "_contact",
-        "_first_key",
-        "_first_view",
         "_indexes",
         "_now",
+        "_order",
         "_queue",
-        "_seen",
-        "_since",
+        "_skill",
+        "_view",
         "first_id",
     )
 
@@ -451,14 +564,13 @@ class Candidates:
         self._indexes = indexes
         self._contact = contact
         self._queue = queue
-        self._since = contact.queued_at
         self._now = now
-        self._first_key: tuple[CandidateOrder, str | None] | None = None
-        self._first_view: AgentView | None = None
+        self._order: CandidateOrder | None = None
+        self._skill: str | None = None
+        self._view: AgentView | None = None
         self.first_id: str | None = None
-        """The agent id of the last :meth:`first` answer, from the engine's own record (a
-        view's fields are read-only by convention only, so the engine never reads them)."""
-        self._seen: dict[str, AgentView] = {}
+        """The agent id of the last :meth:`find` / :meth:`first` answer, from the engine's
+        own record (the engine never reads agent ids back from a view)."""
 
     @property
     def last_position(self) -> tuple[int, int] | None:
@@ -467,7 +579,7 @@ class Candidates:
 
     def _tiers(self) -> Iterator[tuple[int, float, tuple[str, ...]]]:
         """The queue's tiers eligible now (their escalation delay has passed), in order."""
-        since, now = self._since, self._now
+        since, now = self._contact.queued_at, self._now
         for tier in self._queue.tiers:
             if since + tier[1] <= now:
                 yield tier
@@ -495,20 +607,21 @@ class Candidates:
         return True
 
     def view(self, agent: AgentRecord) -> AgentView:
-        """The agent as seen from this queue (cached until the agent changes)."""
+        """The candidate ``agent`` as seen from this queue (cached until the agent changes)."""
         queue = self._queue
         name = queue.name
-        view = agent.views.get(name)
+        views = agent.views
+        view = views.get(name)
         if view is None:
             m = queue.members[agent.id]
-            channel = queue.config.channel
-            if agent.presence is _AVAILABLE and not agent.offers and not agent.contacts:
-                free = max(0, agent.capacity.get(channel, 0))  # agent.free_capacity(channel)
-            else:
+            channel = self._contact.channel  # the queue's
+            if agent.offers or agent.contacts:
                 free = agent.free_capacity(channel)
-            view = agent.views[name] = AgentView(
+            else:
+                free = agent.capacity.get(channel, 0)
+            view = views[name] = AgentView(
                 agent.id,
-                agent.skills,
+                agent.skills_view,
                 agent.idle_since,
                 agent.calls_handled,
                 agent.talk_time,
@@ -517,8 +630,107 @@ class Candidates:
                 m.position,
                 free,
             )
-        self._seen[agent.id] = view
         return view
+
+    def probe(self) -> AgentRecord | None:
+        """The first candidate in the contact's own order, or None when there is none.
+
+        That order is SKILL_LEVEL in its key skill (LONGEST_IDLE when it needs no skill),
+        the order skills-best-match asks for, so that strategy's :meth:`first` is answered
+        from this walk.
+        """
+        skill = self._contact.key_skill
+        if skill is None:
+            return self.find(_LONGEST_IDLE, None)
+        return self.find(_SKILL_LEVEL, skill)
+
+    def find(self, order: CandidateOrder, skill: str | None = None) -> AgentRecord | None:
+        """The record of the first candidate in ``order`` (``skill`` only for SKILL_LEVEL).
+
+        The hot path of every decision: it walks the queue's tier plan over the engine's
+        indexes with the candidate checks inlined, and remembers its answer for
+        :meth:`first`.
+        """
+        self._order = order
+        self._skill = skill
+        self._view = None
+        queue = self._queue
+        contact = self._contact
+        required = contact.skills
+        plan = queue.plan
+        if plan is None:
+            plan = queue.plan = _plan(queue, self._indexes)
+        if order is _SKILL_LEVEL:
+            # Levels only go down along the walk: below the contact's minimum, stop; and
+            # the key skill needs no other check.
+            if skill == contact.key_skill:
+                floor = contact.key_level
+                check = contact.other_skills
+            else:
+                floor = required.get(skill, 0)  # type: ignore[arg-type]
+                check = tuple(required.items())
+        else:
+            floor = 0
+            check = tuple(required.items())
+        since, now = contact.queued_at, self._now
+        agents = self._agents
+        contact_id = contact.id
+        channel = contact.channel
+        declined = contact.declined
+        for tier in plan:
+            if since + tier.delay > now:
+                continue
+            team = tier.team
+            if team is None:  # several teams in this tier: merge their indexes
+                for agent in self._ordered_tier(tier.level, tier.teams, order, skill):
+                    self.first_id = agent.id
+                    return agent
+                continue
+            index = tier.by_skill.get(skill) if skill is not None else tier.by_order.get(order)
+            if index is None:
+                index = self._indexes.get(team, order, skill)
+                if skill is not None:
+                    tier.by_skill[skill] = index
+                else:
+                    tier.by_order[order] = index
+            foreign = tier.foreign
+            for key in index.entries:
+                if floor and -key[0] < floor:
+                    break
+                agent_id = key[-1]
+                if foreign and agent_id in foreign:
+                    continue
+                agent = agents[agent_id]
+                # self.admits(agent), inlined
+                if agent.presence is not _AVAILABLE:
+                    continue
+                offers = agent.offers
+                busy = agent.contacts
+                if offers or busy:
+                    if (
+                        agent.channel is not channel
+                        or len(offers) + len(busy) >= agent.capacity.get(channel, 0)
+                        or contact_id in offers
+                        or contact_id in busy
+                    ):
+                        continue
+                elif channel not in agent.channels:
+                    continue
+                if declined and agent_id in declined:
+                    continue
+                if check:
+                    skills = agent.skills
+                    for name, level in check:
+                        if skills.get(name, 0) < level:
+                            break
+                    else:
+                        self.first_id = agent_id
+                        return agent
+                    continue
+                self.first_id = agent_id
+                return agent
+        self.first_id = None
+        return None
 
     def ordered(self, order: CandidateOrder, skill: str | None = None) -> Iterator[AgentView]:
         """Candidates in ``order`` within each eligible tier, lowest tier first."""
@@ -576,34 +788,21 @@ class Candidates:
                 raise ValueError("CandidateOrder.SKILL_LEVEL needs a skill: pass skill='name'")
         else:
             skill = None
-        memo_key = self._first_key
-        if memo_key is not None and memo_key[0] is order and memo_key[1] == skill:
-            return self._first_view
-        # Without a generator: this is the hot path of most decisions.
-        self._first_key = (order, skill)
-        agents = self._agents
-        members = self._queue.members
-        get_index = self._indexes.get
-        admits = self.admits
-        since, now = self._since, self._now
-        for level, delay, teams in self._queue.tiers:
-            if since + delay > now:
-                continue
-            if len(teams) != 1:
-                for agent in self._ordered_tier(level, teams, order, skill):
-                    self.first_id = agent.id
-                    view = self._first_view = self.view(agent)
-                    return view
-                continue
-            team = teams[0]
-            for key in get_index(team, order, skill).entries:
-                agent = agents[key[-1]]
-                if members[agent.id].team == team and admits(agent):
-                    self.first_id = agent.id
-                    view = self._first_view = self.view(agent)
-                    return view
-        self.first_id = self._first_view = None
-        return None
+        if order is self._order and skill == self._skill:
+            view = self._view
+            if view is not None:
+                return view
+            agent_id = self.first_id
+            if agent_id is None:
+                return None
+            agent = self._agents[agent_id]
+        else:
+            found = self.find(order, skill)
+            if found is None:
+                return None
+            agent = found
+        view = self._view = self.view(agent)
+        return view
 
     def __iter__(self) -> Iterator[AgentView]:
         """Every candidate, by tier and position."""
@@ -611,16 +810,14 @@ class Candidates:
 
     def get(self, agent_id: str) -> AgentView | None:
         """The candidate ``agent_id``, or None if it is not one."""
-        seen = self._seen.get(agent_id)
-        if seen is not None:
-            return seen  # already checked and yielded for this request
         agent = self._agents.get(agent_id)
         if agent is None:
             return None
-        m = self._queue.members.get(agent_id)
+        queue = self._queue
+        m = queue.members.get(agent_id)
         if m is None or not self.admits(agent):
             return None
-        if self._since + self._queue.tier_delay[m.tier] <= self._now:
+        if self._contact.queued_at + queue.tier_delay[m.tier] <= self._now:
             return self.view(agent)
         return None
 

@@ -276,6 +276,11 @@ class RoutingPolicy(Protocol):
     The plugin manager implements it with hooks, isolation of failing plugins and a
     fallback; :class:`callmesh.acd.strategies.BuiltinRoutingPolicy` maps a queue's strategy
     name to a built-in strategy.
+
+    A policy may also have a ``wants_outcomes`` attribute: when it is False (the plugin
+    manager with no ``callmesh_routing_outcome`` plugin), the engine never calls
+    :meth:`observe` and builds no :class:`RoutingOutcome`. Without the attribute, every
+    outcome is observed.
     """
 
     def route(self, request: RoutingRequest) -> RoutingDecision | None:

@@ -207,6 +207,11 @@ class AcdMachine(RuleBasedStateMachine):
                     del self.agents[agent_id].items[effect.contact_id]
                     if effect.reason == "rejected":
                         contact.declined.add(agent_id)
+                    elif effect.reason == "no answer":
+                        # RONA: the agent goes NotReady("no-answer"). The reported state
+                        # stays Busy while it still has a chat in progress, so no
+                        # AgentStateChanged tells the model: the rule itself does.
+                        self.agents[agent_id].presence = AgentState.NOT_READY
                 if not contact.ringing and contact.status == "offered":
                     contact.status = "waiting"
             elif isinstance(effect, Connected):
@@ -325,27 +330,40 @@ class AcdMachine(RuleBasedStateMachine):
     @rule(agent=st.sampled_from(AGENTS), ready=st.booleans(), dt=st.sampled_from([0.0, 2.0]))
     def login(self, agent: str, ready: bool, dt: float) -> None:
         self.step(dt)
-        self.attempt(lambda: self.r.login(agent, self.now, ready=ready))
+        presence = AgentState.AVAILABLE if ready else AgentState.NOT_READY
+        self.set_presence(agent, presence, lambda: self.r.login(agent, self.now, ready=ready))
 
     @rule(agent=st.sampled_from(AGENTS), action=st.sampled_from(["ready", "break", "logout"]))
     def presence(self, agent: str, action: str) -> None:
         if action == "ready":
-            ok = self.attempt(lambda: self.r.set_ready(agent, self.now))
-            if ok:
-                self.agents[agent].presence = AgentState.AVAILABLE
+            self.set_presence(
+                agent, AgentState.AVAILABLE, lambda: self.r.set_ready(agent, self.now)
+            )
         elif action == "break":
-            if self.attempt(lambda: self.r.set_not_ready(agent, "break", self.now)):
-                self.agents[agent].presence = AgentState.NOT_READY
+            self.set_presence(
+                agent,
+                AgentState.NOT_READY,
+                lambda: self.r.set_not_ready(agent, "break", self.now),
+            )
         else:
-            self.attempt(lambda: self.r.logout(agent, self.now))
+            self.set_presence(agent, AgentState.LOGGED_OUT, lambda: self.r.logout(agent, self.now))
+
+    def set_presence(self, agent: str, presence: AgentState, call: Any) -> None:
+        """Run a presence change, the model's presence set first: the reported state
+        hides presence while a contact is in progress (e.g. a login or "ready" mid-chat
+        reports Busy), and the call's own effects may already offer to the agent."""
+        model = self.agents[agent]
+        before = model.presence
+        model.presence = presence
+        if not self.attempt(call):
+            model.presence = before
 
     @rule(
         agent=st.sampled_from(AGENTS),
         state=st.sampled_from([AgentState.AVAILABLE, AgentState.NOT_READY, AgentState.LOGGED_OUT]),
     )
     def force(self, agent: str, state: AgentState) -> None:
-        if self.attempt(lambda: self.r.force_state(agent, state, self.now)):
-            self.agents[agent].presence = state
+        self.set_presence(agent, state, lambda: self.r.force_state(agent, state, self.now))
 
     @rule(data=st.data(), answer=st.booleans())
     def respond(self, data: st.DataObject, answer: bool) -> None:

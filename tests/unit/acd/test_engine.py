@@ -383,6 +383,64 @@ def test_a_policy_that_edits_a_view_cannot_trick_the_engine() -> None:
     assert offer.decision.decided_by == "engine:engine"
 
 
+def test_views_hand_out_read_only_mappings() -> None:
+    # The views' fields are read-only by convention, but their mappings are read-only
+    # proxies: a strategy cannot change an agent's skills or a contact's needs in the engine.
+    seen: list[RoutingRequest] = []
+
+    class Peek:
+        def route(self, request: RoutingRequest) -> RoutingDecision | None:
+            seen.append(request)
+            return None
+
+        def observe(self, outcome: RoutingOutcome) -> None:
+            return None
+
+    team = TeamConfig("t1", (AgentConfig("ann", {"fr": 3}),))
+    queue = QueueConfig("q", (TierConfig(("t1",)),), skills={"fr": 2})
+    r = Checked(Router([queue], [team], policy=Peek()))
+    r.login("ann", 0.0)
+    r.enqueue(ContactSpec("c1", "q", attributes={"tier": "vip"}, skills={"fr": 3}), 1.0)
+    (request,) = seen
+    view = request.candidates.first(CandidateOrder.LONGEST_IDLE)
+    assert view is not None and view.skills == {"fr": 3}
+    contact = request.contact
+    assert contact.skills == {"fr": 3} and contact.attributes == {"tier": "vip"}
+    for mapping in (view.skills, contact.skills, contact.attributes):
+        with pytest.raises(TypeError):
+            mapping["fr"] = 10  # type: ignore[index]
+    r.enqueue(ContactSpec("c2", "q", skills={"fr": 4}), 2.0)  # ann has level 3 only
+    assert r.waiting("q") == ["c2"]
+
+
+def test_a_policy_without_outcome_observers_is_not_told_outcomes() -> None:
+    class Quiet(Recorder):
+        wants_outcomes = False
+
+    quiet, loud = Quiet("ann"), Recorder("ann")
+    for policy in (quiet, loud):
+        r = _with_policy(policy)
+        r.enqueue(ContactSpec("c1", "q"), 2.0)
+        r.reject("ann", "c1", 3.0)  # then offered to bob, who accepts
+        r.accept("bob", "c1", 4.0)
+    assert quiet.outcomes == [] and len(quiet.requests) == 2
+    assert [o.result for o in loud.outcomes] == [OfferResult.REJECTED, OfferResult.ACCEPTED]
+
+
+def test_history_lists_the_very_state_changes_returned() -> None:
+    r = make(("ann",))
+    effects = r.enqueue(ContactSpec("c1", "q"), 1.0)
+    effects += r.accept("ann", "c1", 2.0)
+    effects += r.complete("c1", 3.0)
+    changes = [(e.at, e.state, e.reason) for e in of_type(effects, AgentStateChanged)]
+    assert changes == [
+        (1.0, AgentState.RESERVED, "offered c1"),
+        (2.0, AgentState.BUSY, "answered c1"),
+        (3.0, AgentState.AVAILABLE, "completed c1"),
+    ]
+    assert [tuple(h) for h in r.agent_history("ann")][-3:] == changes
+
+
 def test_a_crashing_policy_never_loses_a_contact() -> None:
     r = _with_policy(Recorder(fail=True), strategy="ring-all")
     (offer,) = of_type(r.enqueue(ContactSpec("c1", "q"), 2.0), Offer)
@@ -492,6 +550,18 @@ def _errors() -> Iterator[tuple[str, Any, type[AcdError], str]]:
     yield "login twice", lambda r: r.login("ann", 1.0), AgentStateError, "already logged in"
     yield "move same", lambda r: r.move("c2", "q", 1.0), ContactStateError, "already in queue"
     yield "move answered", lambda r: r.move("c0", "q", 1.0), ContactStateError, "transfer it"
+    yield (
+        "empty id",
+        lambda r: r.enqueue(ContactSpec("", "q"), 1.0),
+        ContactStateError,
+        "non-empty string id",
+    )
+    yield (
+        "id not a string",
+        lambda r: r.enqueue(ContactSpec(7, "q"), 1.0),  # type: ignore[arg-type]
+        ContactStateError,
+        "contact id is 7",
+    )
 
 
 @pytest.mark.parametrize(

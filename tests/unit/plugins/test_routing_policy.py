@@ -260,6 +260,8 @@ def test_observers_hear_outcomes_off_the_routing_path() -> None:
     manager.observe(outcome)
     assert done.wait(5)
     assert heard == [outcome]
+    assert manager.wants_outcomes  # the engine builds outcomes for it
+    assert not PluginManager(catalog=catalog).wants_outcomes  # nobody listens: none built
 
 
 def test_decision_is_not_restamped_when_already_attributed() -> None:
