@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import yaml
@@ -109,3 +110,59 @@ def test_bad_config_exits_2_with_the_problem(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "no such file" in run.stderr
+
+
+def test_worker_router_publishes_status_in_a_pod_unless_told_not_to(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from callmesh.workers import kubestatus
+    from callmesh.workers.router import server as router_server
+    from typer.testing import CliRunner
+
+    from callmesh.cli import app
+
+    config = tmp_path / "tenant.yaml"
+    config.write_text(
+        yaml.safe_dump_all(
+            [
+                {
+                    "apiVersion": "callmesh.io/v1alpha1",
+                    "kind": "Queue",
+                    "metadata": {"name": "q", "namespace": "t"},
+                    "spec": {"tiers": [{"level": 1, "teams": ["desk"]}]},
+                },
+                {
+                    "apiVersion": "callmesh.io/v1alpha1",
+                    "kind": "AgentTeam",
+                    "metadata": {"name": "desk", "namespace": "t"},
+                    "spec": {"agents": [{"id": "ann", "name": "Ann", "extension": "100"}]},
+                },
+            ]
+        )
+    )
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("token")
+    (sa / "namespace").write_text("t")
+    monkeypatch.setattr(kubestatus, "SERVICE_ACCOUNT_DIR", sa)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    seen: list[Any] = []
+
+    async def run_router(server: Any) -> None:  # instead of serving until SIGTERM
+        seen.append((server.publisher, server.kpi_window))
+        if server.publisher is not None:
+            await server.publisher.api.aclose()
+
+    monkeypatch.setattr(router_server, "run_router", run_router)
+    base = ["worker", "router", "--config", str(config), "--port", "0"]
+    result = CliRunner().invoke(app, [*base, "--status-interval", "3", "--kpi-window", "60"])
+    assert result.exit_code == 0, result.output
+    publisher, window = seen.pop()
+    assert publisher.namespace == "t" and publisher.interval == 3.0 and window == 60.0
+    result = CliRunner().invoke(app, [*base, "--no-publish-status"])
+    assert result.exit_code == 0, result.output
+    assert seen.pop() == (None, 900.0)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")  # not in a pod: nothing to publish to
+    result = CliRunner().invoke(app, base)
+    assert result.exit_code == 0, result.output
+    assert seen.pop()[0] is None
