@@ -9,9 +9,13 @@ its budget or answers the wrong type is logged with its name, counted in the
 vendor's bug never costs a call.
 
 Shapes are fixed: a hook marked *async* must be implemented with ``async def``, every
-other one with a plain ``def``. Arguments and results are the frozen dataclasses of
-:mod:`callmesh.plugins.types` and :mod:`callmesh.acd.strategy`; the contract's version is
-:data:`callmesh.plugins.types.CONTRACT_VERSION`.
+other one with a plain ``def``. Arguments and results are the dataclasses of
+:mod:`callmesh.plugins.types` (frozen) and :mod:`callmesh.acd.strategy` (the routing
+request, views, decision and outcome: slotted but not frozen, because the engine builds
+several per decision and a frozen one costs about five times as much to build; they are
+read-only by convention, their ``skills`` and ``attributes`` mappings are read-only
+proxies, and the engine checks every decision against its own records, never a view's
+fields); the contract's version is :data:`callmesh.plugins.types.CONTRACT_VERSION`.
 
 ``docs/plugins/reference.md`` is generated from this file (``callmesh plugins reference``).
 """
