@@ -273,7 +273,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         runs, without waiting for the drift timer. A child deleted by hand is restored at
         once.
         """
-        if not namespace or not memo.shared.reconciler:
+        if not namespace:
             return
         if type != "DELETED" and not memo.reconciler.workload_changed(namespace, body):
             return

@@ -208,12 +208,13 @@ class Reconciler:
     def workload_changed(self, namespace: str, body: Mapping[str, Any]) -> bool:
         """True when a watched child's readiness differs from what the last reconcile saw.
 
-        A tenant never reconciled here is left to its own handlers; a workload event that
-        changes nothing about readiness (the operator's own patch, a label) is ignored.
+        A workload event that changes nothing about readiness (the operator's own patch, a
+        label) is ignored. Before a tenant's first pass has finished, every event counts: the
+        pass may have read the workload before the change.
         """
         slot = self._slots.get(namespace)
         if slot is None or slot.last is None:
-            return False
+            return True
         key = f"{body.get('kind')}/{(body.get('metadata') or {}).get('name')}"
         return slot.workloads.get(key) != st.summary(body)
 
