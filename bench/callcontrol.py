@@ -259,9 +259,11 @@ async def main(args: argparse.Namespace) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     start_count, c0, t0 = sink.count, cpu(), time.perf_counter()
+    m0 = time.thread_time()
     await ask("place", "fast", args.calls, args.concurrency)
     await until(lambda: sink.count >= start_count + args.calls, 600)
     wall, used = time.perf_counter() - t0, cpu() - c0
+    main = time.thread_time() - m0
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -272,6 +274,8 @@ async def main(args: argparse.Namespace) -> None:
           f" the peer and router share the machine)")  # fmt: skip
     print(f"  worker CPU per call {used / args.calls * 1e3:8.2f} ms"
           f"  -> {args.calls / used:.0f} calls/s per core")  # fmt: skip
+    print(f"  event-loop thread   {main / args.calls * 1e3:8.2f} ms"
+          f"  -> {args.calls / main:.0f} calls/s (the rest is gRPC's C-core threads)")  # fmt: skip
     print(
         f"  answered            {answered} of {sink.count} {dict(sorted(sink.dispositions.items()))}"
     )
@@ -286,7 +290,7 @@ async def main(args: argparse.Namespace) -> None:
 
     # --- memory per waiting call --------------------------------------------------------
     gc.collect()
-    tracemalloc.start()
+    tracemalloc.start(args.frames)
     heap0, rss0 = tracemalloc.get_traced_memory()[0], rss_kib()
     before = sink.count
     waiting = await ask("place", "hold", args.waiting, args.concurrency)
@@ -301,8 +305,11 @@ async def main(args: argparse.Namespace) -> None:
     heap1, rss1 = tracemalloc.get_traced_memory()[0], rss_kib()
     if args.top:
         snap = tracemalloc.take_snapshot()
-        for stat in snap.statistics("lineno")[: args.top]:
+        for stat in snap.statistics("traceback" if args.frames > 1 else "lineno")[: args.top]:
             print("   ", stat)
+            if args.frames > 1:
+                for line in stat.traceback.format()[-2 * args.frames :]:
+                    print("       ", line)
     tracemalloc.stop()
     print(f"memory: {waiting} calls waiting at once (hold music, router watch open)")
     print(f"  Python heap per waiting call {(heap1 - heap0) / waiting / 1024:6.1f} KiB")
@@ -321,5 +328,6 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--waiting", type=int, default=5000)
     parser.add_argument("--top", type=int, default=0, help="show the N biggest allocators")
+    parser.add_argument("--frames", type=int, default=1, help="traceback depth for --top")
     parser.add_argument("--profile", help="write a cProfile of the worker's throughput phase here")
     asyncio.run(main(parser.parse_args()))

@@ -28,7 +28,6 @@ import logging
 import re
 import time
 import uuid as uuidlib
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,7 @@ from callmesh.workers.esl.errors import EslCommandError, EslError
 from callmesh.workers.esl.events import Event
 from callmesh.workers.esl.quoting import split_arg, strip_unrepresentable, token, var_block
 from callmesh.workers.interactions import Disposition, InteractionRecord
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -149,6 +149,10 @@ RETRYABLE = frozenset({
 """gRPC codes that mean "the router is restarting or unreachable": try again."""
 
 
+_NO_MEDIA = QueueMedia()
+"""What a queue without its own settings sounds like (one shared, immutable object)."""
+
+
 def esl_text(text: str) -> str:
     """Text to speak on one line: whitespace runs (newlines included) become one space.
 
@@ -214,6 +218,36 @@ def _digits_event(entered: str) -> IvrEvent:
     return Digits(entered) if entered else Timeout()
 
 
+class _CurrentSpan:
+    """``with tracer.start_as_current_span(...)`` for the spans a waiting call keeps open
+    ("call", "queue"), without the three generator context managers OpenTelemetry's
+    version keeps alive per span: start the span, make it current, and at the end record
+    an escaping exception (as ``use_span`` does), end it and restore the context."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, tracer: trace.Tracer, name: str, **kwargs: Any) -> None:
+        self.span = tracer.start_span(name, **kwargs)
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        try:
+            if exc is not None and self.span.is_recording():
+                self.span.record_exception(exc)
+                self.span.set_status(
+                    Status(StatusCode.ERROR, f"{kind.__name__ if kind else ''}: {exc}")
+                )
+        finally:
+            self.span.end()
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
 class Mailbox:
     """A call's inbox: a deque and at most one waiting reader (cheaper than asyncio.Queue,
     which brings three deques and an asyncio.Event to every waiting call)."""
@@ -221,7 +255,7 @@ class Mailbox:
     __slots__ = ("_items", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[tuple[str, Any]] = deque()
+        self._items: list[tuple[str, Any]] = []  # a few items at most: lighter than a deque
         self._waiter: asyncio.Future[None] | None = None
 
     def put_nowait(self, item: tuple[str, Any]) -> None:
@@ -239,7 +273,7 @@ class Mailbox:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        return self._items.pop(0)
 
     def qsize(self) -> int:
         """Items waiting."""
@@ -256,6 +290,35 @@ class _Ring:
 
 class Call:
     """One caller's path through IVR, queue and agent; see the module docstring."""
+
+    __slots__ = (
+        "_attributes_raw",
+        "_cancelled",
+        "_dialer",
+        "_enqueued",
+        "_handed_over",
+        "_in_queue",
+        "_request",
+        "_stop_hold",
+        "ani",
+        "attributes",
+        "bridged_leg",
+        "dialer_queue",
+        "did",
+        "enqueued_at",
+        "ewt",
+        "flow_name",
+        "inbox",
+        "language",
+        "marker",
+        "media",
+        "position",
+        "record",
+        "rings",
+        "session",
+        "uuid",
+        "worker",
+    )  # per-call objects: no __dict__
 
     def __init__(self, worker: CallControl, session: CallSession) -> None:
         self.worker = worker
@@ -298,7 +361,7 @@ class Call:
         self._enqueued: asyncio.Future[None] | None = None  # made by the queue phase
         self._handed_over = False
         self._cancelled = False
-        self.media = QueueMedia()
+        self.media = _NO_MEDIA
         self._request = router_pb2.EnqueueRequest()
 
     @property
@@ -311,7 +374,8 @@ class Call:
     async def run(self, *, recovered: Mapping[str, str] | None = None) -> None:
         """Run the call to its end and write its record (exactly once, whatever happens)."""
         tracer = self.worker.tracer
-        with tracer.start_as_current_span(
+        with _CurrentSpan(
+            tracer,
             "call",
             kind=SpanKind.SERVER,
             attributes={
@@ -677,7 +741,7 @@ class Call:
         enqueued_at: float | None = None,
     ) -> None:
         worker = self.worker
-        media = worker.config.queues.get(queue, QueueMedia())
+        media = worker.config.queues.get(queue, _NO_MEDIA)
         self.enqueued_at = enqueued_at if enqueued_at is not None else time.time()
         self.record.queue = queue
         self.record.enqueued_at = self.enqueued_at
@@ -697,9 +761,7 @@ class Call:
             request.priority = priority
         request.enqueue_time.FromNanoseconds(round(self.enqueued_at * 1e9))
         self._request = request
-        with worker.tracer.start_as_current_span(
-            "queue", attributes={"callmesh.queue": queue}
-        ) as span:
+        with _CurrentSpan(worker.tracer, "queue", attributes={"callmesh.queue": queue}) as span:
             self._enqueued = asyncio.get_running_loop().create_future()
             router_task = asyncio.create_task(self._router_loop(request))
             hold_task = asyncio.create_task(self._hold(media))

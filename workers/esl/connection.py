@@ -80,6 +80,32 @@ class EslOptions:
 class EslConnection:
     """One ESL stream: serialised commands, background jobs, events, clean teardown."""
 
+    __slots__ = (
+        "_close_waiters",
+        "_closed",
+        "_greeting",
+        "_jobs",
+        "_lock",
+        "_owns_dispatcher",
+        "_pending",
+        "_reader",
+        "_task",
+        "_writer",
+        "bad_events",
+        "close_hooks",
+        "close_reason",
+        "disconnect_notice",
+        "dispatcher",
+        "event_hooks",
+        "hook_failures",
+        "log_hooks",
+        "name",
+        "notice_hooks",
+        "options",
+        "parser",
+        "unexpected_frames",
+    )  # per-call objects: no __dict__
+
     def __init__(
         self,
         reader: asyncio.StreamReader,
@@ -106,7 +132,8 @@ class EslConnection:
         self._jobs: dict[str, asyncio.Future[Event]] = {}
         loop = asyncio.get_running_loop()
         self._greeting: asyncio.Future[AuthRequest] = loop.create_future()
-        self._closed = asyncio.Event()
+        self._closed = False
+        self._close_waiters: list[asyncio.Future[None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.event_hooks: list[EventHook] = []
         """Synchronous callbacks run by the reader for every event, before dispatch."""
@@ -132,11 +159,17 @@ class EslConnection:
     @property
     def closed(self) -> bool:
         """True once the stream has ended (for whatever reason)."""
-        return self._closed.is_set()
+        return self._closed
 
     async def wait_closed(self) -> None:
         """Wait until the stream has ended and all waiters were failed."""
-        await self._closed.wait()
+        if self._closed:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._close_waiters is None:
+            self._close_waiters = []
+        self._close_waiters.append(fut)
+        await asyncio.shield(fut)
 
     async def close(self) -> None:
         """Close the socket now; pending commands fail with EslConnectionLost."""
@@ -174,10 +207,14 @@ class EslConnection:
             self._teardown(reason)
 
     def _teardown(self, reason: BaseException) -> None:
-        if self._closed.is_set():
+        if self._closed:
             return
         self.close_reason = reason
-        self._closed.set()
+        self._closed = True
+        for waiter in self._close_waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+        self._close_waiters = None
         for close_hook in self.close_hooks:
             try:
                 close_hook()
@@ -592,6 +629,19 @@ class CallSession:
     :meth:`connect` has already run when a handler gets the session: :attr:`channel` holds the
     CHANNEL_DATA headers and :attr:`uuid` the channel's UUID.
     """
+
+    __slots__ = (
+        "_executions",
+        "_hangup_callbacks",
+        "_hangup_waiters",
+        "_hung",
+        "channel",
+        "conn",
+        "control",
+        "hangup_event",
+        "linger_notice",
+        "socket_mode",
+    )  # per-call objects: no __dict__
 
     def __init__(self, conn: EslConnection) -> None:
         self.conn = conn

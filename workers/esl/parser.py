@@ -47,6 +47,18 @@ class FrameParser:
     '+OK accepted'
     """
 
+    __slots__ = (
+        "_body_size",
+        "_buffer",
+        "_headers",
+        "_scanned",
+        "bytes_fed",
+        "frames_parsed",
+        "max_body_bytes",
+        "max_header_bytes",
+        "state",
+    )  # per-call objects: no __dict__
+
     def __init__(
         self,
         *,
