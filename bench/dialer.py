@@ -85,7 +85,17 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--pacers",
+        default=",".join(p for p, _ in PACERS),
+        help="Which pacers to run, comma-separated (campaign, progressive, vicidial).",
+    )
     args = parser.parse_args()
+    chosen = [(p, label) for p, label in PACERS if p in args.pacers.split(",")]
+    if not chosen:
+        parser.error(
+            f"--pacers {args.pacers!r}: name one or more of campaign, progressive, vicidial"
+        )
 
     print(
         f"{args.agents} agents, contact rate 30%, talk 180 s, wrap-up 30 s, cap 3%/day in 2 s,"
@@ -97,12 +107,14 @@ def main() -> None:
     )
     jobs = [
         (pacer, args.seed * 1000 + r, args.hours, args.agents)
-        for pacer, _ in PACERS
+        for pacer, _ in chosen
         for r in range(args.replications)
     ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(one_run, jobs))
-    for index, (_pacer, label) in enumerate(PACERS):
+    spreads = []
+    cap = setup(args.agents)[0].pacing.max_abandon_percent
+    for index, (_pacer, label) in enumerate(chosen):
         mine = results[index * args.replications : (index + 1) * args.replications]
         records = [record for record, _ in mine]
         per_run = sum(cpu for _, cpu in mine) / len(mine)
@@ -119,6 +131,17 @@ def main() -> None:
             f" {worst:>9.2f} % {pm('reached_per_agent_hour', 1.0, 2):>18}"
             f" {kpi['dialled'].mean:>8.0f} {per_run:>9.1f}"
         )
+        days = sorted(r.worst_day_abandon_rate * 100 for r in records)
+        occupancy = sorted(r.occupancy * 100 for r in records)
+        spreads.append(
+            f"{label:<22} occupancy min {occupancy[0]:.1f} % median"
+            f" {occupancy[len(occupancy) // 2]:.1f} %; abandoned per day: median"
+            f" {days[len(days) // 2]:.2f} %, 90th pct {days[int(0.9 * (len(days) - 1))]:.2f} %,"
+            f" max {days[-1]:.2f} % ({sum(d > cap for d in days)} of {len(days)} days over {cap:g} %)"
+        )
+    print("distribution over the replications:")
+    for line in spreads:
+        print("  " + line)
 
 
 if __name__ == "__main__":

@@ -249,7 +249,9 @@ class Campaign:
         self._in_flight: set[str] = set()
         self._windows: list[tuple[float, str]] = []  # compliance deadlines of answered calls
         self._meter = AbandonMeter(spec.pacing.period, time_zone)
-        self._results: deque[bool] = deque(maxlen=history)
+        self._results: deque[tuple[float, bool]] = deque(maxlen=history)  # (placed at, human)
+        self._latest = 0.0  # the latest time the engine was told about
+        self._rate_cache: tuple[object, float] | None = None
         self._prior = initial_human_rate
         self._agentless_lines = agentless_lines
         self._dialled = 0
@@ -331,7 +333,8 @@ class Campaign:
                 decided.add(record.attempt)  # a hang-up before any verdict: no answer
                 outcome = _DECIDED.get(what, Outcome.NO_ANSWER)
                 human = outcome is Outcome.HUMAN
-                self._results.append(human)
+                self._results.append((attempt.placed_at, human))
+                self._latest = max(self._latest, record.at)
                 self._resolved.append((record.at - attempt.placed_at, human))
                 if human:
                     attempt.answered_at = record.at
@@ -384,9 +387,26 @@ class Campaign:
 
     @property
     def human_rate(self) -> float:
-        """Measured share of placed calls a person answers (a prior of 10 calls blended in)."""
+        """Measured share of placed calls a person answers (a prior of 10 calls blended in).
+
+        Only calls placed at least a ring timeout ago count: a busy line is known in
+        seconds and a no-answer only at the ring timeout, so the outcomes of recent calls
+        are mostly the quick ones (counting them would read a low contact rate just after a
+        burst of dials, and dial too many).
+        """
+        key = (self._latest, len(self._resolved), self._resolved[-1] if self._resolved else None)
+        if self._rate_cache is not None and self._rate_cache[0] == key:
+            return self._rate_cache[1]
         weight = 10
-        return (sum(self._results) + self._prior * weight) / (len(self._results) + weight)
+        settled = self._latest - self.spec.pacing.ring_timeout_seconds
+        humans = total = 0
+        for placed, human in self._results:
+            if placed <= settled:
+                total += 1
+                humans += human
+        rate = (humans + self._prior * weight) / (total + weight)
+        self._rate_cache = (key, rate)
+        return rate
 
     def answer_horizon(self, quantile: float = 0.5) -> float:
         """Seconds from dialling to a person answering, measured (``quantile`` of the last
@@ -564,6 +584,7 @@ class Campaign:
         level, in the benchmark); every compliance gate still applies, and a paused or
         preview campaign still places nothing.
         """
+        self._latest = max(self._latest, now)
         effects = self._expire_windows(now)
         count = self.calls_wanted(now, agents)
         if wanted is not None and count >= 0 and self._dials_allowed():
@@ -666,7 +687,8 @@ class Campaign:
         if attempt is None or attempt_id not in self._in_flight:
             return []
         self._in_flight.discard(attempt_id)
-        self._results.append(outcome is Outcome.HUMAN)
+        self._results.append((attempt.placed_at, outcome is Outcome.HUMAN))
+        self._latest = max(self._latest, now)
         self._resolved.append((now - attempt.placed_at, outcome is Outcome.HUMAN))
         self._cache = self._human_cache = None
         state = self._states[attempt.contact_id]

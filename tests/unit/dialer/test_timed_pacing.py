@@ -191,3 +191,20 @@ def test_status_problems_name_rows_and_a_window_that_never_opens() -> None:
     assert not campaign.stats(MONDAY_10_UTC).window_opens
     empty = Campaign("e", spec(), parse_contact_csv("id,phone\n", "UTC"), frozenset())
     assert any("no valid contact" in p for p in empty.problems())
+
+
+def test_the_contact_rate_counts_only_calls_placed_a_ring_timeout_ago() -> None:
+    rows = "\n".join(f"c{i},+1212555{i:04d}" for i in range(10))
+    campaign = Campaign("c", spec(), parse_contact_csv("id,phone\n" + rows, "UTC"), frozenset())
+    now = MONDAY_10_UTC
+    dials = [e for e in campaign.tick(now, AgentSnapshot(free=10)) if isinstance(e, Dial)]
+    assert len(dials) >= 10
+    for d in dials[:3]:  # busy lines are known within seconds, no-answers only at 25 s
+        campaign.on_outcome(d.attempt_id, Outcome.BUSY, now + 3)
+    assert campaign.human_rate == pytest.approx(0.3)  # still the prior: nothing settled
+    for d in dials[3:8]:
+        campaign.on_outcome(d.attempt_id, Outcome.HUMAN, now + 12)
+    for d in dials[8:10]:
+        campaign.on_outcome(d.attempt_id, Outcome.NO_ANSWER, now + 25)
+    campaign.tick(now + 26, AgentSnapshot(free=0))
+    assert campaign.human_rate == pytest.approx((5 + 0.3 * 10) / (10 + 10))
