@@ -240,7 +240,9 @@ async def main(args: argparse.Namespace) -> None:
         sink=sink,  # type: ignore[arg-type]
         host="127.0.0.1",
         port=0,
-        esl_options=EslOptions(subscription_maxsize=100_000),
+        # the test peer answers `connect` slowly when thousands of calls arrive on a loaded
+        # machine: a long connect timeout keeps the measurement about callcontrol
+        esl_options=EslOptions(subscription_maxsize=100_000, connect_timeout=120.0),
     )
     cc_port = await worker.start()
     parent.send(cc_port)
@@ -293,13 +295,13 @@ async def main(args: argparse.Namespace) -> None:
     tracemalloc.start(args.frames)
     heap0, rss0 = tracemalloc.get_traced_memory()[0], rss_kib()
     before = sink.count
-    waiting = await ask("place", "hold", args.waiting, args.concurrency)
+    waiting = await ask("place", "hold", args.waiting, args.hold_concurrency)
 
     def all_waiting() -> bool:
         calls = list(worker.calls.values())
         return len(calls) >= waiting and all(c.waiting for c in calls)
 
-    await until(all_waiting, 600)
+    await until(all_waiting, 3600)
     await asyncio.sleep(0)
     gc.collect()
     heap1, rss1 = tracemalloc.get_traced_memory()[0], rss_kib()
@@ -328,6 +330,8 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--waiting", type=int, default=5000)
     parser.add_argument("--top", type=int, default=0, help="show the N biggest allocators")
+    parser.add_argument("--hold-concurrency", type=int, default=50,
+                        help="callers arriving at once in the memory phase")  # fmt: skip
     parser.add_argument("--frames", type=int, default=1, help="traceback depth for --top")
     parser.add_argument("--profile", help="write a cProfile of the worker's throughput phase here")
     asyncio.run(main(parser.parse_args()))

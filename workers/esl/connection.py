@@ -83,13 +83,17 @@ class EslConnection:
     __slots__ = (
         "_close_waiters",
         "_closed",
+        "_deadline",
         "_greeting",
         "_jobs",
+        "_limit",
         "_lock",
         "_owns_dispatcher",
         "_pending",
         "_reader",
         "_task",
+        "_watchdog",
+        "_what",
         "_writer",
         "bad_events",
         "close_hooks",
@@ -129,6 +133,10 @@ class EslConnection:
         )
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[Frame] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._limit = 0.0
+        self._what = ""
         self._jobs: dict[str, asyncio.Future[Event]] = {}
         loop = asyncio.get_running_loop()
         self._greeting: asyncio.Future[AuthRequest] = loop.create_future()
@@ -211,6 +219,9 @@ class EslConnection:
             return
         self.close_reason = reason
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for waiter in self._close_waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
@@ -299,15 +310,40 @@ class EslConnection:
             except (ConnectionError, OSError) as exc:
                 self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
             limit = self.options.command_timeout if timeout is None else timeout
+            self._arm(what, limit)
             try:
-                async with asyncio.timeout(limit):
-                    return await fut
-            except TimeoutError:
-                error = EslTimeout(f"{self.name}: no reply to {what!r} within {limit} s")
-                self._teardown(error)
-                raise error from None
+                return await fut  # EslTimeout when the watchdog finds it overdue
             finally:
                 self._pending = None
+
+    def _arm(self, what: str, limit: float) -> None:
+        """Give the command in flight ``limit`` seconds. One timer per connection, re-armed
+        only when it fires early: no TimerHandle per command (each would stay in the
+        loop's heap, cancelled, for ``command_timeout`` seconds)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        self._deadline, self._limit, self._what = deadline, limit, what
+        watchdog = self._watchdog
+        if watchdog is not None:
+            if watchdog.when() <= deadline:
+                return  # it fires first and re-arms for this deadline
+            watchdog.cancel()
+        self._watchdog = loop.call_at(deadline, self._watch)
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        fut = self._pending
+        if fut is None or fut.done() or self.closed:
+            return
+        loop = fut.get_loop()
+        if (
+            loop.time() + 0.001 < self._deadline
+        ):  # a later command's time (timers fire up to ~1 ms early)
+            self._watchdog = loop.call_at(self._deadline, self._watch)
+            return
+        error = EslTimeout(f"{self.name}: no reply to {self._what!r} within {self._limit} s")
+        fut.set_exception(error)
+        self._teardown(error)
 
     async def command(
         self, line: str, headers: dict[str, str] | None = None, *, check: bool = True
