@@ -45,4 +45,4 @@ def test_the_workload_section_parses() -> None:
 
 
 def test_there_are_examples() -> None:
-    assert len(python_examples()) == 2
+    assert len(python_examples()) == 3
