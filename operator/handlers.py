@@ -57,6 +57,7 @@ class _Shared:
     info: kopf.ConnectionInfo | None = None
     reconciler: Reconciler | None = None
     drift: asyncio.Task[None] | None = None
+    readiness: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 @dataclass
@@ -217,6 +218,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     async def operator_cleanup(memo: Runtime, **_: Any) -> None:
         if memo.shared.drift is not None:
             memo.shared.drift.cancel()
+        for task in list(memo.shared.readiness):
+            task.cancel()
         await memo.close()
 
     @kopf.on.probe(id="tenants", registry=registry)
@@ -271,16 +274,25 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
         This is how a tenant turns Ready once its pods are, and Progressing while a rollout
         runs, without waiting for the drift timer. A child deleted by hand is restored at
-        once.
+        once. The pass runs in a task of its own, so kopf does not hold the event's body
+        (a whole Deployment) while it waits its turn.
         """
         if not namespace:
             return
         if type != "DELETED" and not memo.reconciler.workload_changed(namespace, body):
             return
-        try:
-            await reconcile(memo, namespace, full=False)
-        except kopf.TemporaryError as exc:  # event handlers are not retried: the timer repairs
-            logger.warning("%s; the drift timer will repair it", exc)
+
+        async def readiness_pass(ns: str = namespace) -> None:
+            try:
+                await reconcile(memo, ns, full=False)
+            except kopf.TemporaryError as exc:  # not retried here: the drift timer repairs
+                logger.warning("%s; the drift timer will repair it", exc)
+            except Exception:  # a bug: say so, the drift timer still repairs
+                logger.exception("namespace %s: readiness pass failed", ns)
+
+        task = asyncio.create_task(readiness_pass(), name=f"callmesh-readiness-{namespace}")
+        memo.shared.readiness.add(task)
+        task.add_done_callback(memo.shared.readiness.discard)
 
     for plural in ("statefulsets", "deployments"):
         kopf.on.event(
