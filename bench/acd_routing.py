@@ -33,6 +33,11 @@ cost of one pluggy hook call (the issue quotes 2-3 us on its reference machine),
 from a slower or shared machine can be put in proportion.
 
 Run: ``PYTHONSAFEPATH=1 .venv/bin/python bench/acd_routing.py [--steps N] [--repeat R]``
+
+Instructions per step, independent of the machine's load: run ``--once VARIANT`` under
+``valgrind --tool=callgrind`` at two ``--steps`` (e.g. 500 and 1500; the first 500 fill the
+agents up to the steady state) and divide the difference of the "Collected" totals by the
+difference of the steps.
 """
 
 from __future__ import annotations
@@ -304,7 +309,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--once",
+        choices=["hook", "manager", "direct", "hook-preview", "direct-preview"],
+        help="only drive one engine run of --steps at 1,000 agents and print nothing: for"
+        " instruction counts under valgrind (run it at two --steps and take the difference)",
+    )
     args = parser.parse_args()
+    if args.once:
+        policy, _, preview = args.once.partition("-")
+        run_engine(1_000, args.steps, args.seed, policy=policy, preview=bool(preview))
+        return
     global _OVERHEAD
     _OVERHEAD = timer_overhead()
     runs = [calibrate() for _ in range(args.repeat)]
