@@ -144,10 +144,19 @@ async def _child(conn: Connection, config: str, agents: int) -> None:
                 if flow == "fast":
                     await call.channel.hungup.wait()
                     return
-                while True:  # release the gate once this caller hears hold music
-                    event = await call.channel.wait_event("PLAYBACK_START")
-                    if "local_stream" in (event.get("Playback-File-Path") or ""):
-                        return
+
+                async def on_hold() -> None:
+                    while True:
+                        event = await call.channel.wait_event("PLAYBACK_START")
+                        if "local_stream" in (event.get("Playback-File-Path") or ""):
+                            return
+
+                # release the gate once this caller hears hold music, or is gone
+                music = asyncio.ensure_future(on_hold())
+                gone = asyncio.ensure_future(call.channel.hungup.wait())
+                await asyncio.wait({music, gone}, return_when=asyncio.FIRST_COMPLETED)
+                music.cancel()
+                gone.cancel()
 
         await asyncio.gather(*(one() for _ in range(count)))
 
