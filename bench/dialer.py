@@ -8,6 +8,11 @@ engine and the real ACD (``callmesh.sim.campaigns``), and prints occupancy, aban
 contacts reached per agent-hour with 95% intervals over the replications.
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/dialer.py [--replications 10] [--hours 8] [--jobs 2]
+        [--seed 1] [--pacers campaign,progressive,vicidial]
+
+After the table it prints each pacer's distribution over the replications: occupancy min and
+median, and the per-day abandonment rate's median, 90th percentile and maximum, with the
+number of days over the cap (the regulator's test is every day, not the mean).
 
 Replications run in ``--jobs`` processes; each is a pure function of its seed, so the
 figures do not depend on the number of jobs.
