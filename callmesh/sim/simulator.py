@@ -568,15 +568,17 @@ class Simulator:
                     continue
 
             # -- carry out the router's effects ------------------------------------------------
-            j = 0
-            while j < len(effects):
-                e: Any = effects[j]  # dispatched on its exact type below
-                j += 1
-                cls = type(e)
+            # (a list iterator also yields what the branches below append while it runs)
+            e: Any
+            for e in effects:
+                cls = type(e)  # dispatched on its exact type
                 if cls is AgentStateChanged:
                     a = aidx[e.agent_id]
-                    at = e.at
+                    state = e.state
                     cat = a_cat[a]
+                    if cat == 2 and a_wrap_k[a] < 0 and (state is _BUSY or state is _RESERVED):
+                        continue  # still working (e.g. Reserved -> Busy): accrues when it ends
+                    at = e.at
                     since = a_since[a]
                     if cat and at > since:
                         i = int(since // L)
@@ -584,7 +586,6 @@ class Simulator:
                             (agent_work if cat == 2 else agent_idle)[a * ni + i] += at - since
                         else:
                             accrue(agent_work if cat == 2 else agent_idle, a * ni, since, at)
-                    state = e.state
                     a_since[a] = at
                     if a_wrap_k[a] >= 0:
                         k = a_wrap_k[a]
