@@ -209,12 +209,15 @@ class Reconciler:
         """True when a watched child's readiness differs from what the last reconcile saw.
 
         A workload event that changes nothing about readiness (the operator's own patch, a
-        label) is ignored. Before a tenant's first pass has finished, every event counts: the
-        pass may have read the workload before the change.
+        label) is ignored. While a tenant's first pass runs, every event counts (the pass may
+        have read the workload before the change); before it starts, none does (it reads
+        everything afresh).
         """
         slot = self._slots.get(namespace)
-        if slot is None or slot.last is None:
-            return True
+        if slot is None:
+            return False
+        if slot.last is None:
+            return slot.lock.locked()
         key = f"{body.get('kind')}/{(body.get('metadata') or {}).get('name')}"
         return slot.workloads.get(key) != st.summary(body)
 
