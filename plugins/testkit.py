@@ -482,9 +482,11 @@ class PluginConformance:
             for _ in range(self.examples):
                 request = random_request(rng, sample_attributes=self.sample_attributes)
                 for choose in choosers:
-                    started = time.perf_counter()
+                    # CPU time of this thread: a call descheduled on a busy machine is not
+                    # the plugin's cost, while a plugin that computes too much still fails.
+                    started = time.thread_time()
                     answer = choose(request)
-                    took.append(time.perf_counter() - started)
+                    took.append(time.thread_time() - started)
                     if answer is None:
                         continue
                     answered += 1
@@ -504,9 +506,11 @@ class PluginConformance:
                         )
                     )
                     assert again is None or isinstance(again, RoutingDecision)
-            # The 90th percentile, not the maximum: a busy CI machine may pause any one call.
+            # The 90th percentile, not the maximum: one call may still pay a page fault or a GC.
             p90 = sorted(took)[int(len(took) * 0.9)]
-            assert p90 < budget / 2, f"90% of calls take up to {p90 * 1e3:.1f} ms (budget {budget})"
+            assert p90 < budget / 2, (
+                f"90% of calls take up to {p90 * 1e3:.1f} ms of CPU (budget {budget} s)"
+            )
             assert answered, "no generated request got an answer; set sample_attributes"
         finally:
             asyncio.run(manager.aclose())
