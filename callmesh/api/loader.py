@@ -200,11 +200,3 @@ def parse_yaml(text: str, file: str = "<input>") -> tuple[list[Document], list[P
     finally:
         loader.dispose()
     return docs, problems
-
-
-def read_documents(paths: Iterable[Any]) -> tuple[list[Document], list[Problem]]:
-    """Forwarder kept for callers not yet moved: reading files is
-    :func:`callmesh.api.commands.read_documents` (this module takes text)."""
-    from callmesh.api.commands import read_documents as read
-
-    return read(paths)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callmesh.api import AgentTeam, ContactCenter, IVRFlow, Queue
+from callmesh.api.commands import read_documents
 from callmesh.api.contactcenter import RecordingPolicy
-from callmesh.api.loader import read_documents
 from callmesh.api.validate import check
 from callmesh.ivr import CompiledFlow, FlowError, compile_flow
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from callmesh.api import ContactCenter, DialerCampaign, Queue
-from callmesh.api.loader import read_documents
+from callmesh.api.commands import read_documents
 from callmesh.api.validate import check
 from callmesh.dialer.contacts import ContactList, RowProblem, parse_contact_csv, parse_do_not_call
 

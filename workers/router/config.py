@@ -19,7 +19,7 @@ from typing import Any
 from callmesh.acd.config import QueueConfig, TeamConfig, from_resources, validate
 from callmesh.acd.errors import ConfigError
 from callmesh.api import AgentTeam, ContactCenter, Queue
-from callmesh.api.loader import read_documents
+from callmesh.api.commands import read_documents
 from callmesh.api.validate import check
 
 __all__ = ["RouterConfig", "RouterConfigError", "ServiceLevelTarget", "load_config"]
