@@ -27,6 +27,7 @@ from callmesh.dialer.compliance import (
     AbandonMeter,
     AuditEntry,
     local_day,
+    next_local_time,
     window_ever_opens,
     window_open,
 )
@@ -152,6 +153,12 @@ class _ContactState:
     per_day: dict[str, int] = field(default_factory=dict)
     next_at: float = 0.0
     done: str | None = None
+    parked_until: float = -math.inf
+    """Refused (calling window closed or daily cap reached) until at least this time."""
+    parked_capped: bool = False
+    """Refused for the daily cap (the calling window may close meanwhile), not the window."""
+    parked_spec: object = None
+    parked_dnc: int = -1
 
 
 @dataclass(slots=True)
@@ -250,8 +257,9 @@ class Campaign:
         self._windows: list[tuple[float, str]] = []  # compliance deadlines of answered calls
         self._meter = AbandonMeter(spec.pacing.period, time_zone)
         self._results: deque[tuple[float, bool]] = deque(maxlen=history)  # (placed at, human)
+        self._placed_all: list[float] = []  # the placing times in _results, sorted
+        self._placed_human: list[float] = []  # those answered by a person, sorted
         self._latest = 0.0  # the latest time the engine was told about
-        self._rate_cache: tuple[object, float] | None = None
         self._prior = initial_human_rate
         self._agentless_lines = agentless_lines
         self._dialled = 0
@@ -260,6 +268,8 @@ class Campaign:
         self._cache: tuple[list[float], list[float], list[int]] | None = None
         self._human_cache: list[float] | None = None
         self.audit: list[AuditEntry] = []
+        self._open_key: tuple[float, object] | None = None  # (now, spec) of _open
+        self._open: dict[str, bool] = {}  # calling window open, per time zone, at that now
 
     # --- restart --------------------------------------------------------------------------
 
@@ -333,7 +343,7 @@ class Campaign:
                 decided.add(record.attempt)  # a hang-up before any verdict: no answer
                 outcome = _DECIDED.get(what, Outcome.NO_ANSWER)
                 human = outcome is Outcome.HUMAN
-                self._results.append((attempt.placed_at, human))
+                self._add_result(attempt.placed_at, human)
                 self._latest = max(self._latest, record.at)
                 self._resolved.append((record.at - attempt.placed_at, human))
                 if human:
@@ -394,19 +404,26 @@ class Campaign:
         are mostly the quick ones (counting them would read a low contact rate just after a
         burst of dials, and dial too many).
         """
-        key = (self._latest, len(self._resolved), self._resolved[-1] if self._resolved else None)
-        if self._rate_cache is not None and self._rate_cache[0] == key:
-            return self._rate_cache[1]
         weight = 10
         settled = self._latest - self.spec.pacing.ring_timeout_seconds
-        humans = total = 0
-        for placed, human in self._results:
-            if placed <= settled:
-                total += 1
-                humans += human
-        rate = (humans + self._prior * weight) / (total + weight)
-        self._rate_cache = (key, rate)
-        return rate
+        total = bisect.bisect_right(self._placed_all, settled)  # placed <= settled
+        humans = bisect.bisect_right(self._placed_human, settled)
+        return (humans + self._prior * weight) / (total + weight)
+
+    def _add_result(self, placed: float, human: bool) -> None:
+        """Remember a resolved call (the oldest beyond ``history`` is forgotten)."""
+        results = self._results
+        if results.maxlen == 0:
+            return
+        if len(results) == results.maxlen:
+            old, was_human = results[0]
+            del self._placed_all[bisect.bisect_left(self._placed_all, old)]
+            if was_human:
+                del self._placed_human[bisect.bisect_left(self._placed_human, old)]
+        results.append((placed, human))
+        bisect.insort_right(self._placed_all, placed)
+        if human:
+            bisect.insort_right(self._placed_human, placed)
 
     def answer_horizon(self, quantile: float = 0.5) -> float:
         """Seconds from dialling to a person answering, measured (``quantile`` of the last
@@ -531,38 +548,53 @@ class Campaign:
         pacing = self.spec.pacing
         window = pacing.compliance_window_seconds
         horizon = pacing.ring_timeout_seconds + window
-        steps = sorted(r - window for r in agents.freeing if 0 < r - window < horizon)
-        checkpoints = [max(0.0, t - 0.01) for t in steps] + [horizon]
-        answers, delays, _ = self._measured()
+        ends = sorted([r - window for r in agents.freeing])  # when each busy agent can take one
+        checkpoints = [max(0.0, t - 0.01) for t in ends if 0 < t < horizon] + [horizon]
+        answers, delays, humans_after = self._measured()
         humans = self._human_delays()
         rate = self.human_rate
+        n_answers = len(answers)
+        measured = n_answers >= 5
+        right = bisect.bisect_right
 
         def answered_by(t: float) -> float:  # P(a person answers within t | a person answers)
-            if len(answers) < 5:
+            if not measured:
                 return 1.0 - prior_answer_survival(t)
-            return bisect.bisect_right(answers, t) / len(answers)
+            return right(answers, t) / n_answers
 
         rung = [now - self._attempts[a].placed_at for a in self._in_flight]
+        n_delays = len(delays)
+        # per call in flight, what does not depend on the checkpoint (computed once)
+        calls = []
+        ringing_total = 0.0
+        for e in rung:
+            i = right(delays, e)
+            later = n_delays - i
+            reached = answered_by(e)
+            calls.append(
+                (e, later + 10, right(humans, e), reached, max(1e-9, 1.0 - rate * reached))
+            )
+            ringing_total += (humans_after[i] + rate * 10) / (later + 10)  # still_human(e)
         ringing = []
         for t in checkpoints:
             total = 0.0
-            for e in rung:
-                later = len(delays) - bisect.bisect_right(delays, e)
-                got = bisect.bisect_right(humans, e + t) - bisect.bisect_right(humans, e)
+            for e, weight, before, reached, alive in calls:
+                x = e + t
+                got = right(humans, x) - before
                 # a person answers in (e, e + t] given no answer by e (the call still rings)
-                prior = rate * max(0.0, answered_by(e + t) - answered_by(e))
-                prior /= max(1e-9, 1.0 - rate * answered_by(e))
-                total += (got + 10 * prior) / (later + 10)
+                gain = (right(answers, x) / n_answers if measured else answered_by(x)) - reached
+                prior = rate * (gain if gain > 0.0 else 0.0)
+                prior /= alive
+                total += (got + 10 * prior) / weight
             ringing.append(total)
-        supply = [
-            agents.free + sum(1 for r in agents.freeing if r - window <= t) for t in checkpoints
-        ]
-        reachable = agents.free + sum(1 for r in agents.freeing if r - window < horizon)
+        free = agents.free
+        supply = [free + right(ends, t) for t in checkpoints]  # r - window <= t
+        reachable = free + bisect.bisect_left(ends, horizon)  # r - window < horizon
         return TimedPacingInput(
             supply=tuple(float(x) for x in supply),
             ringing=tuple(ringing),
             fresh=tuple(rate * answered_by(t) for t in checkpoints),
-            ringing_total=sum(self.still_human(e) for e in rung),
+            ringing_total=ringing_total,
             human_rate=rate,
             free_agents=agents.free,
             in_flight=self.in_flight,
@@ -586,9 +618,10 @@ class Campaign:
         """
         self._latest = max(self._latest, now)
         effects = self._expire_windows(now)
-        count = self.calls_wanted(now, agents)
-        if wanted is not None and count >= 0 and self._dials_allowed():
-            count = max(0, wanted)
+        if wanted is not None and self._dials_allowed():
+            count = max(0, wanted)  # the mode's own count (never negative) would be replaced
+        else:
+            count = self.calls_wanted(now, agents)
         for _ in range(count):
             contact = self._next_contact(now)
             if contact is None:
@@ -616,19 +649,42 @@ class Campaign:
         return self._dial(state.contact, now)
 
     def _refusal(self, state: _ContactState, now: float) -> str | None:
+        return self._check(state, now)[0]
+
+    def _check(self, state: _ContactState, now: float) -> tuple[str | None, float]:
+        """Why ``state``'s contact may not be dialled now (None: it may), and until when at
+        least the answer stays a refusal for a reason of the clock (the calling window or the
+        daily cap; ``-inf`` when nothing is known)."""
         contact = state.contact
         spec = self.spec
         if contact.phone in self._dnc or normalize_phone(contact.phone) in self._dnc:
-            return "on the do-not-call list"
+            return "on the do-not-call list", -math.inf
         if not window_ever_opens(spec.calling_window):
-            return "the calling window never opens"
-        if not window_open(spec.calling_window, contact.time_zone, now):
-            return f"outside the calling window in {contact.time_zone}"
-        if state.per_day.get(local_day(now, contact.time_zone), 0) >= spec.max_attempts_per_day:
-            return f"frequency cap of {spec.max_attempts_per_day} attempts a day reached"
+            return "the calling window never opens", -math.inf
+        zone = contact.time_zone
+        if not self._window_open(zone, now):
+            return f"outside the calling window in {zone}", next_local_time(
+                now, zone, spec.calling_window.start
+            )
+        if state.per_day.get(local_day(now, zone), 0) >= spec.max_attempts_per_day:
+            return (
+                f"frequency cap of {spec.max_attempts_per_day} attempts a day reached",
+                next_local_time(now, zone, "00:00"),
+            )
         if state.next_at > now:
-            return "retry delay not over"
-        return None
+            return "retry delay not over", -math.inf
+        return None, -math.inf
+
+    def _window_open(self, zone: str, now: float) -> bool:
+        """:func:`window_open` for the current spec, remembered per zone for one ``now``."""
+        key = (now, self.spec)
+        if self._open_key is None or self._open_key[0] != now or self._open_key[1] is not self.spec:
+            self._open_key = key
+            self._open.clear()
+        known = self._open.get(zone)
+        if known is None:
+            known = self._open[zone] = window_open(self.spec.calling_window, zone, now)
+        return known
 
     def _next_contact(self, now: float) -> Contact | None:
         deferred: list[tuple[float, int, str]] = []
@@ -638,7 +694,22 @@ class Campaign:
             state = self._states[contact_id]
             if state.done is not None:
                 continue
-            reason = self._refusal(state, now)
+            if (
+                now < state.parked_until
+                and state.parked_spec is self.spec
+                and state.parked_dnc == len(self._dnc)
+            ):  # still refused for a reason of the clock: what _check would say, cheaply
+                contact = state.contact
+                if state.parked_capped and self._window_open(contact.time_zone, now):
+                    again = (
+                        f"frequency cap of {self.spec.max_attempts_per_day} attempts a day reached"
+                    )
+                else:
+                    again = f"outside the calling window in {contact.time_zone}"
+                self.audit.append(AuditEntry(now, contact_id, contact.phone, False, again))
+                deferred.append((max(state.next_at, now + RECHECK_SECONDS), order, contact_id))
+                continue
+            reason, until = self._check(state, now)
             if reason is None:
                 found = state.contact
                 break
@@ -646,6 +717,10 @@ class Campaign:
             if reason in _FINAL_REFUSALS:
                 state.done = _FINAL_REFUSALS[reason]
                 continue
+            state.parked_until = until
+            state.parked_capped = reason.startswith("frequency cap")
+            state.parked_spec = self.spec
+            state.parked_dnc = len(self._dnc)
             retry = max(state.next_at, now + RECHECK_SECONDS)
             deferred.append((retry, order, contact_id))
         for item in deferred:
@@ -687,7 +762,7 @@ class Campaign:
         if attempt is None or attempt_id not in self._in_flight:
             return []
         self._in_flight.discard(attempt_id)
-        self._results.append((attempt.placed_at, outcome is Outcome.HUMAN))
+        self._add_result(attempt.placed_at, outcome is Outcome.HUMAN)
         self._latest = max(self._latest, now)
         self._resolved.append((now - attempt.placed_at, outcome is Outcome.HUMAN))
         self._cache = self._human_cache = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import deque
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -29,6 +30,30 @@ def window_open(window: CallingWindow, time_zone: str, now: float) -> bool:
 def window_ever_opens(window: CallingWindow) -> bool:
     """Whether the window opens at all in a week (some day listed, start before end)."""
     return bool(window.days) and window.start < window.end
+
+
+def next_local_time(now: float, time_zone: str, hhmm: str) -> float:
+    """A lower bound of the first POSIX time after ``now`` when the wall clock in ``time_zone``
+    shows ``hhmm`` or later on a later date or later today (the next opening of a calling
+    window that starts at ``hhmm``; with ``"00:00"``, the next local midnight).
+
+    When the UTC offset changes in between (a DST change: the wall clock may jump back into
+    the window, or back to the same date) nothing is promised: ``-inf``. Otherwise the
+    earlier of the wall time's two readings is taken, a second earlier still, so the answer
+    is never late.
+    """
+    zone = ZoneInfo(time_zone)
+    local = dt.datetime.fromtimestamp(now, tz=zone)
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    day = local.date()
+    if (local.hour, local.minute) >= (hour, minute):
+        day += dt.timedelta(days=1)
+    wall = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+    if wall.utcoffset() != local.utcoffset() or wall.replace(fold=1).utcoffset() != (
+        local.utcoffset()
+    ):
+        return -math.inf
+    return min(wall.timestamp(), wall.replace(fold=1).timestamp()) - 1.0
 
 
 def local_day(now: float, time_zone: str) -> str:
