@@ -5,7 +5,8 @@ differs and deletes leftovers. Each desired object carries an input-hash annotat
 hash of what it was rendered to); an object whose hash matches and whose live content still
 covers the desired content is left alone, so reconciling unchanged input writes nothing,
 while a child someone edited by hand is patched back (drift repair). Kinds listed in
-``create_only`` (generated Secrets) are created once and never rewritten.
+``create_only`` (generated Secrets; PersistentVolumeClaims, whose spec is immutable once
+created) are created once and never rewritten.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CHILD_KINDS = (
     "RoleBinding",
     "Secret",
     "ConfigMap",
+    "PersistentVolumeClaim",
     "Service",
     "StatefulSet",
     "Deployment",
@@ -99,7 +101,7 @@ async def apply_set(
     selector: Mapping[str, str],
     desired: Iterable[Mapping[str, Any]],
     kinds: Collection[str] = CHILD_KINDS,
-    create_only: Collection[str] = ("Secret",),
+    create_only: Collection[str] = ("Secret", "PersistentVolumeClaim"),
     watch_status: Collection[str] = ("StatefulSet", "Deployment"),
     stamped: bool = False,
 ) -> ApplyResult:

@@ -45,6 +45,7 @@ REFS: dict[str, Ref] = {
         Ref(CORE, "v1", "configmaps", "ConfigMap"),
         Ref(CORE, "v1", "secrets", "Secret"),
         Ref(CORE, "v1", "services", "Service"),
+        Ref(CORE, "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
         Ref(CORE, "v1", "events", "Event"),
         Ref("apps", "v1", "statefulsets", "StatefulSet"),
         Ref("apps", "v1", "deployments", "Deployment"),

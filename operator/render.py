@@ -89,8 +89,12 @@ DIALER = Role(
 )
 #: Where the dialer finds each campaign's lists: <LISTS_DIR>/<ConfigMap or Secret name>/<key>.
 LISTS_DIR = "/etc/callmesh/lists"
-#: Worker state that must outlive a container restart (interaction records, dial audit).
+#: Worker state that must outlive a container restart (interaction records, dial audit). The
+#: dialer's lives on a PersistentVolumeClaim (see ``build_dialer_state_claim``), so it also
+#: outlives a deleted or rescheduled pod; the other roles' on an emptyDir.
 STATE_DIR = "/var/lib/callmesh"
+#: Suffix of the dialer's state PersistentVolumeClaim: ``<center>-dialer-state``.
+DIALER_STATE = "dialer-state"
 #: Plugin Secrets: PLUGIN_SECRETS_DIR/<plugin name>/<key>.
 PLUGIN_SECRETS_DIR = "/var/run/secrets/callmesh/plugins"
 
@@ -451,9 +455,14 @@ def build_worker_deployment(
         {"name": "config", "mountPath": "/etc/callmesh", "readOnly": True},
         {"name": "state", "mountPath": STATE_DIR},
     ]
+    state: dict[str, Any] = {"emptyDir": {}}
+    if role is DIALER:
+        # the dial audit journal rebuilds caps, retries, opt-outs and the day's abandon
+        # meter: it must survive a rescheduled pod, not only a restarted container
+        state = {"persistentVolumeClaim": {"claimName": child_name(center, DIALER_STATE)}}
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": configmap["metadata"]["name"]}},
-        {"name": "state", "emptyDir": {}},
+        {"name": "state", **state},
     ]
     if role.port is not None:
         args += ["--port", str(role.port[1])]
@@ -499,8 +508,10 @@ def build_worker_deployment(
         container["readinessProbe"] = readiness
         container["livenessProbe"] = liveness
     strategy: dict[str, Any]
-    if role is ROUTER:
-        # One router owns the tenant's waiting contacts: never two at once, even in a rollout.
+    if role is ROUTER or role is DIALER:
+        # One router owns the tenant's waiting contacts; two dialers would pace the same
+        # campaigns and dial contacts twice, and the dialer's ReadWriteOnce state volume
+        # mounts on one node only: never two at once, even in a rollout.
         replicas, strategy = min(worker.replicas, 1), {"type": "Recreate"}
     else:
         replicas = worker.replicas
@@ -529,6 +540,29 @@ def build_worker_deployment(
                 },
             },
         },
+    }
+
+
+def build_dialer_state_claim(tenant: Tenant) -> dict[str, Any]:
+    """The dialer's state volume: a ReadWriteOnce PersistentVolumeClaim for its audit journal.
+
+    Created once and never patched (a claim's spec is immutable but for a size increase); it
+    goes with the ContactCenter through its owner reference, and as a leftover when the tenant
+    has no campaigns any more.
+    """
+    center = _center(tenant)
+    dialer = center.spec.workers.dialer
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": dialer.state_storage_size}},
+    }
+    if dialer.state_storage_class is not None:
+        spec["storageClassName"] = dialer.state_storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata_for(center, child_name(center, DIALER_STATE), DIALER.name),
+        "spec": spec,
     }
 
 
@@ -763,6 +797,8 @@ def render_tenant(tenant: Tenant, options: RenderOptions | None = None) -> list[
     texts = {id(obj): object_document(obj) for obj in tenant.objects()}
     for role in roles_for(tenant):
         cm = build_worker_configmap(tenant, role, texts)
+        if role is DIALER:
+            objects.append(build_dialer_state_claim(tenant))
         objects += [cm, build_worker_deployment(tenant, role, cm, options)]
         if role.port is not None:
             objects.append(build_worker_service(tenant, role))

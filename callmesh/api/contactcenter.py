@@ -250,6 +250,23 @@ class WorkerSpec(Model):
     )
 
 
+class DialerWorkerSpec(WorkerSpec):
+    """The dialer's pods, and the volume that keeps its compliance state across reschedules."""
+
+    state_storage_size: Quantity = Field(
+        default="1Gi",
+        description=(
+            "Size of the dialer's PersistentVolumeClaim (<center>-dialer-state) holding the dial "
+            "audit journal, replayed at start to rebuild caps, retries, opt-outs and the "
+            "day's abandon meter. Fixed at creation: a later change is not applied."
+        ),
+    )
+    state_storage_class: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None,
+        description="StorageClass of the dialer's state volume; the cluster default if unset.",
+    )
+
+
 class Workers(Model):
     """The gRPC worker Deployments of the tenant."""
 
@@ -263,7 +280,16 @@ class Workers(Model):
                         "(no standby election yet) — set workers.router.replicas to 1"
                     ),
                     "fieldPath": ".router.replicas",
-                }
+                },
+                {
+                    "rule": "self.dialer.replicas <= 1",
+                    "message": (
+                        "two dialers would each pace the same campaigns and dial contacts "
+                        "twice, and the dialer's state volume mounts on one node only "
+                        "— set workers.dialer.replicas to 1 (or 0 to pause the dialer)"
+                    ),
+                    "fieldPath": ".dialer.replicas",
+                },
             ]
         }
     )
@@ -275,8 +301,12 @@ class Workers(Model):
     callcontrol: WorkerSpec = Field(
         default_factory=WorkerSpec, description="ESL call control: IVR, queueing, bridging."
     )
-    dialer: WorkerSpec = Field(
-        default_factory=WorkerSpec, description="Outbound campaigns (deployed when there are any)."
+    dialer: DialerWorkerSpec = Field(
+        default_factory=DialerWorkerSpec,
+        description=(
+            "Outbound campaigns (deployed when there are any): one pod, its state on a "
+            "PersistentVolumeClaim."
+        ),
     )
 
 

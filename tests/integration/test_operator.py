@@ -204,6 +204,7 @@ def children(api: Any, ns: str) -> dict[str, dict[str, Any]]:
         "rolebindings",
         "configmaps",
         "secrets",
+        "persistentvolumeclaims",
         "services",
         "statefulsets",
         "deployments",

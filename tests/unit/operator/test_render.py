@@ -9,6 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from callmesh.operator import freeswitch as fs
+from callmesh.operator.apply import CHILD_KINDS
 from callmesh.operator.render import RenderOptions, generated_secrets, render_tenant
 
 from callmesh.api import Tenant
@@ -269,3 +270,68 @@ def test_least_privilege_rbac_tokens_and_api_egress_per_worker_role() -> None:
     assert api not in egress["acme-callcontrol"]
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSIONS[-1], strict=True)
+
+
+CAMPAIGN_YAML = """
+---
+apiVersion: callmesh.io/v1alpha1
+kind: DialerCampaign
+metadata: {name: renewals, namespace: tenant-a}
+spec:
+  mode: progressive
+  queue: support
+  contactList: {configMap: {name: renewals-contacts, key: contacts.csv}}
+  callerId: {number: "+4930555010"}
+"""
+
+
+def test_dialer_state_is_on_a_claim_and_one_pod_at_a_time(
+    tenant_yaml: str, load_tenant: Callable[[str], Tenant]
+) -> None:
+    """The dial audit journal (caps, retries, opt-outs, the day's abandon meter) survives a
+    rescheduled pod: a ReadWriteOnce claim, mounted by a single Recreate-strategy pod."""
+    tenant = load_tenant(tenant_yaml + CAMPAIGN_YAML)
+    objects = render_tenant(tenant)
+    (claim,) = by_kind(objects, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "center-dialer-state"
+    assert claim["metadata"]["ownerReferences"][0]["kind"] == "ContactCenter"
+    assert claim["metadata"]["labels"]["app.kubernetes.io/name"] == "dialer"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},  # no class: the cluster default
+    }
+    # apply_set creates it before the Deployment that mounts it, and never patches it
+    assert CHILD_KINDS.index("PersistentVolumeClaim") < CHILD_KINDS.index("Deployment")
+    deployments = {d["metadata"]["name"]: d for d in by_kind(objects, "Deployment")}
+    dialer = deployments["center-dialer"]["spec"]
+    assert dialer["replicas"] == 1 and dialer["strategy"] == {"type": "Recreate"}
+    pod = dialer["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["state"] == {
+        "name": "state",
+        "persistentVolumeClaim": {"claimName": "center-dialer-state"},
+    }
+    (container,) = pod["containers"]
+    assert {"name": "state", "mountPath": "/var/lib/callmesh"} in container["volumeMounts"]
+    assert "/var/lib/callmesh/dialer-audit.jsonl" in container["args"]
+    # the other roles keep their state on an emptyDir (a container restart only)
+    callcontrol = deployments["center-callcontrol"]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "state", "emptyDir": {}} in callcontrol
+
+
+def test_dialer_state_size_and_class_come_from_the_contact_center(
+    tenant_yaml: str, load_tenant: Callable[[str], Tenant]
+) -> None:
+    spec = "spec:\n  workers:\n    dialer:\n      stateStorageSize: 5Gi\n"
+    spec += "      stateStorageClass: fast-ssd\n"
+    tenant = load_tenant(tenant_yaml.replace("spec:\n", spec, 1) + CAMPAIGN_YAML)
+    (claim,) = by_kind(render_tenant(tenant), "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(claim, version, strict=True)
+
+
+def test_no_campaign_no_dialer_claim(tenant: Tenant) -> None:
+    """Without campaigns there is no dialer, so no claim: apply_set deletes a leftover one."""
+    assert by_kind(render_tenant(tenant), "PersistentVolumeClaim") == []
