@@ -90,12 +90,21 @@ class Runtime:
             await self.shared.reconciler.client.close()
 
 
-async def reconcile(runtime: Runtime, namespace: str | None, full: bool = True) -> None:
-    """Reconcile ``namespace`` (see :meth:`Reconciler.reconcile`), API failures -> kopf retries."""
+async def reconcile(
+    runtime: Runtime, namespace: str | None, full: bool = True, coalesce: bool = False
+) -> None:
+    """Reconcile ``namespace`` (see :meth:`Reconciler.reconcile`), API failures -> kopf retries.
+
+    ``coalesce`` returns at once when a pass that has not started yet will serve the request
+    (:meth:`Reconciler.request`); only a caller that kopf retries on failure may ask for it.
+    """
     if not namespace:
         raise kopf.PermanentError("callmesh resources are namespaced; this one has no namespace")
     try:
-        await runtime.reconciler.reconcile(namespace, full)
+        if coalesce:
+            await runtime.reconciler.request(namespace, full)
+        else:
+            await runtime.reconciler.reconcile(namespace, full)
     except ApiError as exc:
         if exc.retriable:
             raise kopf.TemporaryError(
@@ -227,20 +236,23 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         """Liveness detail: how many tenants this process has reconciled."""
         return memo.tenants()
 
+    # A change handler returns at once when a pass of its namespace is pending (kopf retries
+    # the one that waits for it if it fails): kopf keeps each running handler's event body,
+    # and at startup every object of a tenant asks for the same pass.
     async def contactcenter_changed(namespace: str | None, memo: Runtime, **_: Any) -> None:
-        await reconcile(memo, namespace)
+        await reconcile(memo, namespace, coalesce=True)
 
     async def queue_changed(namespace: str | None, memo: Runtime, **_: Any) -> None:
-        await reconcile(memo, namespace)
+        await reconcile(memo, namespace, coalesce=True)
 
     async def agentteam_changed(namespace: str | None, memo: Runtime, **_: Any) -> None:
-        await reconcile(memo, namespace)
+        await reconcile(memo, namespace, coalesce=True)
 
     async def ivrflow_changed(namespace: str | None, memo: Runtime, **_: Any) -> None:
-        await reconcile(memo, namespace)
+        await reconcile(memo, namespace, coalesce=True)
 
     async def dialercampaign_changed(namespace: str | None, memo: Runtime, **_: Any) -> None:
-        await reconcile(memo, namespace)
+        await reconcile(memo, namespace, coalesce=True)
 
     async def tenant_object_deleted(
         namespace: str | None, memo: Runtime, logger: logging.Logger, **_: Any

@@ -21,7 +21,10 @@ reconcile:
 6. writes the status of every object, only where it changed, and an Event per transition.
 
 Concurrent requests for one namespace are coalesced: a request that arrives while a
-reconcile runs waits for the next one, which reads everything afresh.
+reconcile runs waits for the next one, which reads everything afresh. The kopf handlers ask
+through :meth:`Reconciler.request`, which does not even wait when a pass that has not
+started yet will serve them (its caller retries it if it fails), so a burst of events for
+one tenant parks one handler, not one per event, each holding its object's body.
 """
 
 from __future__ import annotations
@@ -85,6 +88,10 @@ class Outcome:
 class _Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     requested: int = 0
+    # the ticket of the ``request`` caller waiting for a pass that has not started yet
+    # (0: none); the next pass to start covers it, and it retries the namespace if its
+    # own pass fails
+    pending: int = 0
     full_requested: int = 0  # the last ticket that asked for a full pass
     full_done: int = 0
     done: int = 0
@@ -236,22 +243,49 @@ class Reconciler:
 
         Raises :class:`ApiError` when the API server failed a request; the caller retries.
         """
+        outcome = await self._serve(namespace, full, coalesce=False)
+        assert outcome is not None
+        return outcome
+
+    async def request(self, namespace: str, full: bool = True) -> Outcome | None:
+        """Like :meth:`reconcile`, but None at once when a pending pass will serve it.
+
+        A pass is pending from the request that asked for it until it starts reading the
+        namespace; it reads everything afresh, so it covers this request too. The caller of
+        the pending pass waits for it and must retry the namespace if it raises (a kopf
+        change handler does: it raises :class:`kopf.TemporaryError` and kopf calls it
+        again), so a request that returned None is never lost. This is what keeps a burst
+        of events for one tenant from parking one kopf handler per event, each with its
+        object's body.
+        """
+        return await self._serve(namespace, full, coalesce=True)
+
+    async def _serve(self, namespace: str, full: bool, coalesce: bool) -> Outcome | None:
         slot = self._slots.setdefault(namespace, _Slot())
         slot.requested += 1
         ticket = slot.requested
         if full:
             slot.full_requested = ticket
-        async with slot.lock:
-            if slot.done >= ticket and slot.last is not None:
-                return slot.last  # a reconcile that started after our request has finished
-            covers = slot.requested
-            do_full = slot.full_requested > slot.full_done or slot.last is None
-            async with self._running:
-                outcome = await self._reconcile(namespace, slot, do_full)
-            slot.done, slot.last = covers, outcome
-            if do_full:
-                slot.full_done = covers
-            return outcome
+        if coalesce:
+            if slot.pending:
+                return None  # a pass that has not started yet reads everything afresh
+            slot.pending = ticket
+        try:
+            async with slot.lock:
+                if slot.done >= ticket and slot.last is not None:
+                    return slot.last  # a reconcile that started after our request has finished
+                async with self._running:
+                    slot.pending = 0  # this pass covers every request made so far
+                    covers = slot.requested
+                    do_full = slot.full_requested > slot.full_done or slot.last is None
+                    outcome = await self._reconcile(namespace, slot, do_full)
+                slot.done, slot.last = covers, outcome
+                if do_full:
+                    slot.full_done = covers
+                return outcome
+        finally:
+            if slot.pending == ticket:  # cancelled before a pass started
+                slot.pending = 0
 
     # -- one pass ---------------------------------------------------------------------------
 

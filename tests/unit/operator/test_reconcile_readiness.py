@@ -165,3 +165,49 @@ async def test_a_full_request_waiting_with_readiness_requests_gets_a_full_pass()
     # two passes: the readiness one, then one full pass serving both waiting requests
     assert client.lists["NetworkPolicy"] == 1
     assert client.lists["Deployment"] == 2
+
+
+async def test_requests_while_a_pass_is_pending_return_at_once_and_are_served() -> None:
+    client = seeded()
+    rec = reconciler(client)
+    await rec.reconcile(NS)
+    client.lists.clear()
+    running = asyncio.ensure_future(rec.reconcile(NS, full=False))
+    await asyncio.sleep(0)  # a readiness pass holds the lock
+    waiter = asyncio.ensure_future(rec.request(NS, full=False))
+    await asyncio.sleep(0)
+    # a burst of change events: each finds the waiter's pass pending and returns at once
+    # (a kopf handler would then let go of its event's body)
+    assert await rec.request(NS) is None
+    assert await rec.request(NS, full=False) is None
+    await running
+    outcome = await waiter
+    assert outcome is not None
+    # two passes: the running readiness pass, then one full pass for the waiter and the burst
+    assert client.lists["NetworkPolicy"] == 1
+    assert client.lists["Deployment"] == 2
+    # once that pass has started, a new request is pending again: it waits for its own pass
+    assert await rec.request(NS) is not None
+    assert client.lists["NetworkPolicy"] == 2
+
+
+async def test_a_request_coalesced_on_a_waiter_served_early_gets_its_own_pass() -> None:
+    client = seeded()
+    rec = reconciler(client)
+    await rec.reconcile(NS)
+    client.lists.clear()
+    running = asyncio.ensure_future(rec.reconcile(NS, full=False))
+    await asyncio.sleep(0)
+    joiner = asyncio.ensure_future(rec.reconcile(NS, full=False))  # first in line for the lock
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(rec.request(NS, full=False))
+    await asyncio.sleep(0)
+    await running
+    # the joiner's pass has started and covers the waiter; a request made now is not covered
+    # by it, so it must not count on the waiter (which returns when the joiner's pass ends)
+    while client.lists["Deployment"] < 2:
+        await asyncio.sleep(0)
+    late = asyncio.ensure_future(rec.request(NS))
+    await asyncio.gather(joiner, waiter)
+    assert await late is not None
+    assert client.lists["NetworkPolicy"] == 1  # the late request's own full pass
