@@ -1,13 +1,13 @@
 """Callcontrol worker: calls per second through IVR -> queue -> bridge, memory per waiting call.
 
-Two processes on loopback. A child runs the FreeSWITCH test peer (``tests/esl_peer``,
-media time 0), the router worker and ``--agents`` agent desktops, and places the calls.
-This process runs only the callcontrol worker (``CallControl``), so its CPU time and memory
-are the worker's alone.
+Three processes on loopback. One child runs the FreeSWITCH test peer (``tests/esl_peer``,
+media time 0, recording nothing) and places the calls; another runs the router worker and
+``--agents`` agent desktops. This process runs only the callcontrol worker
+(``CallControl``), so its CPU time and memory are the worker's alone.
 
 1. **Throughput**: ``--calls`` callers, at most ``--concurrency`` at a time, each through a
    one-prompt IVR into a queue, offered to a free agent, originated, ``uuid_bridge``d; the
-   agent hangs up at once. Printed: calls/s end to end (the child shares the machine) and
+   agent hangs up at once. Printed: calls/s end to end (the children share the machine) and
    the worker's CPU time per call, i.e. the rate one core running only callcontrol carries.
 2. **Memory**: ``--waiting`` callers queue where no agent is logged in and wait on hold
    music with their router watch open. Printed: the worker's Python heap (tracemalloc) and
@@ -72,42 +72,22 @@ def tenant(agents: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-# ====================================================================== child: the world
+# ====================================================================== child processes
 
 
-def child_main(conn: Connection, config: str, agents: int) -> None:
-    sys.path.append(str(ROOT / "tests"))
-    asyncio.run(_child(conn, config, agents))
+def router_main(conn: Connection, config: str, agents: int) -> None:
+    asyncio.run(_router(conn, config, agents))
 
 
-async def _child(conn: Connection, config: str, agents: int) -> None:
+async def _router(conn: Connection, config: str, agents: int) -> None:
+    """The router and ``agents`` agent desktops (logged in, ready), in their own process."""
     import grpc.aio
     from callmesh.v1 import router_pb2, router_pb2_grpc
     from callmesh.workers.router.server import RouterServer
-    from esl_peer.channel import Channel
-    from esl_peer.peer import Endpoint, FakeFreeSwitch
 
-    peer = FakeFreeSwitch()
-    await peer.start()
     router = RouterServer(config, address="127.0.0.1:0", reload_interval=0)
     router_port = await router.start()
     loop = asyncio.get_running_loop()
-    talks: set[asyncio.Task[None]] = set()
-
-    def phone(leg: Channel) -> None:
-        async def talk() -> None:
-            bridged = asyncio.ensure_future(leg.wait_event("CHANNEL_UNPARK"))
-            gone = asyncio.ensure_future(leg.hungup.wait())
-            await asyncio.wait({bridged, gone}, return_when=asyncio.FIRST_COMPLETED)
-            gone.cancel()
-            if bridged.done():
-                peer._hangup_leg(leg, "NORMAL_CLEARING")
-            else:
-                bridged.cancel()
-
-        talks.add(loop.create_task(talk()))
-
-    peer.default_endpoint = Endpoint(on_channel=phone)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{router_port}")
     stub = router_pb2_grpc.RouterServiceStub(channel)
     sessions = []
@@ -129,7 +109,46 @@ async def _child(conn: Connection, config: str, agents: int) -> None:
     drains = [loop.create_task(drain(s)) for s in sessions]
     while ready < agents:
         await asyncio.sleep(0.01)
-    conn.send((peer.port, router_port))
+    conn.send(router_port)
+    await loop.run_in_executor(None, conn.recv)  # "stop"
+    for task in drains:
+        task.cancel()
+    await channel.close(None)
+    await router.stop(0)
+
+
+def peer_main(conn: Connection) -> None:
+    sys.path.append(str(ROOT / "tests"))
+    asyncio.run(_peer(conn))
+
+
+async def _peer(conn: Connection) -> None:
+    """The FreeSWITCH test peer (recording nothing) and the callers it places."""
+    from esl_peer.channel import Channel
+    from esl_peer.peer import Endpoint, FakeFreeSwitch
+
+    peer = FakeFreeSwitch(record=False)
+    await peer.start()
+    loop = asyncio.get_running_loop()
+    talks: set[asyncio.Task[None]] = set()
+
+    def phone(leg: Channel) -> None:
+        async def talk() -> None:
+            bridged = asyncio.ensure_future(leg.wait_event("CHANNEL_UNPARK"))
+            gone = asyncio.ensure_future(leg.hungup.wait())
+            await asyncio.wait({bridged, gone}, return_when=asyncio.FIRST_COMPLETED)
+            gone.cancel()
+            if bridged.done():
+                peer._hangup_leg(leg, "NORMAL_CLEARING")
+            else:
+                bridged.cancel()
+
+        task = loop.create_task(talk())
+        talks.add(task)
+        task.add_done_callback(talks.discard)
+
+    peer.default_endpoint = Endpoint(on_channel=phone)
+    conn.send(peer.port)
     cc_port = await loop.run_in_executor(None, conn.recv)
     calls: list[Any] = []
 
@@ -172,10 +191,6 @@ async def _child(conn: Connection, config: str, agents: int) -> None:
                 call.channel.hangup("NORMAL_CLEARING")
             calls.clear()
             conn.send("done")
-    for task in drains:
-        task.cancel()
-    await channel.close(None)
-    await router.stop(0)
     await peer.stop()
 
 
@@ -235,11 +250,15 @@ async def main(args: argparse.Namespace) -> None:
     config_path.write_text(yaml.safe_dump_all(tenant(args.agents), sort_keys=False))
     config = load_config(config_path)
     ctx = mp.get_context("spawn")
+    to_router, router_end = ctx.Pipe()
+    router_proc = ctx.Process(target=router_main, args=(router_end, str(config_path), args.agents))
+    router_proc.start()
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=child_main, args=(child, str(config_path), args.agents))
+    proc = ctx.Process(target=peer_main, args=(child,))
     proc.start()
     loop = asyncio.get_running_loop()
-    peer_port, router_port = await loop.run_in_executor(None, parent.recv)
+    peer_port = await loop.run_in_executor(None, parent.recv)
+    router_port = await loop.run_in_executor(None, to_router.recv)
     sink = CountingSink()
     worker = CallControl(
         config,
@@ -267,7 +286,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.thread_time)  # CPU time: the machine is shared
         profiler.enable()
     start_count, c0, t0 = sink.count, cpu(), time.perf_counter()
     m0 = time.thread_time()
@@ -330,6 +349,8 @@ async def main(args: argparse.Namespace) -> None:
     parent.send(("stop",))
     await worker.stop(1.0)
     proc.join(10)
+    to_router.send("stop")
+    router_proc.join(10)
 
 
 if __name__ == "__main__":
@@ -342,5 +363,8 @@ if __name__ == "__main__":
     parser.add_argument("--hold-concurrency", type=int, default=50,
                         help="callers arriving at once in the memory phase")  # fmt: skip
     parser.add_argument("--frames", type=int, default=1, help="traceback depth for --top")
-    parser.add_argument("--profile", help="write a cProfile of the worker's throughput phase here")
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile (event-loop thread CPU time) of the worker's throughput phase here",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -115,6 +115,11 @@ class Core:
         self.time_scale = time_scale
         """Media time (prompts, digit timeouts) is multiplied by this; 0 makes it instant."""
         self.fire: Callable[[Event], None] = lambda event: None
+        self.record = True
+        """Keep every event a channel fires in :attr:`Channel.events` (the peer may turn
+        it off for benchmarks)."""
+        self.wanted: Callable[[str, str | None], bool] = lambda name, uuid: True
+        """Whether anyone may hear event ``name`` of channel ``uuid`` (set by the peer)."""
         self.expand: Callable[[str], Awaitable[str]] = _no_expansion
         self.apps: dict[str, AppRunner] = dict(APPS)
         """Dialplan applications by name; the peer adds ``bridge``, tests may add more."""
@@ -339,10 +344,17 @@ class Channel:
         pairs += suffix or []
         return Event(pairs)
 
-    def fire(self, name: str, **kwargs: object) -> Event:
-        """Build and fire a channel event."""
+    def fire(self, name: str, **kwargs: object) -> Event | None:
+        """Build and fire a channel event; None when nobody could hear it (not recording,
+        no connection subscribed, no waiter): then it is not built, but it uses up its
+        ``Event-Sequence`` number, as in FreeSWITCH."""
+        core = self.core
+        if not core.record and name not in self._waiters and not core.wanted(name, self.uuid):
+            core.sequence += 1
+            return None
         event = self.event(name, **kwargs)  # type: ignore[arg-type]
-        self.events.append(event)
+        if core.record:
+            self.events.append(event)
         self.core.fire(event)
         for waiter in self._waiters.pop(name, []):
             if not waiter.done():

@@ -77,6 +77,66 @@ class OutboundCall:
     """Set once the socket is closed."""
 
 
+class Listeners(set["Listener"]):
+    """The peer's ESL connections, indexed for event delivery.
+
+    A connection that ran ``myevents`` (every outbound socket) only hears its channel's
+    events, so an event is offered to the connections of its ``Unique-ID`` and to the
+    others, not to every socket: with thousands of calls up, a scan of every connection per
+    event made the peer, not the client under test, the bottleneck. ``add``, ``discard``,
+    ``remove`` and ``clear`` keep the index; use only those to change the set.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.general: set[Listener] = set()
+        """Connections without ``myevents``: they may hear any channel's events."""
+        self.by_uuid: dict[str, set[Listener]] = {}
+        """Connections that ran ``myevents``, by the channel UUID they follow."""
+
+    def add(self, listener: Listener) -> None:
+        super().add(listener)
+        uuid = listener.myevents_uuid
+        if uuid is None:
+            self.general.add(listener)
+        else:
+            self.by_uuid.setdefault(uuid, set()).add(listener)
+
+    def discard(self, listener: Listener) -> None:
+        super().discard(listener)
+        self.general.discard(listener)
+        uuid = listener.myevents_uuid
+        group = self.by_uuid.get(uuid) if uuid is not None else None
+        if group is not None:
+            group.discard(listener)
+            if not group:
+                del self.by_uuid[uuid]  # type: ignore[arg-type]
+
+    def remove(self, listener: Listener) -> None:
+        if listener not in self:
+            raise KeyError(listener)
+        self.discard(listener)
+
+    def clear(self) -> None:
+        super().clear()
+        self.general.clear()
+        self.by_uuid.clear()
+
+    def follow(self, listener: Listener, uuid: str) -> None:
+        """``listener`` ran ``myevents`` for ``uuid``: from now on it hears that channel."""
+        present = listener in self
+        if present:
+            self.discard(listener)
+        listener.myevents_uuid = uuid
+        if present:
+            self.add(listener)
+
+    def targets(self, uuid: str | None) -> list[Listener]:
+        """The connections an event about channel ``uuid`` may reach."""
+        group = self.by_uuid.get(uuid) if uuid else None
+        return [*self.general, *group] if group else list(self.general)
+
+
 class Listener:
     """One ESL TCP connection, on FreeSWITCH's side of the protocol."""
 
@@ -113,7 +173,8 @@ class Listener:
         """Send raw bytes (recorded in :attr:`sent`)."""
         if self.closed:
             return
-        self.sent.append(data)
+        if self.peer.record:
+            self.sent.append(data)
         self.writer.write(data)
 
     def reply(self, text: str, extra: list[tuple[str, str]] | None = None) -> None:
@@ -139,6 +200,13 @@ class Listener:
         if self.filters:
             return any(event.headers.get(h) == v for h, v in self.filters)
         return True
+
+    def may_want(self, name: str) -> bool:
+        """Whether an event ``name`` could reach this listener (filters not applied): lets
+        the peer skip building events nobody hears."""
+        if self.closed or self.session_gone or not self.events_on:
+            return False
+        return self.all_events or name in self.names or (name == "CUSTOM" and bool(self.subclasses))
 
     def deliver(self, event: Event) -> None:
         """Send ``event`` if this listener wants it, in its format."""
@@ -210,8 +278,9 @@ class Listener:
                 if command is None:
                     break
                 line, headers, body = command
-                self.received.append(line)
-                self.peer.commands.append(line)
+                if self.peer.record:
+                    self.received.append(line)
+                    self.peer.commands.append(line)
                 if self.peer.stall:
                     continue
                 await self.handle(line, headers, body)
@@ -306,7 +375,7 @@ class Listener:
         if uuid is None:
             self.reply("-ERR invalid uuid")
             return
-        self.myevents_uuid = uuid
+        self.peer.listeners.follow(self, uuid)
         self.names |= MYEVENTS
         self.format = fmt
         self.events_on = True
@@ -371,7 +440,8 @@ class Listener:
 
     async def cmd_sendmsg(self, args: str, headers: dict[str, str], body: bytes) -> None:
         uuid = args.strip() or (self.call.channel.uuid if self.call is not None else "")
-        self.peer.messages.append((uuid, headers, body))
+        if self.peer.record:
+            self.peer.messages.append((uuid, headers, body))
         channel = self.peer.channels.get(uuid)
         if channel is None or channel.hungup.is_set():
             self.reply(f"-ERR invalid session id [{uuid}]")
@@ -400,16 +470,29 @@ class FakeFreeSwitch:
     """The scripted FreeSWITCH: channels, API functions, inbound listeners, outbound calls."""
 
     def __init__(
-        self, password: str = "ClueCon", *, time_scale: float = 0.0, hostname: str = "callmesh-peer"
+        self,
+        password: str = "ClueCon",
+        *,
+        time_scale: float = 0.0,
+        hostname: str = "callmesh-peer",
+        record: bool = True,
     ) -> None:
         self.password = password
+        self.record = record
+        """Keep every event, command, message and byte sent for assertions (tests); a
+        benchmark with thousands of calls turns it off: then an event no connection could
+        hear is not even built (its ``Event-Sequence`` number is still used up)."""
         self.core = Core(hostname=hostname, time_scale=time_scale)
         self.core.fire = self.fire
+        self.core.record = record
+        self.core.wanted = self.wanted
         self.core.expand = self.expand
         self.core.apps["bridge"] = self._app_bridge
         self.channels: dict[str, Channel] = {}
-        self.listeners: set[Listener] = set()
+        self.listeners = Listeners()
         self.calls: list[OutboundCall] = []
+        self._socket_channels: set[int] = set()  # id() of channels of self.calls[:_indexed]
+        self._indexed = 0
         self.commands: list[str] = []
         """Every command line received on any connection, in order."""
         self.messages: list[tuple[str, dict[str, str], bytes]] = []
@@ -472,9 +555,17 @@ class FakeFreeSwitch:
 
     def fire(self, event: Event) -> None:
         """Deliver ``event`` to every listener that wants it."""
-        self.fired.append(event)
-        for listener in list(self.listeners):
+        if self.record:
+            self.fired.append(event)
+        for listener in self.listeners.targets(event.unique_id):
             listener.deliver(event)
+
+    def wanted(self, name: str, uuid: str | None) -> bool:
+        """Whether an event ``name`` about channel ``uuid`` must be built: recording is on,
+        or some connection may hear it."""
+        if self.record:
+            return True
+        return any(listener.may_want(name) for listener in self.listeners.targets(uuid))
 
     def fire_custom(self, subclass: str, headers: dict[str, str], body: str = "") -> Event:
         """Fire a CUSTOM event (``Event-Subclass: subclass``)."""
@@ -584,10 +675,13 @@ class FakeFreeSwitch:
     async def run_api(self, line: str) -> str:
         """Run one API command line (``api``/``bgapi``), fire its API event, return the output."""
         name, _, args = line.partition(" ")
-        api_event = [*self.core.core_headers("API"), ("API-Command", name)]
-        if args:
-            api_event.append(("API-Command-Argument", args))
-        self.fire(Event(api_event))
+        if self.wanted("API", None):
+            api_event = [*self.core.core_headers("API"), ("API-Command", name)]
+            if args:
+                api_event.append(("API-Command-Argument", args))
+            self.fire(Event(api_event))
+        else:
+            self.core.sequence += 1
         custom = self.api_functions.get(name)
         if custom is not None:
             result = custom(self, args)
@@ -601,6 +695,9 @@ class FakeFreeSwitch:
     async def background_job(self, job: str, line: str) -> None:
         """Run a bgapi command and fire its BACKGROUND_JOB event."""
         output = await self.run_api(line)
+        if not self.wanted("BACKGROUND_JOB", None):
+            self.core.sequence += 1
+            return
         name, _, args = line.partition(" ")
         pairs = self.core.core_headers("BACKGROUND_JOB")
         pairs += [("Job-UUID", job), ("Job-Command", name)]
@@ -808,7 +905,14 @@ class FakeFreeSwitch:
             a.finish()
 
     def _is_socket_channel(self, channel: Channel) -> bool:
-        return any(call.channel is channel for call in self.calls)
+        calls = self.calls  # append-only, also for tests that add calls themselves
+        if len(calls) < self._indexed:
+            self._socket_channels.clear()
+            self._indexed = 0
+        for call in calls[self._indexed :]:
+            self._socket_channels.add(id(call.channel))
+        self._indexed = len(calls)
+        return id(channel) in self._socket_channels
 
     async def api_uuid_bridge(self, args: str) -> str:
         a_id, _, b_id = args.partition(" ")
