@@ -121,10 +121,11 @@ UNUSED_EVENTS = (
     "CHANNEL_EXECUTE", "CHANNEL_STATE", "CHANNEL_PARK", "CHANNEL_UNPARK", "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_ORIGINATE",
     "CHANNEL_OUTGOING", "CHANNEL_UUID", "CHANNEL_APPLICATION", "CHANNEL_DATA", "DTMF", "TALK",
-    "NOTALK", "DETECTED_SPEECH",
+    "NOTALK", "DETECTED_SPEECH", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE",
 )  # fmt: skip
-"""Events of ``myevents`` a call does not use (``nixevent``): CHANNEL_EXECUTE_COMPLETE,
-CHANNEL_ANSWER, CHANNEL_BRIDGE/UNBRIDGE and CHANNEL_HANGUP(_COMPLETE) stay."""
+"""Events of ``myevents`` a call does not use (``nixevent``): only CHANNEL_EXECUTE_COMPLETE
+(an execution finished) and CHANNEL_HANGUP(_COMPLETE) stay. Answer and bridge are known
+from the replies of ``answer`` and ``uuid_bridge``."""
 
 DIGIT_REGEX = "[0-9*#A-D]+"
 """What FreeSWITCH accepts from ``play_and_get_digits``: any DTMF; the engine validates."""
@@ -219,33 +220,49 @@ def _digits_event(entered: str) -> IvrEvent:
 
 
 class _CurrentSpan:
-    """``with tracer.start_as_current_span(...)`` for the spans a waiting call keeps open
-    ("call", "queue"), without the three generator context managers OpenTelemetry's
-    version keeps alive per span: start the span, make it current, and at the end record
-    an escaping exception (as ``use_span`` does), end it and restore the context."""
+    """``with tracer.start_as_current_span(...)`` without the three generator context
+    managers OpenTelemetry's version keeps alive per span (a waiting call keeps "call" and
+    "queue" open): start the span, make it current, and at the end record an escaping
+    exception (as ``use_span`` does; ``errors=Exception`` records only what it records),
+    end it and restore the context.
 
-    __slots__ = ("_token", "span")
+    A span without a valid context (no tracer configured: the no-op tracer) is not made
+    current: the current span is then an invalid one already, so nothing could tell the
+    difference, and a call saves a context and a token per span."""
 
-    def __init__(self, tracer: trace.Tracer, name: str, **kwargs: Any) -> None:
+    __slots__ = ("_errors", "_token", "span")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        *,
+        errors: type[BaseException] = BaseException,
+        **kwargs: Any,
+    ) -> None:
         self.span = tracer.start_span(name, **kwargs)
+        self._errors = errors
         self._token: object = None
 
     def __enter__(self) -> trace.Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
-        return self.span
+        span = self.span
+        if span.get_span_context().is_valid:
+            self._token = otel_context.attach(trace.set_span_in_context(span))
+        return span
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
         try:
-            if exc is not None and self.span.is_recording():
+            if exc is not None and isinstance(exc, self._errors) and self.span.is_recording():
                 self.span.record_exception(exc)
                 self.span.set_status(
                     Status(StatusCode.ERROR, f"{kind.__name__ if kind else ''}: {exc}")
                 )
         finally:
             self.span.end()
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
 class Mailbox:
@@ -490,7 +507,7 @@ class Call:
             await self._default_queue()
             return
         ivr = IvrSession(flow)
-        with self.worker.tracer.start_as_current_span("ivr") as ivr_span:
+        with _CurrentSpan(self.worker.tracer, "ivr", errors=Exception) as ivr_span:
             outcome, enqueue = await self._run_ivr(ivr)
             ivr_span.set_attribute("callmesh.ivr.outcome", outcome.kind.value)
             ivr_span.set_attribute("callmesh.ivr.path", list(outcome.path))
@@ -715,7 +732,7 @@ class Call:
             dnis=self.did,
             attributes=dict(self.attributes),
         )
-        with self.worker.tracer.start_as_current_span("crm lookup") as span:
+        with _CurrentSpan(self.worker.tracer, "crm lookup", errors=Exception) as span:
             try:
                 async with asyncio.timeout(action.timeout):
                     found = await crm.lookup_caller(query)
@@ -969,7 +986,8 @@ class Call:
                     wait_for_ready=True,
                     metadata=self._metadata(),
                 )
-                async for msg in stream:
+                # read() rather than ``async for``: no async generator per waiting call
+                while (msg := await stream.read()) is not grpc.aio.EOF:
                     backoff = 0.05
                     self.inbox.put_nowait(("router", msg))
                     if msg.WhichOneof("event") in ("ended", "connected"):
@@ -1019,7 +1037,8 @@ class Call:
             while not self._stop_hold:
                 timer = loop.call_later(media.interval, self._break_hold)
                 try:
-                    await self.session.playback(media.hold_music)
+                    # execute, not playback(): one coroutine frame less per waiting call
+                    await self.session.execute("playback", media.hold_music)
                 finally:
                     timer.cancel()
                 if self._stop_hold:
@@ -1035,10 +1054,9 @@ class Call:
             router_pb2.WatchContactRequest(contact_id=self.uuid), timeout=2.0
         )
         try:
-            async for msg in stream:
-                if msg.WhichOneof("event") == "status":
-                    self.position = msg.status.position
-                break
+            msg = await stream.read()
+            if msg is not grpc.aio.EOF and msg.WhichOneof("event") == "status":
+                self.position = msg.status.position
         except grpc.aio.AioRpcError:
             pass  # the router is restarting: announce the last known place
         finally:
@@ -1080,8 +1098,11 @@ class Call:
     async def _originate(self, agent_id: str, leg: str, timeout: float) -> None:
         worker = self.worker
         extension = worker.config.extensions.get(agent_id)
-        with worker.tracer.start_as_current_span(
-            "agent leg", attributes={"callmesh.agent_id": agent_id, "callmesh.leg": leg}
+        with _CurrentSpan(
+            worker.tracer,
+            "agent leg",
+            errors=Exception,
+            attributes={"callmesh.agent_id": agent_id, "callmesh.leg": leg},
         ) as span:
             if extension is None:
                 span.set_attribute("callmesh.ring.result", "unknown-agent")
@@ -1193,8 +1214,8 @@ class Call:
         self.record.connected_at = time.time()
         self.record.disposition = Disposition.ANSWERED
         await self.session.set_variable(BRIDGED, f"{agent_id}|{self._pack()}")
-        with worker.tracer.start_as_current_span(
-            "bridge", attributes={"callmesh.agent_id": agent_id}
+        with _CurrentSpan(
+            worker.tracer, "bridge", errors=Exception, attributes={"callmesh.agent_id": agent_id}
         ):
             try:
                 await worker.esl.api(f"uuid_bridge {self.uuid} {ring.leg}")
