@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,22 @@ class LogLevel(StrEnum):
     INFO = "INFO"
     WARNING = "WARNING"
     ERROR = "ERROR"
+
+
+#: Client libraries kopf imports when they are installed, only to log in through them and to
+#: accept their model objects (``kopf.adopt`` & co.). The operator logs in with its own
+#: handler and passes plain dicts, so its process goes without them: ``kubernetes`` alone
+#: is ~10 MiB of resident memory, a seventh of the operator's budget at 100 tenants.
+UNUSED_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
+
+
+def skip_unused_clients() -> None:
+    """Make ``import`` of :data:`UNUSED_CLIENTS` fail in this process, as if not installed.
+
+    Call it before kopf is imported; a library imported already is left alone.
+    """
+    for name in UNUSED_CLIENTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError
 
 
 def register(app: typer.Typer) -> None:
@@ -173,6 +190,7 @@ def operator_command(
     import asyncio
     import logging
 
+    skip_unused_clients()
     from callmesh.operator.handlers import OperatorConfig, run_operator
     from callmesh.operator.render import RenderOptions
 
