@@ -99,6 +99,7 @@ class EslConnection(asyncio.Protocol):
         "_owns_dispatcher",
         "_paused",
         "_pending",
+        "_queued",
         "_transport",
         "_watchdog",
         "_what",
@@ -144,6 +145,7 @@ class EslConnection(asyncio.Protocol):
         )
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[Frame] | None = None
+        self._queued: list[asyncio.Future[Frame]] | None = None  # send_many's later replies
         self._watchdog: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._limit = 0.0
@@ -310,7 +312,7 @@ class EslConnection(asyncio.Protocol):
             wrapped = EslConnectionLost(f"{self.name}: {lost}")
             wrapped.__cause__ = lost
             lost = wrapped
-        for fut in [self._pending, self._greeting, *self._jobs.values()]:
+        for fut in [self._pending, *(self._queued or ()), self._greeting, *self._jobs.values()]:
             if fut is not None and not fut.done():
                 fut.set_exception(lost)
                 fut.exception()  # mark retrieved: nobody may be waiting any more
@@ -333,8 +335,11 @@ class EslConnection(asyncio.Protocol):
                 self._run_hook(hook, event)
             self.dispatcher.publish(event)
         elif isinstance(frame, CommandReply | ApiResponse):
-            if self._pending is not None and not self._pending.done():
-                self._pending.set_result(frame)
+            pending = self._pending
+            if pending is not None and not pending.done():
+                pending.set_result(frame)
+                if self._queued:  # send_many: the next reply is for its next command
+                    self._pending = self._queued.pop(0)
             else:
                 self.unexpected_frames += 1
                 log.warning("%s: reply with no command waiting: %r", self.name, dict(frame.headers))
@@ -393,6 +398,56 @@ class EslConnection(asyncio.Protocol):
                 return await fut  # EslTimeout when the watchdog finds it overdue
             finally:
                 self._pending = None
+
+    async def send_many(self, data: list[bytes], *, what: str) -> list[Frame]:
+        """Send several encoded commands in one write and return their reply frames in
+        order: FreeSWITCH answers a socket's commands one after the other, so this is one
+        round trip instead of one per command. They count as one command in flight (the
+        lock is held throughout, ``command_timeout`` covers them all)."""
+        if not data:
+            return []
+        async with self._lock:
+            if self.closed:
+                raise EslConnectionLost(f"{self.name}: not connected ({what})")
+            loop = asyncio.get_running_loop()
+            futures: list[asyncio.Future[Frame]] = [loop.create_future() for _ in data]
+            self._pending = futures[0]
+            self._queued = futures[1:]
+            transport = self._transport
+            if transport is None or transport.is_closing():
+                self._teardown(EslConnectionLost(f"{self.name}: send failed: not connected"))
+            else:
+                try:
+                    transport.write(b"".join(data))
+                    if self._paused:
+                        await self._drain()
+                except (ConnectionError, OSError) as exc:
+                    self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
+            self._arm(what, self.options.command_timeout)
+            try:
+                return [await fut for fut in futures]
+            finally:
+                self._pending = None
+                self._queued = None
+
+    async def commands(self, lines: list[tuple[str, bool]]) -> list[CommandReply]:
+        """Plain commands ``(line, check)`` sent at once (see :meth:`send_many`); their
+        replies in order. Every command is sent; the first checked one answered with
+        ``-ERR`` then raises EslCommandError, as :meth:`command` would."""
+        frames = await self.send_many(
+            [commands.encode_command(line) for line, _ in lines],
+            what=" + ".join(line.partition(" ")[0] for line, _ in lines),
+        )
+        replies: list[CommandReply] = []
+        for (line, check), frame in zip(lines, frames, strict=True):
+            if not isinstance(frame, CommandReply):
+                raise EslProtocolError(
+                    f"{line!r} got {frame.content_type!r}, expected command/reply"
+                )
+            if check and not frame.ok:
+                raise EslCommandError(line, frame.reply_text.removeprefix("-ERR").strip())
+            replies.append(frame)
+        return replies
 
     def _arm(self, what: str, limit: float) -> None:
         """Give the command in flight ``limit`` seconds. One timer per connection, re-armed
@@ -825,13 +880,18 @@ class CallSession:
                 log.exception("hang-up callback %r failed", callback)
 
     def _on_event(self, event: Event) -> None:
-        if event.unique_id and self.uuid and event.unique_id != self.uuid:
-            return
-        if event.name == "CHANNEL_EXECUTE_COMPLETE" and event.application_uuid:
-            fut = self._executions.pop(event.application_uuid, None)
+        uid = event.unique_id
+        if uid:
+            own = self.uuid
+            if own and uid != own:
+                return
+        name = event.name
+        if name == "CHANNEL_EXECUTE_COMPLETE":
+            app_uuid = event.application_uuid
+            fut = self._executions.pop(app_uuid, None) if app_uuid else None
             if fut is not None and not fut.done():
                 fut.set_result(event)
-        elif event.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+        elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             if self.hangup_event is None:
                 self.hangup_event = event
             self._hung = True

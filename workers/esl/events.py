@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar, overload
 from xml.etree import ElementTree
 
 from callmesh.workers.esl.errors import EslProtocolError
+
+_T = TypeVar("_T")
 
 # switch_url_encode() escapes bytes below 0x20, above 0x7e and these (switch_utils.c). The rule
 # reproduces every one of the 15,204 plain-event header values in the recorded captures.
@@ -67,6 +69,17 @@ class Headers(Mapping[str, str]):
         value = self._raw[name]
         return url_decode(value) if self._encoded else value
 
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+    def get(self, name: str, /, default: object = None) -> object:
+        """``Mapping.get`` without raising and catching KeyError on a miss (hot path)."""
+        value = self._raw.get(name)
+        if value is None:
+            return default
+        return url_decode(value) if self._encoded else value
+
     def __contains__(self, name: object) -> bool:
         return name in self._raw
 
@@ -107,6 +120,19 @@ class BlockHeaders(Mapping[str, str]):
             raise KeyError(name)
         end = self._block.find("\n", start)
         return url_decode(self._block[start:] if end < 0 else self._block[start:end])
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+    def get(self, name: str, /, default: object = None) -> object:
+        """``Mapping.get`` without raising and catching KeyError on a miss (hot path)."""
+        start = self._find(name) if "\n" not in name else -1
+        if start < 0:
+            return default
+        block = self._block
+        end = block.find("\n", start)
+        return url_decode(block[start:] if end < 0 else block[start:end])
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and "\n" not in name and self._find(name) >= 0
@@ -163,7 +189,8 @@ class Event:
 
     @classmethod
     def from_wire(cls, raw: list[tuple[str, str]], body: str = "") -> Event:
-        """An event whose header values are still URL-encoded (``text/event-xml``)."""
+        """An event whose header values are still URL-encoded (``text/event-xml``, the
+        connect reply's CHANNEL_DATA); they are decoded when read."""
         event = cls.__new__(cls)
         event._raw = tuple(raw)
         event._block = None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from callmesh.workers.esl.errors import EslProtocolError
-from callmesh.workers.esl.events import Event, decode_event
+from callmesh.workers.esl.events import Event, Headers, decode_event
 
 AUTH_REQUEST = "auth/request"
 COMMAND_REPLY = "command/reply"
@@ -62,10 +62,13 @@ class CommandReply(Frame):
     @property
     def channel_data(self) -> Event | None:
         """For the outbound ``connect`` reply: the CHANNEL_DATA event it carries, else None."""
-        if "Event-Name" not in self.headers:
+        headers = self.headers
+        if "Event-Name" not in headers:
             return None
         skip = {"Content-Type", "Reply-Text", "Socket-Mode", "Control"}
-        return Event({k: v for k, v in self.headers.items() if k not in skip})
+        if isinstance(headers, Headers) and headers._encoded:  # as parsed: decode when read
+            return Event.from_wire([(k, v) for k, v in headers._raw.items() if k not in skip])
+        return Event({k: v for k, v in headers.items() if k not in skip})
 
 
 @dataclass(frozen=True, slots=True)

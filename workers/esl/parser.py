@@ -15,10 +15,11 @@ the limit. Pure: no I/O.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Final
 
 from callmesh.workers.esl.errors import EslProtocolError
-from callmesh.workers.esl.events import parse_header_lines
+from callmesh.workers.esl.events import Headers, parse_header_lines
 from callmesh.workers.esl.frames import Frame, classify
 
 DEFAULT_MAX_HEADER_BYTES: Final = 256 * 1024
@@ -74,7 +75,7 @@ class FrameParser:
         self.state = State.HEADERS
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the header block already searched for the blank line
-        self._headers: dict[str, str] = {}
+        self._headers: Mapping[str, str] = {}
         self._body_size = 0
         self.frames_parsed = 0
         self.bytes_fed = 0
@@ -147,7 +148,9 @@ class FrameParser:
             raise EslProtocolError(f"header block is not UTF-8 at byte {exc.start}") from exc
         del buffer[: end + 2]
         self._scanned = 0
-        headers = dict(parse_header_lines(block, decode=True, what="frame"))
+        # values are URL-decoded when read: the connect reply carries ~150 CHANNEL_DATA
+        # headers and a call reads a handful (the last of a repeated name wins, as before)
+        headers = Headers(dict(parse_header_lines(block, decode=False, what="frame")), encoded=True)
         length = headers.get("Content-Length")
         size = 0
         if length is not None:
