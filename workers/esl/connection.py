@@ -89,6 +89,7 @@ class EslConnection(asyncio.Protocol):
         "_close_waiters",
         "_closed",
         "_deadline",
+        "_dispatcher",
         "_drain_waiters",
         "_greeting",
         "_jobs",
@@ -107,7 +108,6 @@ class EslConnection(asyncio.Protocol):
         "close_hooks",
         "close_reason",
         "disconnect_notice",
-        "dispatcher",
         "event_hooks",
         "hook_failures",
         "log_hooks",
@@ -140,9 +140,9 @@ class EslConnection(asyncio.Protocol):
             max_body_bytes=self.options.max_body_bytes,
         )
         self._owns_dispatcher = dispatcher is None
-        self.dispatcher = dispatcher or EventDispatcher(
-            subscription_maxsize=self.options.subscription_maxsize
-        )
+        # an outbound call's own dispatcher is made when first asked for: callcontrol's
+        # calls never subscribe, and a waiting call should cost little memory
+        self._dispatcher = dispatcher
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[Frame] | None = None
         self._queued: list[asyncio.Future[Frame]] | None = None  # send_many's later replies
@@ -194,6 +194,15 @@ class EslConnection(asyncio.Protocol):
     def closed(self) -> bool:
         """True once the stream has ended (for whatever reason)."""
         return self._closed
+
+    @property
+    def dispatcher(self) -> EventDispatcher:
+        """Where events go after the hooks (handlers and async-iterator subscriptions)."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            dispatcher = EventDispatcher(subscription_maxsize=self.options.subscription_maxsize)
+            self._dispatcher = dispatcher
+        return dispatcher
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -317,8 +326,8 @@ class EslConnection(asyncio.Protocol):
                 fut.set_exception(lost)
                 fut.exception()  # mark retrieved: nobody may be waiting any more
         self._jobs.clear()
-        if self._owns_dispatcher:
-            self.dispatcher.close()
+        if self._owns_dispatcher and self._dispatcher is not None:
+            self._dispatcher.close()
         if self._transport is not None:
             self._transport.close()
 
@@ -333,7 +342,8 @@ class EslConnection(asyncio.Protocol):
                     fut.set_result(event)
             for hook in self.event_hooks:
                 self._run_hook(hook, event)
-            self.dispatcher.publish(event)
+            if self._dispatcher is not None:  # nobody asked for one: nobody listens
+                self._dispatcher.publish(event)
         elif isinstance(frame, CommandReply | ApiResponse):
             pending = self._pending
             if pending is not None and not pending.done():

@@ -124,10 +124,11 @@ class EventDispatcher:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for delivery (called by the connection's reader; never blocks)."""
-        for sub in self._subscriptions:
-            if sub.wants(event):
-                sub._put(event)
-        self._subscriptions = [s for s in self._subscriptions if not s.closed]
+        if self._subscriptions:
+            for sub in self._subscriptions:
+                if sub.wants(event):
+                    sub._put(event)
+            self._subscriptions = [s for s in self._subscriptions if not s.closed]
         if self._handlers:
             if self._queue is None:
                 self._queue = asyncio.Queue()
