@@ -332,6 +332,17 @@ def split_arg(value: str, delim: str, *, field: str = "argument") -> str:
     _check(value, field)
     if not value:
         return "''"  # a paired quote cleans up to nothing but still makes a piece
+    if (
+        "\\" not in value
+        and "'" not in value
+        and "\t" not in value
+        and (
+            " " not in value
+            if delim == " "
+            else delim not in value and value[0] != " " and value[-1] != " "
+        )
+    ):
+        return value  # nothing below would change a character (the usual case)
     out: list[str] = []
     # cleanup keeps inner spaces of a piece; only the blank splitter needs them all escaped
     first = len(value) - len(value.lstrip(" ")) if delim != " " else len(value)
