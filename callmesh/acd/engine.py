@@ -748,7 +748,7 @@ class Router:
             queue.name,
             queued_at,
             seq,
-            self._needs(queue, skills),
+            self._needs(queue, skills) if skills else queue.needs,
         )
         return contact, queue
 
@@ -792,7 +792,12 @@ class Router:
         Raises:
             UnknownContactError, ContactStateError (already answered: use ``complete``).
         """
-        self._clock(now)
+        try:  # self._clock(now), its fast path inlined (every contact passes here)
+            ok = self._now <= now < _INF  # False for NaN
+        except TypeError:
+            ok = False
+        if not ok:
+            self._clock(now)  # raises ClockError with the reason
         contact = self._contact(contact_id)
         if contact.state is _CONNECTED:
             raise ContactStateError(
@@ -839,7 +844,12 @@ class Router:
         Raises:
             UnknownAgentError, UnknownContactError, OfferWithdrawnError.
         """
-        self._clock(now)
+        try:  # self._clock(now), its fast path inlined (every contact passes here)
+            ok = self._now <= now < _INF  # False for NaN
+        except TypeError:
+            ok = False
+        if not ok:
+            self._clock(now)  # raises ClockError with the reason
         agent = self._agents.get(agent_id)
         if agent is None:
             raise UnknownAgentError(agent_id)
@@ -934,7 +944,12 @@ class Router:
         Raises:
             UnknownContactError, ContactStateError (not answered: use ``abandon``).
         """
-        self._clock(now)
+        try:  # self._clock(now), its fast path inlined (every contact passes here)
+            ok = self._now <= now < _INF  # False for NaN
+        except TypeError:
+            ok = False
+        if not ok:
+            self._clock(now)  # raises ClockError with the reason
         contact = self._contacts.get(contact_id)
         if contact is None:
             raise UnknownContactError(contact_id)
@@ -1131,7 +1146,12 @@ class Router:
 
     def tick(self, now: float) -> list[Effect]:
         """Fire every timer due at or before ``now``, in time order."""
-        self._clock(now)
+        try:  # self._clock(now), its fast path inlined (every contact passes here)
+            ok = self._now <= now < _INF  # False for NaN
+        except TypeError:
+            ok = False
+        if not ok:
+            self._clock(now)  # raises ClockError with the reason
         self._now = now
         effects: list[Effect] = []
         timers = self._timers
