@@ -800,6 +800,10 @@ class CallHangup(EslConnectionLost):
     event: Event | None = None
 
 
+_NO_CHANNEL_DATA = Event()
+"""What a session's :attr:`CallSession.channel` holds once dropped (shared, empty)."""
+
+
 class CallSession:
     """One call delivered by FreeSWITCH's ``socket`` application (one TCP connection).
 
@@ -812,6 +816,7 @@ class CallSession:
         "_hangup_callbacks",
         "_hangup_waiters",
         "_hung",
+        "_uuid",
         "channel",
         "conn",
         "control",
@@ -823,6 +828,7 @@ class CallSession:
     def __init__(self, conn: EslConnection) -> None:
         self.conn = conn
         self.channel: Event = Event({})
+        self._uuid = ""  # from connect: the channel data may be dropped, the UUID stays
         self.socket_mode = ""
         self.control = ""
         self._executions: dict[str, asyncio.Future[Event]] = {}
@@ -840,7 +846,15 @@ class CallSession:
     @property
     def uuid(self) -> str:
         """The controlled channel's UUID."""
-        return self.channel.unique_id or ""
+        return self._uuid or self.channel.unique_id or ""
+
+    def drop_channel_data(self) -> None:
+        """Forget :attr:`channel` (CHANNEL_DATA, ~150 headers) once the handler has read
+        what it needs; :attr:`uuid` stays. A long-lived call then costs less memory."""
+        uuid = self.uuid
+        if uuid:
+            self._uuid = uuid
+            self.channel = _NO_CHANNEL_DATA
 
     @property
     def hungup(self) -> bool:
@@ -933,6 +947,7 @@ class CallSession:
                 "is this FreeSWITCH's socket application?"
             )
         self.channel = channel
+        self._uuid = channel.unique_id or ""
         self.socket_mode = reply.headers.get("Socket-Mode", "")
         self.control = reply.headers.get("Control", "")
         return channel
