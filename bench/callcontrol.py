@@ -38,10 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NS = "bench"
 
 
-def tenant(agents: int) -> list[dict[str, Any]]:
+def tenant(agents: int, interval: int = 60) -> list[dict[str, Any]]:
     meta = {"namespace": NS}
     queue_spec = {"tiers": [{"level": 1, "teams": ["desk"]}], "wrapUpSeconds": 0,
-                  "announcements": {"position": True, "estimatedWait": True}}  # fmt: skip
+                  "announcements": {"position": True, "estimatedWait": True,
+                                    "intervalSeconds": interval}}  # fmt: skip
     return [
         {"apiVersion": "callmesh.io/v1alpha1", "kind": "ContactCenter",
          "metadata": {"name": "c", **meta},
@@ -247,7 +248,7 @@ async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=getattr(logging, os.environ.get("BENCH_LOG", "ERROR")))
     folder = Path(tempfile.mkdtemp(prefix="callcontrol-bench-"))
     config_path = folder / "tenant.yaml"
-    config_path.write_text(yaml.safe_dump_all(tenant(args.agents), sort_keys=False))
+    config_path.write_text(yaml.safe_dump_all(tenant(args.agents, args.interval), sort_keys=False))
     config = load_config(config_path)
     ctx = mp.get_context("spawn")
     to_router, router_end = ctx.Pipe()
@@ -362,6 +363,10 @@ if __name__ == "__main__":
     parser.add_argument("--top", type=int, default=0, help="show the N biggest allocators")
     parser.add_argument("--hold-concurrency", type=int, default=50,
                         help="callers arriving at once in the memory phase")  # fmt: skip
+    parser.add_argument("--interval", type=int, default=60,
+                        help="seconds between queue announcements (each re-reads the position"
+                        " with a WatchContact); a long one measures waiting calls between"
+                        " announcements")  # fmt: skip
     parser.add_argument("--frames", type=int, default=1, help="traceback depth for --top")
     parser.add_argument(
         "--profile",
