@@ -258,6 +258,29 @@ class DialerCampaignStatus(Status):
     abandon_percent: float | None = Field(
         default=None, ge=0, description="Abandonment rate over the pacing period."
     )
+    answered: int | None = Field(
+        default=None,
+        ge=0,
+        description="Calls answered by a person over the pacing period (abandonPercent's base).",
+    )
+    abandoned: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Answered calls with no agent within the compliance window over the pacing period."
+        ),
+    )
+    dialled: int | None = Field(
+        default=None, ge=0, description="Calls placed since the campaign started."
+    )
+    reached: int | None = Field(
+        default=None, ge=0, description="Contacts done as reached (a person was connected)."
+    )
+    remaining: int | None = Field(
+        default=None,
+        ge=0,
+        description="Contacts still to call (not reached, exhausted, opted out or uncallable).",
+    )
 
 
 class DialerCampaign(Resource):
@@ -269,6 +292,7 @@ class DialerCampaign(Resource):
     printer_columns: ClassVar[tuple[dict[str, str], ...]] = (
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
         {"name": "State", "type": "string", "jsonPath": ".spec.state"},
+        {"name": "Remaining", "type": "integer", "jsonPath": ".status.remaining"},
         {"name": "Abandon%", "type": "number", "jsonPath": ".status.abandonPercent"},
         {
             "name": "Ready",

@@ -439,7 +439,16 @@ async def test_each_campaign_status_is_published_with_its_abandon_rate(
             "outbound",
             "dialercampaigns",
             "calls",
-            {"abandonPercent": 100.0, "contacts": 1, "rejectedRows": 1},
+            {
+                "abandonPercent": 100.0,
+                "contacts": 1,
+                "rejectedRows": 1,
+                "dialled": 1,
+                "answered": 1,
+                "abandoned": 1,
+                "reached": 0,
+                "remaining": 1,
+            },
         )
     ]
     fields = resource_status(worker.status())["calls"]

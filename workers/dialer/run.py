@@ -37,16 +37,17 @@ def write_status(worker: DialerWorker, path: Path | None) -> None:
 def resource_status(status: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, object]]:
     """Per campaign, the fields of its DialerCampaign status the dialer knows.
 
-    ``abandonPercent`` (the period's measured rate, as a float), ``contacts`` (valid
-    contacts loaded) and ``rejectedRows`` (rows skipped): the fields of
-    :class:`~callmesh.api.dialercampaign.DialerCampaignStatus` other than the operator's
-    ``conditions`` and ``observedGeneration``.
+    ``abandonPercent`` (the period's measured rate, as a float) with its ``answered`` and
+    ``abandoned`` counts, ``contacts`` (valid contacts loaded), ``rejectedRows`` (rows
+    skipped), ``dialled`` (calls placed), ``reached`` and ``remaining`` (contacts): the
+    fields of :class:`~callmesh.api.dialercampaign.DialerCampaignStatus` other than the
+    operator's ``conditions`` and ``observedGeneration``.
     """
+    counts = ("contacts", "rejectedRows", "dialled", "answered", "abandoned", "reached")
     return {
         name: {
             "abandonPercent": float(fields["abandonPercent"]),
-            "contacts": int(fields["contacts"]),
-            "rejectedRows": int(fields["rejectedRows"]),
+            **{key: int(fields[key]) for key in (*counts, "remaining")},
         }
         for name, fields in status.items()
     }
@@ -74,8 +75,8 @@ async def run_dialer(
 ) -> None:
     """Run until SIGTERM/SIGINT; raises ValueError on an unusable config.
 
-    With a ``publisher``, each campaign's ``abandonPercent``, ``contacts`` and
-    ``rejectedRows`` go to its DialerCampaign's status every ``publisher.interval`` seconds.
+    With a ``publisher``, each campaign's figures (:func:`resource_status`) go to its
+    DialerCampaign's status every ``publisher.interval`` seconds.
     """
     try:
         cfg = load_config(config, lists)
