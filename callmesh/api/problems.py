@@ -52,8 +52,8 @@ class Problem:
     ``path`` is empty for problems with the document as a whole.
 
     ``code`` says what kind of problem it is, for programs (the operator uses it as a
-    condition reason); ``target`` is the ``(kind, name)`` a dangling reference points at.
-    Neither is part of the printed or JSON output, nor of equality.
+    condition reason; ``--output json`` carries it); ``target`` is the ``(kind, name)`` a
+    dangling reference points at. Neither is part of the printed output, nor of equality.
     """
 
     file: str
@@ -77,7 +77,7 @@ class Problem:
         return f"{self.file}:{self.line} {self.where()}:{path} {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: file, line, kind, name, path, message."""
+        """The JSON form: file, line, kind, name, path, message and code."""
         return {
             "file": self.file,
             "line": self.line,
@@ -85,4 +85,5 @@ class Problem:
             "name": self.name,
             "path": self.path,
             "message": self.message,
+            "code": self.code,
         }

@@ -139,3 +139,15 @@ def test_examples_pass_callmesh_validate(tmp_path: Path) -> None:
     assert result.exit_code == 0, f"docs/resources.md examples fail validation:\n{result.output}"
     output = result.stdout.strip()
     assert (json.loads(output) if output.startswith("[") else []) == [], output
+
+
+def test_every_problem_code_of_validate_json_is_documented() -> None:
+    from callmesh.api.problems import DUPLICATE, INVALID_SPEC, INVALID_YAML, NOT_FOUND
+
+    text = DOC.read_text()
+    missing = [
+        code
+        for code in (INVALID_SPEC, INVALID_YAML, DUPLICATE, *NOT_FOUND.values())
+        if f"`{code}`" not in text
+    ]
+    assert missing == [], f"docs/resources.md does not name the problem codes {missing}"

@@ -89,6 +89,7 @@ def test_json_output_lists_problems_with_their_fields() -> None:
             "name": "support",
             "path": "spec.tiers[0].teams[0]",
             "message": payload[0]["message"],
+            "code": "TeamNotFound",
         }
     ]
     assert "did you mean tier1?" in payload[0]["message"]
