@@ -24,6 +24,34 @@ worker_app = typer.Typer(
 )
 
 
+# Options that several workers share, declared once.
+RouterAddress = Annotated[
+    str, typer.Option(help="The router's gRPC address.", envvar="CALLMESH_ROUTER")
+]
+FreeswitchAddress = Annotated[
+    str, typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH")
+]
+EslPassword = Annotated[
+    str | None,
+    typer.Option(
+        help="The event-socket password (the operator sets it from the Secret"
+        " <center>-esl). Required, here or with --password-file.",
+        envvar="CALLMESH_ESL_PASSWORD",
+        show_envvar=True,
+    ),
+]
+EslPasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the event-socket password (a mounted Secret key); used when"
+        " CALLMESH_ESL_PASSWORD is not set.",
+        envvar="CALLMESH_ESL_PASSWORD_FILE",
+        show_envvar=True,
+    ),
+]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``worker`` command group to the ``callmesh`` command."""
     app.add_typer(worker_app)
@@ -79,7 +107,7 @@ def router_command(
     status_interval: Annotated[
         float, typer.Option(help="Seconds between status publications.", min=1)
     ] = 10.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevel = "info",
 ) -> None:
     """Serve one tenant's ACD over gRPC (callmesh.v1.RouterService).
 
@@ -142,31 +170,10 @@ def callcontrol_command(
             envvar="CALLMESH_CONFIG",
         ),
     ] = Path("/etc/callmesh/tenant.yaml"),
-    router: Annotated[
-        str, typer.Option(help="The router's gRPC address.", envvar="CALLMESH_ROUTER")
-    ] = "127.0.0.1:50051",
-    freeswitch: Annotated[
-        str,
-        typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH"),
-    ] = "127.0.0.1:8021",
-    password: Annotated[
-        str | None,
-        typer.Option(
-            help="The event-socket password (the operator sets it from the Secret"
-            " <center>-esl). Required, here or with --password-file.",
-            envvar="CALLMESH_ESL_PASSWORD",
-            show_envvar=True,
-        ),
-    ] = None,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding the event-socket password (a mounted Secret key); used when"
-            " CALLMESH_ESL_PASSWORD is not set.",
-            envvar="CALLMESH_ESL_PASSWORD_FILE",
-            show_envvar=True,
-        ),
-    ] = None,
+    router: RouterAddress = "127.0.0.1:50051",
+    freeswitch: FreeswitchAddress = "127.0.0.1:8021",
+    password: EslPassword = None,
+    password_file: EslPasswordFile = None,
     port: Annotated[
         int, typer.Option(help="Outbound-socket port the dialplan connects to.", min=0)
     ] = 8084,
@@ -191,7 +198,7 @@ def callcontrol_command(
         ),
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds live calls get on SIGTERM.", min=0)] = 10.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevel = "info",
 ) -> None:
     """Run IVR flows, queue, announce and bridge calls through FreeSWITCH's event socket.
 
@@ -300,31 +307,10 @@ def dialer_command(
             envvar="CALLMESH_LISTS",
         ),
     ] = Path("/etc/callmesh/lists"),
-    router: Annotated[
-        str, typer.Option(help="The router's gRPC address.", envvar="CALLMESH_ROUTER")
-    ] = "127.0.0.1:50051",
-    freeswitch: Annotated[
-        str,
-        typer.Option(help="FreeSWITCH's event socket, host:port.", envvar="CALLMESH_FREESWITCH"),
-    ] = "127.0.0.1:8021",
-    password: Annotated[
-        str | None,
-        typer.Option(
-            help="The event-socket password (the operator sets it from the Secret"
-            " <center>-esl). Required, here or with --password-file.",
-            envvar="CALLMESH_ESL_PASSWORD",
-            show_envvar=True,
-        ),
-    ] = None,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding the event-socket password (a mounted Secret key); used when"
-            " CALLMESH_ESL_PASSWORD is not set.",
-            envvar="CALLMESH_ESL_PASSWORD_FILE",
-            show_envvar=True,
-        ),
-    ] = None,
+    router: RouterAddress = "127.0.0.1:50051",
+    freeswitch: FreeswitchAddress = "127.0.0.1:8021",
+    password: EslPassword = None,
+    password_file: EslPasswordFile = None,
     callcontrol: Annotated[
         str,
         typer.Option(
@@ -348,14 +334,15 @@ def dialer_command(
     publish_status: Annotated[
         bool,
         typer.Option(
-            help="In a pod, publish each DialerCampaign's abandonPercent, contacts and"
-            " rejectedRows into its status (needs patch on dialercampaigns/status).",
+            help="In a pod, publish each DialerCampaign's abandonPercent and progress"
+            " (contacts, rejectedRows, dialled, answered, abandoned, reached, remaining)"
+            " into its status (needs patch on dialercampaigns/status).",
         ),
     ] = True,
     status_interval: Annotated[
         float, typer.Option(help="Seconds between status publications.", min=1)
     ] = 10.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevel = "info",
 ) -> None:
     """Dial the tenant's DialerCampaigns through FreeSWITCH's event socket.
 
@@ -367,7 +354,7 @@ def dialer_command(
     once). At start the audit log is read back, so a restart keeps each contact's attempts
     (frequency cap, retries), the opt-outs and the period's abandonment rate. The
     event-socket password is required (CALLMESH_ESL_PASSWORD or --password-file). In a pod,
-    each DialerCampaign's abandonPercent, contacts and rejectedRows go to its status.
+    each DialerCampaign's abandonPercent and progress counts go to its status.
     """
     import asyncio
 
