@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from callmesh.api.base import (
+    READY_COLUMN,
     Identifier,
     Model,
     Resource,
@@ -115,11 +116,7 @@ class AgentTeam(Resource):
     printer_columns: ClassVar[tuple[dict[str, str], ...]] = (
         {"name": "Agents", "type": "integer", "jsonPath": ".status.agents"},
         {"name": "LoggedIn", "type": "integer", "jsonPath": ".status.loggedIn"},
-        {
-            "name": "Ready",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
+        READY_COLUMN,
     )
 
     kind: Literal["AgentTeam"] = Field(default="AgentTeam", description="AgentTeam.")

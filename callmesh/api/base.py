@@ -255,6 +255,14 @@ class Status(Model):
     )
 
 
+#: The printer column every kind ends with: its Ready condition's status.
+READY_COLUMN: dict[str, str] = {
+    "name": "Ready",
+    "type": "string",
+    "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+}
+
+
 class Resource(Model):
     """Base of the five top-level kinds."""
 

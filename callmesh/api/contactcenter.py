@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from callmesh.api.base import (
     E164,
+    READY_COLUMN,
     Cidr,
     DateString,
     Identifier,
@@ -438,11 +439,7 @@ class ContactCenter(Resource):
         {"name": "Domain", "type": "string", "jsonPath": ".spec.sipDomain"},
         {"name": "Queues", "type": "integer", "jsonPath": ".status.queues"},
         {"name": "Agents", "type": "integer", "jsonPath": ".status.agents"},
-        {
-            "name": "Ready",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
+        READY_COLUMN,
     )
 
     kind: Literal["ContactCenter"] = Field(default="ContactCenter", description="ContactCenter.")

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from callmesh.api.base import (
     E164,
+    READY_COLUMN,
     ConfigMapKeyRef,
     Identifier,
     Model,
@@ -294,16 +295,12 @@ class DialerCampaign(Resource):
         {"name": "State", "type": "string", "jsonPath": ".spec.state"},
         {"name": "Remaining", "type": "integer", "jsonPath": ".status.remaining"},
         {"name": "Abandon%", "type": "number", "jsonPath": ".status.abandonPercent"},
-        {
-            "name": "Ready",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
+        READY_COLUMN,
     )
 
     kind: Literal["DialerCampaign"] = Field(default="DialerCampaign", description="DialerCampaign.")
     spec: DialerCampaignSpec = Field(description="Desired state.")
     status: DialerCampaignStatus | None = Field(
         default=None,
-        description="Observed state: conditions from the operator, live figures (abandonPercent) from the dialer.",
+        description="Observed state: conditions from the operator, live figures (abandonPercent, progress) from the dialer.",
     )

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, JsonValue, StringConstraints
 
 from callmesh.api.base import (
     E164,
+    READY_COLUMN,
     Identifier,
     Model,
     ObjectName,
@@ -361,11 +362,7 @@ class IVRFlow(Resource):
     short_names: ClassVar[tuple[str, ...]] = ("ivr",)
     printer_columns: ClassVar[tuple[dict[str, str], ...]] = (
         {"name": "Entry", "type": "string", "jsonPath": ".spec.entry"},
-        {
-            "name": "Ready",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
+        READY_COLUMN,
     )
 
     kind: Literal["IVRFlow"] = Field(default="IVRFlow", description="IVRFlow.")

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from callmesh.api.base import (
+    READY_COLUMN,
     Channel,
     Identifier,
     Model,
@@ -215,11 +216,7 @@ class Queue(Resource):
         {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy.name"},
         {"name": "Waiting", "type": "integer", "jsonPath": ".status.waiting"},
         {"name": "SL", "type": "string", "jsonPath": ".status.serviceLevel"},
-        {
-            "name": "Ready",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
+        READY_COLUMN,
     )
 
     kind: Literal["Queue"] = Field(default="Queue", description="Queue.")
