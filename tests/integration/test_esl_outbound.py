@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from callmesh.workers.esl.connection import CallHangup, CallSession, OutboundServer
+from callmesh.workers.esl.connection import CallHangup, CallSession, EslConnection, OutboundServer
 from callmesh.workers.esl.errors import EslCommandError
 from esl_peer.channel import Channel
 from esl_peer.peer import Endpoint, FakeFreeSwitch
@@ -303,3 +303,67 @@ async def test_hold_music_broken_for_an_announcement_and_recording(
     await server.stop()
     assert stops == ["break"] and server.calls_failed == 0
     assert "RECORD_STOP" in [e.name for e in call.channel.events]
+
+
+async def test_execute_without_waiting_for_its_reply_keeps_replies_in_order() -> None:
+    """``execute`` does not wait for sendmsg's ``+OK`` on its own (FreeSWITCH only says the
+    message was queued), but a ``-ERR`` still ends the execution with EslCommandError, the
+    next command is only sent once the reply came (one command in flight), and a socket lost
+    before the reply ends it with CallHangup."""
+    received: list[str] = []
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                block = (await reader.readuntil(b"\n\n")).decode()
+            except asyncio.IncompleteReadError:
+                return
+            received.append(block.partition("\n")[0])
+            answer = await replies.get()
+            if not answer:
+                writer.close()
+                return
+            app_uuid = next(
+                (line[12:] for line in block.split("\n") if line.startswith("Event-UUID: ")), ""
+            )
+            writer.write(answer.replace(b"@" * 36, app_uuid.encode()))  # same length
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = await EslConnection.open("127.0.0.1", port)
+    session = CallSession(conn)
+    ok = b"Content-Type: command/reply\nReply-Text: +OK\n\n"
+    body = (
+        b"Event-Name: CHANNEL_EXECUTE_COMPLETE\nApplication: set\n"
+        b"Application-UUID: " + b"@" * 36 + b"\nApplication-Response: _none_\n\n"
+    )
+    complete = b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+    try:
+        # the reply and the completion: the completion is what execute returns
+        replies.put_nowait(ok + complete)
+        done = await session.execute("set", "a=b")
+        assert done is not None and done.name == "CHANNEL_EXECUTE_COMPLETE"
+        # -ERR ends the execution as before; a second command waits for that reply
+        first = asyncio.ensure_future(session.execute("playback", "x.wav"))
+        await wait_until(lambda: len(received) == 2)
+        second = asyncio.ensure_future(conn.api("status"))
+        await asyncio.sleep(0.05)
+        assert len(received) == 2 and not first.done()  # status is not sent before the reply
+        replies.put_nowait(b"Content-Type: command/reply\nReply-Text: -ERR memory error\n\n")
+        with pytest.raises(EslCommandError, match="memory error"):
+            await first
+        replies.put_nowait(b"Content-Type: api/response\nContent-Length: 2\n\nUP")
+        assert await second == "UP"
+        assert received == ["sendmsg", "sendmsg", "api status"]
+        assert conn.unexpected_frames == 0
+        # the socket closes before the reply: the call's step ends
+        lost = asyncio.ensure_future(session.execute("playback", "y.wav"))
+        await wait_until(lambda: len(received) == 4)
+        replies.put_nowait(b"")
+        with pytest.raises(CallHangup):
+            await lost
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()

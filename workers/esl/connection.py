@@ -144,7 +144,8 @@ class EslConnection(asyncio.Protocol):
         # calls never subscribe, and a waiting call should cost little memory
         self._dispatcher = dispatcher
         self._lock = asyncio.Lock()
-        self._pending: asyncio.Future[Frame] | None = None
+        # the reply awaited next: a future, or a _ReplyCheck when nobody awaits it (post)
+        self._pending: asyncio.Future[Frame] | _ReplyCheck | None = None
         self._queued: list[asyncio.Future[Frame]] | None = None  # send_many's later replies
         self._watchdog: asyncio.TimerHandle | None = None
         self._deadline = 0.0
@@ -409,6 +410,37 @@ class EslConnection(asyncio.Protocol):
             finally:
                 self._pending = None
 
+    async def post(self, data: bytes, *, what: str, failed: asyncio.Future[Any]) -> None:
+        """Send one encoded command and return once it is written, without waiting for its
+        reply: a ``-ERR`` reply (EslCommandError), a reply of the wrong type, a timeout or the
+        connection's loss then fail ``failed`` instead (unless it is done already); ``+OK``
+        leaves it alone.
+
+        For ``sendmsg execute`` with its CHANNEL_EXECUTE_COMPLETE awaited in ``failed``:
+        FreeSWITCH answers ``+OK`` as soon as the message is queued, so the caller waits once
+        (for the completion) instead of twice. The connection stays one command in flight:
+        the lock is held until the reply arrives, so the next command is sent after it, as
+        after :meth:`send`.
+        """
+        await self._lock.acquire()
+        if self.closed:
+            self._lock.release()
+            raise EslConnectionLost(f"{self.name}: not connected ({what})")
+        # from here the reply (or the teardown) releases the lock
+        self._pending = _ReplyCheck(self, what, failed)
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._teardown(EslConnectionLost(f"{self.name}: send failed: not connected"))
+            return
+        try:
+            transport.write(data)
+        except (ConnectionError, OSError) as exc:
+            self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
+            return
+        self._arm(what, self.options.command_timeout)
+        if self._paused:
+            await self._drain()
+
     async def send_many(self, data: list[bytes], *, what: str) -> list[Frame]:
         """Send several encoded commands in one write and return their reply frames in
         order: FreeSWITCH answers a socket's commands one after the other, so this is one
@@ -478,7 +510,7 @@ class EslConnection(asyncio.Protocol):
         fut = self._pending
         if fut is None or fut.done() or self.closed:
             return
-        loop = fut.get_loop()
+        loop = asyncio.get_running_loop()
         if (
             loop.time() + 0.001 < self._deadline
         ):  # a later command's time (timers fire up to ~1 ms early)
@@ -550,6 +582,52 @@ class EslConnection(asyncio.Protocol):
             async with asyncio.timeout(self.options.connect_timeout):
                 await self.wait_closed()
         await self.close()
+
+
+class _ReplyCheck:
+    """Stands in ``EslConnection._pending`` for the reply of a :meth:`EslConnection.post`ed
+    command: checks it as :meth:`EslConnection._command` would, fails the poster's future on
+    an error, and releases the connection's lock (the command is no longer in flight)."""
+
+    __slots__ = ("_conn", "_done", "_failed", "_what")
+
+    def __init__(self, conn: EslConnection, what: str, failed: asyncio.Future[Any]) -> None:
+        self._conn = conn
+        self._what = what
+        self._failed = failed
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def _finish(self) -> None:
+        self._done = True
+        conn = self._conn
+        if conn._pending is self:
+            conn._pending = None
+        conn._lock.release()
+
+    def set_result(self, frame: Frame) -> None:
+        self._finish()
+        if self._failed.done():
+            return
+        if not isinstance(frame, CommandReply):
+            self._failed.set_exception(
+                EslProtocolError(
+                    f"{self._what!r} got {frame.content_type!r}, expected command/reply"
+                )
+            )
+        elif not frame.ok:
+            error = EslCommandError(self._what, frame.reply_text.removeprefix("-ERR").strip())
+            self._failed.set_exception(error)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._finish()
+        if not self._failed.done():
+            self._failed.set_exception(exc)
+
+    def exception(self) -> BaseException | None:
+        return None
 
 
 class BackgroundJob:
@@ -996,13 +1074,14 @@ class CallSession:
             self._executions[event_uuid] = fut
         try:
             # the encoded command is not kept in this frame while the application runs
-            await self.conn._command(
-                commands.execute(app, arg, event_lock=event_lock, event_uuid=event_uuid),
-                f"execute {app}",
-                check=True,
-            )
+            data = commands.execute(app, arg, event_lock=event_lock, event_uuid=event_uuid)
             if fut is None:
+                await self.conn._command(data, f"execute {app}", check=True)
                 return None
+            # FreeSWITCH's reply only says the message was queued: not awaited on its own,
+            # a -ERR (or the connection's loss) fails ``fut`` and ends the wait just the same
+            await self.conn.post(data, what=f"execute {app}", failed=fut)
+            del data
             if timeout is None:
                 done = await fut
             else:
@@ -1019,6 +1098,8 @@ class CallSession:
             raise CallHangup(f"call {self.uuid}: {exc}") from exc
         finally:
             self._executions.pop(event_uuid, None)
+            if fut is not None and not fut.done():
+                fut.cancel()  # a reply that comes after this ends is not an error to report
 
     async def answer(self) -> None:
         """Answer the call (``answer``)."""
