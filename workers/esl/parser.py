@@ -150,7 +150,7 @@ class FrameParser:
         self._scanned = 0
         # values are URL-decoded when read: the connect reply carries ~150 CHANNEL_DATA
         # headers and a call reads a handful (the last of a repeated name wins, as before)
-        headers = Headers(dict(parse_header_lines(block, decode=False, what="frame")), encoded=True)
+        headers = Headers(_two_lines(block) or _parse(block), encoded=True)
         length = headers.get("Content-Length")
         size = 0
         if length is not None:
@@ -174,3 +174,21 @@ class FrameParser:
         self.state = State.HEADERS
         self.frames_parsed += 1
         return frame
+
+
+def _parse(block: str) -> dict[str, str]:
+    return dict(parse_header_lines(block, decode=False, what="frame"))
+
+
+def _two_lines(block: str) -> dict[str, str] | None:
+    """The usual outer block, two ``Name: value`` lines (an event's ``Content-Length`` and
+    ``Content-Type``, a reply's ``Content-Type`` and ``Reply-Text``), split without the
+    general parser's lists; exactly what it gives. None for any other block."""
+    if block.count("\n") != 1 or "\r" in block:
+        return None
+    first, _, second = block.partition("\n")
+    name1, sep1, value1 = first.partition(": ")
+    name2, sep2, value2 = second.partition(": ")
+    if not (sep1 and name1 and sep2 and name2):
+        return None
+    return {name1: value1, name2: value2}  # a repeated name: the last wins, as dict() does

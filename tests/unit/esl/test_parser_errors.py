@@ -11,7 +11,7 @@ from callmesh.workers.esl.frames import (
     LogData,
     UnknownFrame,
 )
-from callmesh.workers.esl.parser import FrameParser, State
+from callmesh.workers.esl.parser import FrameParser, State, _parse, _two_lines
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -160,3 +160,18 @@ def test_structured_garbage_never_crashes(
             parser.feed(data[i : i + step])
     except EslProtocolError:
         assert parser.state is State.FAILED
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "B", ":", " ", ": ", "\r", "\n", "-", "%20", "Content-Length"]),
+        max_size=14,
+    )
+)
+def test_two_line_blocks_split_as_the_general_parser_does(parts: list[str]) -> None:
+    """The outer block's two-line fast path gives exactly what the general parser gives,
+    or leaves the block to it."""
+    block = "".join(parts)
+    fast = _two_lines(block)
+    if fast is not None:
+        assert list(fast.items()) == list(_parse(block).items())
