@@ -239,15 +239,13 @@ class Router:
         try:
             if self._now <= now < _INF:  # False for NaN
                 return
-            ok = False
         except TypeError:
-            ok = False
-        if not ok:
-            if not isinstance(now, int | float) or not math.isfinite(now):
-                raise ClockError(f"now is {now!r}: pass the current time as a finite number")
-            raise ClockError(
-                f"now is {now}, earlier than {self._now} already seen: time only moves forward"
-            )
+            pass
+        if not isinstance(now, int | float) or not math.isfinite(now):
+            raise ClockError(f"now is {now!r}: pass the current time as a finite number")
+        raise ClockError(
+            f"now is {now}, earlier than {self._now} already seen: time only moves forward"
+        )
 
     def _agent(self, agent_id: str) -> AgentRecord:
         agent = self._agents.get(agent_id)
@@ -689,12 +687,7 @@ class Router:
 
     def _new_contact(self, spec: ContactSpec, now: float) -> tuple[ContactRecord, QueueRecord]:
         """Check ``spec`` and build its record, placed in its queue (not yet registered)."""
-        try:
-            ok = self._now <= now < _INF  # False for NaN
-        except TypeError:
-            ok = False
-        if not ok:
-            self._clock(now)  # raises ClockError with the reason
+        self._clock(now)
         contact_id, queue_name, priority, skills, attributes, channel, enqueued_at, queued_at = spec
         if not contact_id or type(contact_id) is not str:
             raise ContactStateError(
@@ -792,12 +785,7 @@ class Router:
         Raises:
             UnknownContactError, ContactStateError (already answered: use ``complete``).
         """
-        try:  # self._clock(now), its fast path inlined (every contact passes here)
-            ok = self._now <= now < _INF  # False for NaN
-        except TypeError:
-            ok = False
-        if not ok:
-            self._clock(now)  # raises ClockError with the reason
+        self._clock(now)
         contact = self._contact(contact_id)
         if contact.state is _CONNECTED:
             raise ContactStateError(
@@ -844,12 +832,7 @@ class Router:
         Raises:
             UnknownAgentError, UnknownContactError, OfferWithdrawnError.
         """
-        try:  # self._clock(now), its fast path inlined (every contact passes here)
-            ok = self._now <= now < _INF  # False for NaN
-        except TypeError:
-            ok = False
-        if not ok:
-            self._clock(now)  # raises ClockError with the reason
+        self._clock(now)
         agent = self._agents.get(agent_id)
         if agent is None:
             raise UnknownAgentError(agent_id)
@@ -944,12 +927,7 @@ class Router:
         Raises:
             UnknownContactError, ContactStateError (not answered: use ``abandon``).
         """
-        try:  # self._clock(now), its fast path inlined (every contact passes here)
-            ok = self._now <= now < _INF  # False for NaN
-        except TypeError:
-            ok = False
-        if not ok:
-            self._clock(now)  # raises ClockError with the reason
+        self._clock(now)
         contact = self._contacts.get(contact_id)
         if contact is None:
             raise UnknownContactError(contact_id)
@@ -1146,12 +1124,7 @@ class Router:
 
     def tick(self, now: float) -> list[Effect]:
         """Fire every timer due at or before ``now``, in time order."""
-        try:  # self._clock(now), its fast path inlined (every contact passes here)
-            ok = self._now <= now < _INF  # False for NaN
-        except TypeError:
-            ok = False
-        if not ok:
-            self._clock(now)  # raises ClockError with the reason
+        self._clock(now)
         self._now = now
         effects: list[Effect] = []
         timers = self._timers

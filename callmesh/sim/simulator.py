@@ -111,11 +111,6 @@ _WRAP_UP = AgentState.WRAP_UP
 _AVAILABLE = AgentState.AVAILABLE
 _NOT_READY = AgentState.NOT_READY
 _LOGGED_OUT = AgentState.LOGGED_OUT
-# The defaults of every ContactSpec field after (id, queue): a plain arrival's spec is
-# ``tuple.__new__(ContactSpec, (id, queue, *_SPEC_DEFAULTS))``, the same tuple as
-# ``ContactSpec(id, queue)`` without the frame of its generated ``__new__``.
-_SPEC_DEFAULTS = tuple(ContactSpec("", "")[2:])
-_new_tuple = tuple.__new__
 
 
 def replication_seed(seed: int, replication: int) -> str:
@@ -537,9 +532,7 @@ class Simulator:
                     )
                     effects = run_ivr(call, actions, now)
                 else:
-                    # ContactSpec(cid, queue), built without its generated Python __new__
-                    spec = _new_tuple(ContactSpec, (cid, queue_names[qi], *_SPEC_DEFAULTS))
-                    effects = enter(cid, qi, spec, now)
+                    effects = enter(cid, qi, ContactSpec(cid, queue_names[qi]), now)
             elif kind == _IVR:
                 call = ev[3]
                 effects = run_ivr(call, call.session.handle(ev[4], epoch + now), now)
