@@ -78,6 +78,16 @@ class EslOptions:
                 raise ValueError(f"{name}={getattr(self, name)}: use a positive number of seconds")
 
 
+def checked_reply(frame: Frame, what: str, *, check: bool = True) -> CommandReply:
+    """``frame`` as the reply to the command ``what``. Raises EslProtocolError when it is
+    not a ``command/reply`` and, with ``check``, EslCommandError when it says ``-ERR``."""
+    if not isinstance(frame, CommandReply):
+        raise EslProtocolError(f"{what!r} got {frame.content_type!r}, expected command/reply")
+    if check and not frame.ok:
+        raise EslCommandError(what, frame.reply_text.removeprefix("-ERR").strip())
+    return frame
+
+
 class EslConnection(asyncio.Protocol):
     """One ESL stream: serialised commands, background jobs, events, clean teardown.
 
@@ -186,10 +196,6 @@ class EslConnection(asyncio.Protocol):
             lambda: cls(options=options, dispatcher=dispatcher, name=name), host, port
         )
         return conn
-
-    def start(self) -> None:
-        """Nothing to do: the connection reads as soon as its socket is connected (kept for
-        callers written for the former reader task)."""
 
     @property
     def closed(self) -> bool:
@@ -386,6 +392,20 @@ class EslConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ commands out
 
+    async def _write(self, data: bytes) -> None:
+        """Write ``data`` and wait while the transport's buffer is full; a socket that is
+        gone or fails tears the connection down (the command in flight then fails)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._teardown(EslConnectionLost(f"{self.name}: send failed: not connected"))
+            return
+        try:
+            transport.write(data)
+            if self._paused:
+                await self._drain()
+        except (ConnectionError, OSError) as exc:
+            self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
+
     async def send(self, data: bytes, *, what: str, timeout: float | None = None) -> Frame:
         """Send one encoded command and return its reply frame (one command in flight)."""
         async with self._lock:
@@ -393,16 +413,7 @@ class EslConnection(asyncio.Protocol):
                 raise EslConnectionLost(f"{self.name}: not connected ({what})")
             fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
             self._pending = fut
-            transport = self._transport
-            if transport is None or transport.is_closing():
-                self._teardown(EslConnectionLost(f"{self.name}: send failed: not connected"))
-            else:
-                try:
-                    transport.write(data)
-                    if self._paused:
-                        await self._drain()
-                except (ConnectionError, OSError) as exc:
-                    self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
+            await self._write(data)
             limit = self.options.command_timeout if timeout is None else timeout
             self._arm(what, limit)
             try:
@@ -428,18 +439,8 @@ class EslConnection(asyncio.Protocol):
             raise EslConnectionLost(f"{self.name}: not connected ({what})")
         # from here the reply (or the teardown) releases the lock
         self._pending = _ReplyCheck(self, what, failed)
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            self._teardown(EslConnectionLost(f"{self.name}: send failed: not connected"))
-            return
-        try:
-            transport.write(data)
-        except (ConnectionError, OSError) as exc:
-            self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
-            return
+        await self._write(data)
         self._arm(what, self.options.command_timeout)
-        if self._paused:
-            await self._drain()
 
     async def send_many(self, data: list[bytes], *, what: str) -> list[Frame]:
         """Send several encoded commands in one write and return their reply frames in
@@ -455,16 +456,7 @@ class EslConnection(asyncio.Protocol):
             futures: list[asyncio.Future[Frame]] = [loop.create_future() for _ in data]
             self._pending = futures[0]
             self._queued = futures[1:]
-            transport = self._transport
-            if transport is None or transport.is_closing():
-                self._teardown(EslConnectionLost(f"{self.name}: send failed: not connected"))
-            else:
-                try:
-                    transport.write(b"".join(data))
-                    if self._paused:
-                        await self._drain()
-                except (ConnectionError, OSError) as exc:
-                    self._teardown(EslConnectionLost(f"{self.name}: send failed: {exc}"))
+            await self._write(b"".join(data))
             self._arm(what, self.options.command_timeout)
             try:
                 return [await fut for fut in futures]
@@ -480,16 +472,10 @@ class EslConnection(asyncio.Protocol):
             [commands.encode_command(line) for line, _ in lines],
             what=" + ".join(line.partition(" ")[0] for line, _ in lines),
         )
-        replies: list[CommandReply] = []
-        for (line, check), frame in zip(lines, frames, strict=True):
-            if not isinstance(frame, CommandReply):
-                raise EslProtocolError(
-                    f"{line!r} got {frame.content_type!r}, expected command/reply"
-                )
-            if check and not frame.ok:
-                raise EslCommandError(line, frame.reply_text.removeprefix("-ERR").strip())
-            replies.append(frame)
-        return replies
+        return [
+            checked_reply(frame, line, check=check)
+            for (line, check), frame in zip(lines, frames, strict=True)
+        ]
 
     def _arm(self, what: str, limit: float) -> None:
         """Give the command in flight ``limit`` seconds. One timer per connection, re-armed
@@ -527,12 +513,7 @@ class EslConnection(asyncio.Protocol):
         return await self._command(commands.encode_command(line, headers), line, check=check)
 
     async def _command(self, data: bytes, what: str, *, check: bool) -> CommandReply:
-        frame = await self.send(data, what=what)
-        if not isinstance(frame, CommandReply):
-            raise EslProtocolError(f"{what!r} got {frame.content_type!r}, expected command/reply")
-        if check and not frame.ok:
-            raise EslCommandError(what, frame.reply_text.removeprefix("-ERR").strip())
-        return frame
+        return checked_reply(await self.send(data, what=what), what, check=check)
 
     async def api(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
         """``api <command>``: the function's output. ``-ERR`` output raises EslCommandError."""
@@ -609,17 +590,11 @@ class _ReplyCheck:
 
     def set_result(self, frame: Frame) -> None:
         self._finish()
-        if self._failed.done():
-            return
-        if not isinstance(frame, CommandReply):
-            self._failed.set_exception(
-                EslProtocolError(
-                    f"{self._what!r} got {frame.content_type!r}, expected command/reply"
-                )
-            )
-        elif not frame.ok:
-            error = EslCommandError(self._what, frame.reply_text.removeprefix("-ERR").strip())
-            self._failed.set_exception(error)
+        try:
+            checked_reply(frame, self._what)
+        except EslError as exc:
+            if not self._failed.done():
+                self._failed.set_exception(exc)
 
     def set_exception(self, exc: BaseException) -> None:
         self._finish()
