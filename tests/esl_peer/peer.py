@@ -27,7 +27,7 @@ import json
 import re
 import time
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from callmesh.workers.esl.events import Event, encode_event, url_encode
@@ -77,25 +77,39 @@ class OutboundCall:
     """Set once the socket is closed."""
 
 
-class Listeners(set["Listener"]):
+class Listeners:
     """The peer's ESL connections, indexed for event delivery.
 
     A connection that ran ``myevents`` (every outbound socket) only hears its channel's
     events, so an event is offered to the connections of its ``Unique-ID`` and to the
     others, not to every socket: with thousands of calls up, a scan of every connection per
-    event made the peer, not the client under test, the bottleneck. ``add``, ``discard``,
-    ``remove`` and ``clear`` keep the index; use only those to change the set.
+    event made the peer, not the client under test, the bottleneck. Iterating, ``len``,
+    ``in``, ``add`` and ``discard`` work as on a set.
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self.general: set[Listener] = set()
         """Connections without ``myevents``: they may hear any channel's events."""
         self.by_uuid: dict[str, set[Listener]] = {}
         """Connections that ran ``myevents``, by the channel UUID they follow."""
 
+    def __iter__(self) -> Iterator[Listener]:
+        yield from self.general
+        for group in self.by_uuid.values():
+            yield from group
+
+    def __len__(self) -> int:
+        return len(self.general) + sum(len(group) for group in self.by_uuid.values())
+
+    def __contains__(self, listener: object) -> bool:
+        if not isinstance(listener, Listener):
+            return False
+        uuid = listener.myevents_uuid
+        if uuid is None:
+            return listener in self.general
+        return listener in self.by_uuid.get(uuid, ())
+
     def add(self, listener: Listener) -> None:
-        super().add(listener)
         uuid = listener.myevents_uuid
         if uuid is None:
             self.general.add(listener)
@@ -103,24 +117,15 @@ class Listeners(set["Listener"]):
             self.by_uuid.setdefault(uuid, set()).add(listener)
 
     def discard(self, listener: Listener) -> None:
-        super().discard(listener)
-        self.general.discard(listener)
         uuid = listener.myevents_uuid
-        group = self.by_uuid.get(uuid) if uuid is not None else None
+        if uuid is None:
+            self.general.discard(listener)
+            return
+        group = self.by_uuid.get(uuid)
         if group is not None:
             group.discard(listener)
             if not group:
-                del self.by_uuid[uuid]  # type: ignore[arg-type]
-
-    def remove(self, listener: Listener) -> None:
-        if listener not in self:
-            raise KeyError(listener)
-        self.discard(listener)
-
-    def clear(self) -> None:
-        super().clear()
-        self.general.clear()
-        self.by_uuid.clear()
+                del self.by_uuid[uuid]
 
     def follow(self, listener: Listener, uuid: str) -> None:
         """``listener`` ran ``myevents`` for ``uuid``: from now on it hears that channel."""
