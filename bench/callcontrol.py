@@ -3,7 +3,9 @@
 Three processes on loopback. One child runs the FreeSWITCH test peer (``tests/esl_peer``,
 media time 0, recording nothing) and places the calls; another runs the router worker and
 ``--agents`` agent desktops. This process runs only the callcontrol worker
-(``CallControl``), so its CPU time and memory are the worker's alone.
+(``CallControl``), so its CPU time and memory are the worker's alone. The worker and the
+router run on the event loop the workers use (``--event-loop``: uvloop by default,
+``asyncio`` for the standard library's).
 
 1. **Throughput**: ``--calls`` callers, at most ``--concurrency`` at a time, each through a
    one-prompt IVR into a queue, offered to a free agent, originated, ``uuid_bridge``d; the
@@ -76,8 +78,10 @@ def tenant(agents: int, interval: int = 60) -> list[dict[str, Any]]:
 # ====================================================================== child processes
 
 
-def router_main(conn: Connection, config: str, agents: int) -> None:
-    asyncio.run(_router(conn, config, agents))
+def router_main(conn: Connection, config: str, agents: int, event_loop: str) -> None:
+    from callmesh.workers.runtime import loop_factory, run
+
+    run(_router(conn, config, agents), loop_factory(event_loop))
 
 
 async def _router(conn: Connection, config: str, agents: int) -> None:
@@ -252,7 +256,9 @@ async def main(args: argparse.Namespace) -> None:
     config = load_config(config_path)
     ctx = mp.get_context("spawn")
     to_router, router_end = ctx.Pipe()
-    router_proc = ctx.Process(target=router_main, args=(router_end, str(config_path), args.agents))
+    router_proc = ctx.Process(
+        target=router_main, args=(router_end, str(config_path), args.agents, args.event_loop)
+    )
     router_proc.start()
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=peer_main, args=(child,))
@@ -372,4 +378,13 @@ if __name__ == "__main__":
         "--profile",
         help="write a cProfile (event-loop thread CPU time) of the worker's throughput phase here",
     )
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--event-loop",
+        default="auto",
+        help="the worker's and router's loop, as their --event-loop: auto (uvloop when"
+        " installed), uvloop or asyncio",
+    )
+    args = parser.parse_args()
+    from callmesh.workers.runtime import loop_factory, run
+
+    run(main(args), loop_factory(args.event_loop))

@@ -14,7 +14,8 @@ trips: the floor, what one gRPC round trip costs on this machine at that moment
 the routing work). ``--rounds`` repeats echo + contacts (the machine's load varies);
 ``--same-process`` runs the agents in this process instead (one client process);
 ``--core-only [--against OLD_CORE_PY]`` times the worker's RouterCore in process, without
-gRPC (optionally beside another version of ``workers/router/core.py``).
+gRPC (optionally beside another version of ``workers/router/core.py``); ``--event-loop``
+picks the router process's loop as the worker's option does (uvloop by default).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/router_grpc.py [--rate 500] [--seconds 10]
 
@@ -471,11 +472,20 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="CORE_PY", help="with --core-only: also time this core.py"
     )
-    parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT_FILE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--event-loop",
+        default="auto",
+        help="the router process's loop, as the worker's --event-loop: auto (uvloop when"
+        " installed), uvloop or asyncio",
+    )
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--agents-process", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(*args.serve))
+        from callmesh.workers.runtime import loop_factory, run
+
+        config, port_file, event_loop = args.serve
+        run(serve(config, port_file), loop_factory(event_loop))
         return
     if args.agents_process:
         port, count, on_stream = map(int, args.agents_process)
@@ -490,7 +500,8 @@ def main() -> None:
         port_file = Path(tmp) / "ports"
         env = {**os.environ, "PYTHONSAFEPATH": "1"}
         child = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(config), str(port_file)], env=env
+            [sys.executable, __file__, "--serve", str(config), str(port_file), args.event_loop],
+            env=env,
         )
         try:
             deadline = time.monotonic() + 60

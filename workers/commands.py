@@ -11,9 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+    from collections.abc import Callable
 
 __all__ = ["register", "worker_app"]
 
@@ -50,6 +54,14 @@ EslPasswordFile = Annotated[
     ),
 ]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+EventLoopName = Annotated[
+    str,
+    typer.Option(
+        "--event-loop",
+        help="auto (uvloop when installed, else asyncio's), uvloop or asyncio.",
+        envvar="CALLMESH_EVENT_LOOP",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,6 +74,17 @@ def _logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _event_loop(name: str) -> Callable[[], AbstractEventLoop]:
+    """The loop constructor ``--event-loop`` names; exit 2 with the reason when it is bad."""
+    from callmesh.workers.runtime import loop_factory
+
+    try:
+        return loop_factory(name)
+    except ValueError as exc:
+        typer.echo(f"error: --event-loop: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @worker_app.command("router")
@@ -107,6 +130,7 @@ def router_command(
     status_interval: Annotated[
         float, typer.Option(help="Seconds between status publications.", min=1)
     ] = 10.0,
+    event_loop: EventLoopName = "auto",
     log_level: LogLevel = "info",
 ) -> None:
     """Serve one tenant's ACD over gRPC (callmesh.v1.RouterService).
@@ -119,14 +143,15 @@ def router_command(
     KPIs go to the Queue and AgentTeam status every --status-interval seconds, so
     `kubectl get queues` shows them.
     """
-    import asyncio
 
     from callmesh.workers.kubestatus import in_cluster_publisher
     from callmesh.workers.router.config import RouterConfigError, load_config
     from callmesh.workers.router.server import RouterServer, run_router
+    from callmesh.workers.runtime import run as run_loop
     from callmesh.workers.telemetry import setup_telemetry
 
     _logging(log_level)
+    make_loop = _event_loop(event_loop)
     try:
         tenant = load_config(config).namespace
     except RouterConfigError as exc:
@@ -151,7 +176,7 @@ def router_command(
         await run_router(server)
 
     try:
-        asyncio.run(run())
+        run_loop(run(), make_loop)
     except (RouterConfigError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -198,6 +223,7 @@ def callcontrol_command(
         ),
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds live calls get on SIGTERM.", min=0)] = 10.0,
+    event_loop: EventLoopName = "auto",
     log_level: LogLevel = "info",
 ) -> None:
     """Run IVR flows, queue, announce and bridge calls through FreeSWITCH's event socket.
@@ -214,6 +240,7 @@ def callcontrol_command(
     from callmesh.workers.callcontrol.config import CallControlConfigError, load_config
     from callmesh.workers.callcontrol.worker import CallControl, default_sink_path
     from callmesh.workers.interactions import JsonLinesSink
+    from callmesh.workers.runtime import run as run_loop
     from callmesh.workers.telemetry import setup_telemetry
 
     def _esl_password(value: str | None, path: Path | None) -> str:
@@ -240,6 +267,7 @@ def callcontrol_command(
         raise typer.Exit(2)
 
     _logging(log_level)
+    make_loop = _event_loop(event_loop)
     try:
         cfg = load_config(config, default_queue=default_queue)
     except CallControlConfigError as exc:
@@ -284,7 +312,7 @@ def callcontrol_command(
             await crm.aclose()
 
     try:
-        asyncio.run(run())
+        run_loop(run(), make_loop)
     finally:
         telemetry.shutdown()
 
@@ -342,6 +370,7 @@ def dialer_command(
     status_interval: Annotated[
         float, typer.Option(help="Seconds between status publications.", min=1)
     ] = 10.0,
+    event_loop: EventLoopName = "auto",
     log_level: LogLevel = "info",
 ) -> None:
     """Dial the tenant's DialerCampaigns through FreeSWITCH's event socket.
@@ -356,12 +385,13 @@ def dialer_command(
     event-socket password is required (CALLMESH_ESL_PASSWORD or --password-file). In a pod,
     each DialerCampaign's abandonPercent and progress counts go to its status.
     """
-    import asyncio
 
     from callmesh.workers.dialer.run import run_dialer
     from callmesh.workers.kubestatus import in_cluster_publisher
+    from callmesh.workers.runtime import run as run_loop
 
     _logging(log_level)
+    make_loop = _event_loop(event_loop)
     secret = password
     if not secret and password_file is not None:
         try:
@@ -404,7 +434,7 @@ def dialer_command(
         )
 
     try:
-        asyncio.run(run())
+        run_loop(run(), make_loop)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -126,6 +126,8 @@ async def test_worker_callcontrol_process_serves_a_call_and_stops_on_sigterm(
         assert record["queue"] == "q" and record["ivr_path"] == ["hi", "q"]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert proc.stdout is not None
+        assert "event loop: uvloop" in (await proc.stdout.read()).decode()
     finally:
         if proc.returncode is None:
             proc.kill()

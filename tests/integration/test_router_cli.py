@@ -85,6 +85,7 @@ def test_worker_router_serves_health_and_stops_on_sigterm(tmp_path: Path) -> Non
         out, _ = proc.communicate(timeout=20)
         assert proc.returncode == 0, out
         assert "stopping" in out
+        assert "event loop: uvloop" in out  # the default where uvloop is installed
     finally:
         if proc.poll() is None:
             proc.kill()
