@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import signal
@@ -33,7 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from callmesh.acd import RoutingPolicy
 
-__all__ = ["SERVICE_NAME", "RouterServer", "plugin_policy", "run_router"]
+__all__ = ["SERVICE_NAME", "RouterServer", "freeze_startup_heap", "plugin_policy", "run_router"]
 
 log = logging.getLogger("callmesh.workers.router")
 
@@ -237,11 +238,29 @@ class RouterServer:
         await self._stopped.wait()
 
 
+def freeze_startup_heap() -> None:
+    """Leave what start-up built (modules, protobuf descriptors, grpc, the config) out of
+    every later garbage collection.
+
+    A full (generation 2) collection walks every object the collector tracks, however old,
+    while the event loop waits: at 500 contacts/s the start-up heap alone (~110,000
+    objects) made each one a 30-110 ms stall of every rpc. Call once, after the server
+    started; objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def run_router(server: RouterServer) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP reloads the config now."""
+    """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP reloads the config now.
+
+    Once started, the start-up heap is frozen out of garbage collection
+    (:func:`freeze_startup_heap`).
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     await server.start()
+    freeze_startup_heap()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))

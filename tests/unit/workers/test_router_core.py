@@ -236,3 +236,22 @@ def test_interval_stats_keep_one_bucket_per_second_whatever_the_rate() -> None:
     assert stats.counted == 4500 and len(stats._buckets) == 9
     stats.prune(1000.0)
     assert stats.counted == 0 and math.isnan(stats.service_level) and stats.asa == 0.0
+
+
+async def test_engine_keeps_no_agent_state_history() -> None:
+    """The worker never reads an agent's state history, so its engine keeps one entry per
+    agent (not 1,000): a history that grows with every contact is heap every full garbage
+    collection walks while the event loop waits."""
+    core = RouterCore(config(), lambda _c: None)
+    core.open_session("ann", True)
+    core.open_session("bob", True)
+    for round_ in range(2):
+        for n in range(6):
+            cid = f"c{round_}-{n}"
+            (agent,) = offered_to(core.enqueue(cid, "voice"))
+            core.answer(cid, agent, True)
+            core.complete(cid)
+        for agent_id in ("ann", "bob"):
+            assert len(core.router.agent_history(agent_id)) <= 1
+        core.reload(config(digest="v2"))  # the engine is rebuilt: the same holds
+        core.check_invariants()
