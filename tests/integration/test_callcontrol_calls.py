@@ -265,13 +265,21 @@ async def test_one_call_esl_commands_in_order_and_its_record(stack: Stack) -> No
     assert names[1] == "play_and_get_digits" and run[1][1].split(" ")[:3] == ["1", "1", "1"]
     assert run[2] == ("speak", "flite|kal|Enter your account number.")
     assert names[3] == "play_and_get_digits" and run[3][1].split(" ")[1] == "8"
-    assert names[4] == "set" and run[4][1].startswith(f"{MARKER}=general|")
-    assert run[5] == ("speak", "flite|kal|Welcome to general.")
-    assert names[-2:] == ["record_session", "set"]  # recorded, then marked as bridged
-    assert run[-1][1].startswith(f"{BRIDGED}=ann|")
+    assert run[4] == ("speak", "flite|kal|Welcome to general.")
+    assert names[-1] == "record_session"
     path = f"/recordings/{NS}/"
     assert any(a == "record_session" and d.startswith(path) for a, d in run)
+    # the markers are one-word values: set at once with uuid_setvar, no `set` application
+    assert "set" not in names
     commands = stack.peer.commands
+
+    def at(prefix: str) -> int:
+        return next(i for i, c in enumerate(commands) if c.startswith(prefix))
+
+    marked = at(f"api uuid_setvar {uuid} {MARKER} general|")  # waiting: before the enqueue
+    bridged = at(f"api uuid_setvar {uuid} {BRIDGED} ann|")  # bridged: before uuid_bridge
+    assert marked < at("bgapi originate") < bridged < at(f"api uuid_bridge {uuid} ")
+    assert call.channel.variables[BRIDGED].startswith("ann|")
     originate = next(c for c in commands if c.startswith("bgapi originate"))
     assert f"callmesh_contact={uuid}" in originate and "originate_timeout=5" in originate
     assert any(c == f"api uuid_bridge {uuid} {leg.uuid}" for c in commands)

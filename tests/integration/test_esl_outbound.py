@@ -65,8 +65,10 @@ async def test_ivr_call_walkthrough(media_peer: FakeFreeSwitch, mode: str) -> No
         seen["digits"] = await call.play_and_get_digits(
             "tone_stream://%(300,0,800)", max_digits=4, timeout_ms=3000, variable="pagd_digits"
         )
-        await call.set_variable("esl_capture_var", "hello world")
+        await call.set_variable("esl_capture_var", "hello world")  # two words: `set` app
         seen["var"] = await call.getvar("esl_capture_var")
+        await call.set_variable("esl_word", "q|1.5|eyJ9=")  # one word: api uuid_setvar
+        seen["word"] = await call.getvar("esl_word")
         seen["missing"] = await call.getvar("no_such_var")
         with pytest.raises(CallHangup):
             await call.playback("silence_stream://20000")  # the caller hangs up during it
@@ -75,6 +77,8 @@ async def test_ivr_call_walkthrough(media_peer: FakeFreeSwitch, mode: str) -> No
         seen["linger"] = call.linger_notice is not None
         with pytest.raises(EslCommandError, match="No such channel"):
             await call.getvar("esl_capture_var")
+        with pytest.raises(CallHangup):
+            await call.set_variable("esl_word", "late")
         await call.exit()
 
     def caller(channel: Channel) -> None:
@@ -101,11 +105,14 @@ async def test_ivr_call_walkthrough(media_peer: FakeFreeSwitch, mode: str) -> No
         "played": "FILE PLAYED",
         "digits": "12",
         "var": "hello world",
+        "word": "q|1.5|eyJ9=",
         "missing": None,
         "cause": "NORMAL_CLEARING",
         "linger": True,
     }
     assert server.calls_failed == 0
+    setvars = [c for c in media_peer.commands if c.startswith("api uuid_setvar")]
+    assert setvars == [f"api uuid_setvar {call.channel.uuid} esl_word q|1.5|eyJ9="]
     names = [e.name for e in call.channel.events]
     assert names.count("DTMF") == 3 and "CHANNEL_HANGUP_COMPLETE" in names
 
