@@ -21,7 +21,9 @@ picks the router process's loop as the worker's option does (uvloop by default).
 
 Prints, per round, p50/p90/p99/max of both, the ratio p99(enqueue-to-offer) / p99(echo),
 the server's CPU time per echo and per contact (read in the server process itself: what
-rate one core sustains, whatever else runs on the machine), and the load average; then the
+rate one core sustains, whatever else runs on the machine), the server's garbage
+collections (count, total and longest pause per generation: a pause stalls the loop, echo
+included), and the load average; then the
 best valid round (no rpc failed, and the floor's p99 within 10x its p50, i.e. the machine
 was not busy with something else while the floor was timed) and the clients' CPU per contact.
 """
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import math
 import os
 import subprocess
@@ -82,8 +86,27 @@ async def serve(config: str, port_file: str) -> None:
     async def echo(request: bytes, _context: Any) -> bytes:
         return request
 
+    # Garbage collections of this process: [count, total s, longest s] per generation.
+    pauses = [[0, 0.0, 0.0] for _ in range(3)]
+    began = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            took, entry = time.perf_counter() - began[0], pauses[info["generation"]]
+            entry[0] += 1
+            entry[1] += took
+            entry[2] = max(entry[2], took)
+
+    gc.callbacks.append(timed)
+
     async def cpu(_request: bytes, _context: Any) -> bytes:
-        return repr(time.process_time()).encode()
+        """CPU seconds so far, then the collections since the last call (and resets them)."""
+        reply = json.dumps([time.process_time(), pauses])
+        for entry in pauses:
+            entry[:] = [0, 0.0, 0.0]
+        return reply.encode()
 
     echo_server = grpc.aio.server()
     echo_server.add_generic_rpc_handlers(
@@ -213,9 +236,11 @@ async def drive(
     echo = echo_channel.unary_unary("/bench.Echo/Echo")
     cpu_call = echo_channel.unary_unary("/bench.Echo/Cpu")
 
-    async def server_cpu() -> float:
-        """CPU seconds the server process has used so far."""
-        return float(await cpu_call(b""))
+    async def server_cpu() -> tuple[float, list[list[float]]]:
+        """CPU seconds the server process has used so far, and its garbage collections
+        since the last call: [count, total s, longest s] per generation."""
+        seconds, pauses = json.loads(await cpu_call(b""))
+        return float(seconds), pauses
 
     total = int(rate * seconds)
     arrivals: dict[str, float] = {}
@@ -313,9 +338,9 @@ async def drive(
                 sent.pop(cid, None)
 
         # The floor: echo round trips at the same rate, same processes, same loop.
-        cpu0 = await server_cpu()
+        cpu0, _ = await server_cpu()
         await paced(lambda _n: one_echo())
-        cpu1, d1 = await server_cpu(), time.process_time()
+        (cpu1, echo_gc), d1 = await server_cpu(), time.process_time()
         # Contacts: enqueue -> offer at the agent -> accept -> complete.
         waiting_for.clear()
         waiting_for.update(f"r{r}c{n}" for n in range(total))
@@ -324,7 +349,7 @@ async def drive(
         if waiting_for:
             await asyncio.wait_for(all_arrived.wait(), 120)
         await asyncio.sleep(0.2)  # the last completions
-        cpu2, d2 = await server_cpu(), time.process_time()
+        (cpu2, contacts_gc), d2 = await server_cpu(), time.process_time()
         driver_cpu += d2 - d1
         latencies = [arrivals[cid] - t for cid, t in sent.items() if cid in arrivals]
         failed_now, failed[:] = list(failed), []
@@ -349,6 +374,14 @@ async def drive(
             f" {per_contact * 1e6:.0f} µs per contact (at most {1 / per_contact:.0f}"
             f" contacts/s per core); load average {os.getloadavg()[0]:.1f}"
         )
+        for name, pauses in (("echo", echo_gc), ("contacts", contacts_gc)):
+            print(
+                f"    server garbage collections during the {name}: "
+                + ", ".join(
+                    f"gen{g} {int(n)} x (total {total * ms:.1f}, longest {longest * ms:.1f} ms)"
+                    for g, (n, total, longest) in enumerate(pauses)
+                )
+            )
         if disturbed:
             print(
                 "    FLOOR DISTURBED: echo p99 over 10x its p50 (the machine was busy): not valid"
