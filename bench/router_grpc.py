@@ -15,7 +15,8 @@ the routing work). ``--rounds`` repeats echo + contacts (the machine's load vari
 ``--same-process`` runs the agents in this process instead (one client process);
 ``--core-only [--against OLD_CORE_PY]`` times the worker's RouterCore in process, without
 gRPC (optionally beside another version of ``workers/router/core.py``); ``--event-loop``
-picks the router process's loop as the worker's option does (uvloop by default).
+picks the router process's loop as the worker's option does (uvloop by default),
+``--client-loop`` that of the clients (uvloop by default too).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/router_grpc.py [--rate 500] [--seconds 10]
 
@@ -225,6 +226,7 @@ async def drive(
     complete_on_stream: bool,
     rounds: int,
     separate: bool,
+    client_loop: str,
 ) -> None:
     import grpc
     import grpc.aio
@@ -264,6 +266,7 @@ async def drive(
             str(port),
             str(agent_count),
             str(int(complete_on_stream)),
+            client_loop,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONSAFEPATH": "1"},
@@ -311,6 +314,7 @@ async def drive(
     where = "a process of their own" if separate else "the driver's process"
     print(f"router gRPC bench: {agent_count} agents, {total} contacts offered at {rate:g}/s")
     print(f"  each contact accepted at once and completed {how}; agents in {where}")
+    print(f"  clients' event loop: {type(loop).__module__.partition('.')[0]} ({client_loop})")
     print(f"  {'':26} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
     results = []
     driver_cpu = 0.0
@@ -512,18 +516,25 @@ def main() -> None:
         help="the router process's loop, as the worker's --event-loop: auto (uvloop when"
         " installed), uvloop or asyncio",
     )
+    parser.add_argument(
+        "--client-loop",
+        default="auto",
+        help="the clients' loop (this process and the agents'): auto (uvloop when installed),"
+        " uvloop or asyncio; they share the machine's cores with the router, so a heavier"
+        " loop there leaves less CPU to it",
+    )
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--agents-process", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--agents-process", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        from callmesh.workers.runtime import loop_factory, run
+    from callmesh.workers.runtime import loop_factory, run
 
+    if args.serve:
         config, port_file, event_loop = args.serve
         run(serve(config, port_file), loop_factory(event_loop))
         return
     if args.agents_process:
-        port, count, on_stream = map(int, args.agents_process)
-        asyncio.run(agents_process(port, count, bool(on_stream)))
+        port, count, on_stream = map(int, args.agents_process[:3])
+        run(agents_process(port, count, bool(on_stream)), loop_factory(args.agents_process[3]))
         return
     if args.core_only:
         asyncio.run(core_only(args.agents, 1000, args.against))
@@ -544,7 +555,7 @@ def main() -> None:
                     raise SystemExit("the router did not start")
                 time.sleep(0.05)
             port, echo_port = map(int, port_file.read_text().split())
-            asyncio.run(
+            run(
                 drive(
                     port,
                     echo_port,
@@ -554,7 +565,9 @@ def main() -> None:
                     args.complete_on_stream,
                     args.rounds,
                     not args.same_process,
-                )
+                    args.client_loop,
+                ),
+                loop_factory(args.client_loop),
             )
         finally:
             child.terminate()
