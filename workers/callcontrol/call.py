@@ -122,10 +122,12 @@ UNUSED_EVENTS = (
     "CHANNEL_PROGRESS_MEDIA", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_ORIGINATE",
     "CHANNEL_OUTGOING", "CHANNEL_UUID", "CHANNEL_APPLICATION", "CHANNEL_DATA", "DTMF", "TALK",
     "NOTALK", "DETECTED_SPEECH", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE",
+    "CHANNEL_HANGUP_COMPLETE",
 )  # fmt: skip
 """Events of ``myevents`` a call does not use (``nixevent``): only CHANNEL_EXECUTE_COMPLETE
-(an execution finished) and CHANNEL_HANGUP(_COMPLETE) stay. Answer and bridge are known
-from the replies of ``answer`` and ``uuid_bridge``."""
+(an execution finished) and CHANNEL_HANGUP stay. Answer and bridge are known from the
+replies of ``answer`` and ``uuid_bridge``; FreeSWITCH fires CHANNEL_HANGUP before
+CHANNEL_HANGUP_COMPLETE (``../shared/esl`` capture 04), and the linger notice follows."""
 
 DIGIT_REGEX = "[0-9*#A-D]+"
 """What FreeSWITCH accepts from ``play_and_get_digits``: any DTMF; the engine validates."""
