@@ -1181,7 +1181,8 @@ class Call:
         await self._kill_leg(ring.leg)
 
     async def _kill_leg(self, leg: str) -> None:
-        self.worker.legs.pop(leg, None)
+        if self.worker.legs.pop(leg, None) is None:
+            return  # its CHANNEL_HANGUP was seen, or its originate failed: no channel left
         with contextlib.suppress(EslError):
             await self.worker.esl.api(f"uuid_kill {leg} ORIGINATOR_CANCEL", check=False)
 

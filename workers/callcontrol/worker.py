@@ -218,7 +218,7 @@ class CallControl:
         uuid = event.unique_id
         if uuid is None:
             return
-        call = self.legs.get(uuid)
+        call = self.legs.pop(uuid, None)  # gone: nothing to uuid_kill any more
         if call is not None:
             await call.agent_hung_up(uuid)
         orphan = self.orphans.pop(uuid, None)
