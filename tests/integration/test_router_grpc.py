@@ -226,6 +226,7 @@ async def test_offer_carries_screen_pop_and_trace(started: Any) -> None:
     assert offer.trace[-1].decided_by == "longest-idle-agent"
     assert offer.trace[-1].reason and list(offer.trace[-1].agent_ids) == ["a00"]
     assert abs(offer.enqueue_time.ToNanoseconds() / 1e9 - time.time()) < 5
+    assert reply.enqueue_time == offer.enqueue_time  # one conversion, to the nanosecond
 
 
 async def test_disconnect_mid_offer_reoffers_keeping_place(started: Any) -> None:

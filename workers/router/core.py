@@ -467,7 +467,7 @@ class RouterCore:
 
     def _trace_entry(self, d: DecisionRecord) -> router_pb2.RoutingTraceEntry:
         return router_pb2.RoutingTraceEntry(
-            decided_at=_ts(self.wall_of(d.at)),
+            decided_at=self._stamp(d.at),
             queue=d.queue,
             agent_ids=list(d.agent_ids),
             decided_by=d.decided_by,

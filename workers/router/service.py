@@ -25,6 +25,7 @@ from callmesh.workers.router.core import (
     RequestError,
     RouterCore,
     Session,
+    _ts,
     status_of,
 )
 
@@ -106,16 +107,18 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         except (AcdError, RequestError) as exc:
             await _abort(context, exc)
         info = self.core.contacts.get(request.contact_id)
+        if info is None:  # ended at once (e.g. overflowed with no agent to wait for)
+            return router_pb2.EnqueueResponse()
         position, ewt = self.core.position(request.contact_id)
-        offered = [a for e in effects if isinstance(e, Offer) for a in e.agent_ids]
-        response = router_pb2.EnqueueResponse(
+        offered = [a for e in effects if type(e) is Offer for a in e.agent_ids]
+        return router_pb2.EnqueueResponse(
             position=position,
             estimated_wait_seconds=ewt if math.isfinite(ewt) else 0.0,
-            offered_agent_ids=[a for a in offered if info is not None and a in info.ringing],
+            offered_agent_ids=[a for a in offered if a in info.ringing],
+            # Built directly: Timestamp.FromNanoseconds checks its argument against an
+            # abstract base class, several µs per call.
+            enqueue_time=_ts(info.wall_enqueued),
         )
-        if info is not None:
-            response.enqueue_time.FromNanoseconds(round(info.wall_enqueued * 1e9))
-        return response
 
     async def Cancel(
         self, request: router_pb2.CancelRequest, context: grpc.aio.ServicerContext
