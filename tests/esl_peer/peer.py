@@ -855,6 +855,15 @@ class FakeFreeSwitch:
         channel = self.channels.get(uuid)
         return channel if channel is not None and not channel.destroyed else None
 
+    async def api_uuid_answer(self, args: str) -> str:
+        """``uuid_answer <uuid>``: answer now (mod_commands answers ``-ERROR`` for a missing
+        channel or a failed answer alike)."""
+        channel = self._channel(args.strip())
+        if channel is None or channel.hungup.is_set():
+            return "-ERROR\n"
+        channel.answer()
+        return "+OK\n"
+
     async def api_uuid_getvar(self, args: str) -> str:
         uuid, _, name = args.partition(" ")
         channel = self._channel(uuid)

@@ -261,11 +261,12 @@ async def test_one_call_esl_commands_in_order_and_its_record(stack: Stack) -> No
     await until(lambda: stack.record(uuid) is not None, "the record")
     run = apps(call.channel)
     names = [a for a, _ in run]
-    assert names[0] == "answer"
-    assert names[1] == "play_and_get_digits" and run[1][1].split(" ")[:3] == ["1", "1", "1"]
-    assert run[2] == ("speak", "flite|kal|Enter your account number.")
-    assert names[3] == "play_and_get_digits" and run[3][1].split(" ")[1] == "8"
-    assert run[4] == ("speak", "flite|kal|Welcome to general.")
+    # answered with api uuid_answer (no application): the IVR's first prompt runs first
+    assert names[0] == "play_and_get_digits" and run[0][1].split(" ")[:3] == ["1", "1", "1"]
+    assert run[1] == ("speak", "flite|kal|Enter your account number.")
+    assert names[2] == "play_and_get_digits" and run[2][1].split(" ")[1] == "8"
+    assert run[3] == ("speak", "flite|kal|Welcome to general.")
+    assert "answer" not in names
     assert names[-1] == "record_session"
     path = f"/recordings/{NS}/"
     assert any(a == "record_session" and d.startswith(path) for a, d in run)
@@ -276,6 +277,7 @@ async def test_one_call_esl_commands_in_order_and_its_record(stack: Stack) -> No
     def at(prefix: str) -> int:
         return next(i for i, c in enumerate(commands) if c.startswith(prefix))
 
+    assert at(f"api uuid_answer {uuid}") < commands.index("sendmsg")
     marked = at(f"api uuid_setvar {uuid} {MARKER} general|")  # waiting: before the enqueue
     bridged = at(f"api uuid_setvar {uuid} {BRIDGED} ann|")  # bridged: before uuid_bridge
     assert marked < at("bgapi originate") < bridged < at(f"api uuid_bridge {uuid} ")

@@ -169,6 +169,33 @@ async def test_caller_hangs_up_before_anything_happens(esl_peer: FakeFreeSwitch)
     assert gone.is_set() and server.calls_failed == 0
 
 
+async def test_answer_falls_back_to_the_application_when_uuid_answer_fails(
+    esl_peer: FakeFreeSwitch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(args: str) -> str:
+        return "-ERROR\n"  # what mod_commands says when switch_channel_answer fails
+
+    monkeypatch.setattr(esl_peer, "api_uuid_answer", refuse)
+    answered: list[str] = []
+
+    async def handler(call: CallSession) -> None:
+        await call.myevents()
+        await call.answer()
+        answered.append(esl_peer.channels[call.uuid].answer_state)
+        await call.hangup("NORMAL_CLEARING")
+        await call.wait_hangup()
+
+    server = await serve(handler)
+    call = await esl_peer.call("127.0.0.1", server.port)
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await server.stop()
+    assert answered == ["answered"] and server.calls_failed == 0
+    uuid = call.channel.uuid
+    assert f"api uuid_answer {uuid}" in esl_peer.commands
+    executed = [e.get("Application") for e in call.channel.events if e.name == "CHANNEL_EXECUTE"]
+    assert executed.count("answer") == 1
+
+
 async def test_fifty_concurrent_calls(media_peer: FakeFreeSwitch) -> None:
     digits: list[str] = []
 
