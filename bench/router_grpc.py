@@ -79,7 +79,7 @@ def tenant(agents: int) -> str:
 async def serve(config: str, port_file: str) -> None:
     import grpc
     import grpc.aio
-    from callmesh.workers.router.server import RouterServer, freeze_startup_heap
+    from callmesh.workers.router.server import RouterServer, tune_garbage_collector
 
     router = RouterServer(config, address="127.0.0.1:0", reload_interval=0)
     port = await router.start()
@@ -123,7 +123,7 @@ async def serve(config: str, port_file: str) -> None:
     )
     echo_port = echo_server.add_insecure_port("127.0.0.1:0")
     await echo_server.start()
-    freeze_startup_heap()  # as run_router does once the worker started
+    tune_garbage_collector()  # as run_router does once the worker started
     Path(port_file).write_text(f"{port} {echo_port}")
     await asyncio.Event().wait()
 

@@ -34,7 +34,14 @@ from grpc_reflection.v1alpha import reflection
 
 from callmesh.acd import RoutingPolicy
 
-__all__ = ["SERVICE_NAME", "RouterServer", "freeze_startup_heap", "plugin_policy", "run_router"]
+__all__ = [
+    "SERVICE_NAME",
+    "YOUNG_COLLECTION_THRESHOLD",
+    "RouterServer",
+    "plugin_policy",
+    "run_router",
+    "tune_garbage_collector",
+]
 
 log = logging.getLogger("callmesh.workers.router")
 
@@ -238,9 +245,20 @@ class RouterServer:
         await self._stopped.wait()
 
 
-def freeze_startup_heap() -> None:
-    """Leave what start-up built (modules, protobuf descriptors, grpc, the config) out of
-    every later garbage collection.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Allocations (net) between two collections of the youngest generation (Python's default:
+700). Each such collection walks every young object, and a router serving sessions always
+has thousands: the coroutines, futures and tasks awaiting each stream's next message are
+made anew after every message. At 700, 200 agents at 500 contacts/s paid 29 young
+collections of 1-3 ms (up to 14 ms on a loaded machine) and 3 older ones per 8 s; at
+10,000, 2 of 7-9 ms: a quarter or less of the pause time, in 2 pauses instead of 32 (with
+a contact every 2 ms, about one in a hundred had arrived during one)."""
+
+
+def tune_garbage_collector() -> None:
+    """Set the collector up for serving: leave what start-up built (modules, protobuf
+    descriptors, grpc, the config) out of every later collection, and collect the young
+    generation less often (:data:`YOUNG_COLLECTION_THRESHOLD`).
 
     A full (generation 2) collection walks every object the collector tracks, however old,
     while the event loop waits: at 500 contacts/s the start-up heap alone (~110,000
@@ -249,18 +267,20 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
 
 
 async def run_router(server: RouterServer) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP reloads the config now.
 
-    Once started, the start-up heap is frozen out of garbage collection
-    (:func:`freeze_startup_heap`).
+    Once started, the garbage collector is set up for serving
+    (:func:`tune_garbage_collector`).
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     await server.start()
-    freeze_startup_heap()
+    tune_garbage_collector()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))
