@@ -209,6 +209,7 @@ class Router:
         self._seq = 0
         self._timers: list[tuple[float, int, _Timer, str, int, str]] = []
         self._serve: list[AgentRecord] = []
+        self._lined = 0  # contacts in the queues' waiting lines, all queues together
         self._team_cfg = team_map
         team_members = {name: tuple(a.id for a in t.agents) for name, t in team_map.items()}
         positions: dict[str, dict[str, int]] = {}
@@ -437,11 +438,7 @@ class Router:
             ringing_now = valid[:1]
             offer = OfferRecord(record, {}, valid[1:], delay, serial)
         if in_line and contact.state is _WAITING:
-            waiting = queue.waiting
-            if waiting:
-                i = bisect_left(waiting, contact.key)
-                if i < len(waiting) and waiting[i] == contact.key:
-                    del waiting[i]
+            self._unline(contact, queue)
         contact.state = _OFFERED
         contact.offer = offer
         contact.attempts += 1
@@ -512,6 +509,7 @@ class Router:
         """A waiting contact found no agent: put it in its queue's line, at its place."""
         queue = self._queues[contact.queue]
         insort(queue.waiting, contact.key)
+        self._lined += 1
         if contact.escalation_serial != contact.queue_serial:
             # First wait in this queue: arm the escalation of the tiers not yet eligible.
             contact.escalation_serial = contact.queue_serial
@@ -525,8 +523,19 @@ class Router:
                         str(level),
                     )
 
+    def _unline(self, contact: ContactRecord, queue: QueueRecord) -> None:
+        """Take a waiting contact out of its queue's line, if it is in it."""
+        waiting = queue.waiting
+        i = bisect_left(waiting, contact.key)
+        if i < len(waiting) and waiting[i] == contact.key:
+            del waiting[i]
+            self._lined -= 1
+
     def _drain(self, now: float, effects: list[Effect]) -> None:
         """Serve every agent that became free: give it the first waiting contact it fits."""
+        if not self._lined:  # no contact waits in any line: nothing to give
+            self._serve.clear()
+            return
         while self._serve:
             agent = self._serve.pop(0)
             guard = 0
@@ -620,10 +629,7 @@ class Router:
         """Take a waiting or offered contact out of the ACD."""
         self._withdraw(contact, now, effects, str(reason))
         if contact.state is _WAITING:
-            queue = self._queues[contact.queue]
-            i = bisect_left(queue.waiting, contact.key)
-            if i < len(queue.waiting) and queue.waiting[i] == contact.key:
-                del queue.waiting[i]
+            self._unline(contact, self._queues[contact.queue])
         contact.offer = None
         del self._contacts[contact.id]
         effects.append(
@@ -673,10 +679,7 @@ class Router:
         source = contact.queue
         self._withdraw(contact, now, effects, f"moved to {target.name}")
         if contact.state is _WAITING:
-            queue = self._queues[source]
-            i = bisect_left(queue.waiting, contact.key)
-            if i < len(queue.waiting) and queue.waiting[i] == contact.key:
-                del queue.waiting[i]
+            self._unline(contact, self._queues[source])
         self._place(contact, target, now)
         if target.config.max_wait is not None:
             self._push(now + target.config.max_wait, _T_MAX_WAIT, contact.id, contact.queue_serial)
@@ -1294,6 +1297,9 @@ class Router:
             )
             if waiting != queue.waiting:
                 fail(f"queue {name} line {queue.waiting} != waiting contacts {waiting}")
+        lined = sum(len(q.waiting) for q in self._queues.values())
+        if lined != self._lined:
+            fail(f"{lined} contacts in the lines, the router counts {self._lined}")
         for contact in contacts.values():
             if contact.state is _OFFERED:
                 offer = contact.offer
