@@ -364,7 +364,12 @@ class EslConnection(asyncio.Protocol):
                     self._pending = self._queued.pop(0)
             else:
                 self.unexpected_frames += 1
-                log.warning("%s: reply with no command waiting: %r", self.name, dict(frame.headers))
+                log.warning(
+                    "%s: %s with no command waiting: %r",
+                    self.name,
+                    frame.content_type,
+                    frame.headers.get("Reply-Text") or frame.body[:80],
+                )
         elif isinstance(frame, AuthRequest):
             if not self._greeting.done():
                 self._greeting.set_result(frame)

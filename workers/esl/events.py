@@ -107,6 +107,11 @@ class BlockHeaders(Mapping[str, str]):
         self._block = block
         self._pairs: dict[str, str] | None = None
 
+    @property
+    def block(self) -> str:
+        """The header block as received (values still URL-encoded)."""
+        return self._block
+
     def _find(self, name: str) -> int:
         key = name + ": "
         if self._block.startswith(key):
@@ -310,6 +315,15 @@ def _parse_header_lines_slowly(block: str, what: str) -> list[tuple[str, str]]:
     return headers
 
 
+def check_first_line(block: str, what: str) -> None:
+    """Raise EslProtocolError naming the line unless ``block`` starts with ``Name: value``:
+    what a lazily read block (:class:`BlockHeaders`) is checked for up front."""
+    end = block.find("\n")
+    first = block if end < 0 else block[:end]
+    if ": " not in first or first.startswith(":"):
+        parse_header_lines(block, decode=False, what=what)  # raises, naming the bad line
+
+
 def decode_plain(body: bytes) -> Event:
     """Decode a ``text/event-plain`` body: URL-encoded header lines, then an inner body.
 
@@ -330,10 +344,7 @@ def decode_plain(body: bytes) -> Event:
         head_bytes, _, rest = body.partition(b"\n\n")
         declared = b"Content-Length: " in head_bytes
     head = _text(head_bytes, "event-plain headers").rstrip("\n")
-    end = head.find("\n")
-    first = head if end < 0 else head[:end]
-    if ": " not in first or first.startswith(":"):
-        parse_header_lines(head, decode=False, what="event")  # raises, naming the bad line
+    check_first_line(head, "event")
     inner = ""
     if declared:
         headers = BlockHeaders(head)

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from callmesh.workers.esl.errors import EslProtocolError
-from callmesh.workers.esl.events import Event, Headers, decode_event
+from callmesh.workers.esl.events import (
+    BlockHeaders,
+    Event,
+    Headers,
+    decode_event,
+    parse_header_lines,
+)
 
 AUTH_REQUEST = "auth/request"
 COMMAND_REPLY = "command/reply"
@@ -20,6 +26,8 @@ API_RESPONSE = "api/response"
 LOG_DATA = "log/data"
 DISCONNECT_NOTICE = "text/disconnect-notice"
 EVENT_TYPES = frozenset({"text/event-plain", "text/event-json", "text/event-xml"})
+_CONNECT_REPLY = frozenset({"Content-Type", "Reply-Text", "Socket-Mode", "Control"})
+"""The headers mod_event_socket adds to the CHANNEL_DATA event of its ``connect`` reply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +73,19 @@ class CommandReply(Frame):
         headers = self.headers
         if "Event-Name" not in headers:
             return None
-        skip = {"Content-Type", "Reply-Text", "Socket-Mode", "Control"}
-        if isinstance(headers, Headers) and headers._encoded:  # as parsed: decode when read
-            return Event.from_wire([(k, v) for k, v in headers._raw.items() if k not in skip])
-        return Event({k: v for k, v in headers.items() if k not in skip})
+        if isinstance(headers, BlockHeaders):  # as parsed: read lazily, decoded when read
+            # mod_event_socket adds the four reply headers at the bottom of the event
+            block = headers.block
+            cut = block.rfind("\nContent-Type: ")
+            if cut >= 0 and all(
+                line.partition(": ")[0] in _CONNECT_REPLY for line in block[cut + 1 :].split("\n")
+            ):
+                return Event.from_block(block[:cut])
+            return Event.from_wire([(k, v) for k, v in _pairs(block) if k not in _CONNECT_REPLY])
+        if isinstance(headers, Headers) and headers._encoded:
+            raw = headers._raw.items()
+            return Event.from_wire([(k, v) for k, v in raw if k not in _CONNECT_REPLY])
+        return Event({k: v for k, v in headers.items() if k not in _CONNECT_REPLY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +145,10 @@ class DisconnectNotice(Frame):
 @dataclass(frozen=True, slots=True)
 class UnknownFrame(Frame):
     """A well-formed frame with a ``Content-Type`` this library does not know."""
+
+
+def _pairs(block: str) -> list[tuple[str, str]]:
+    return parse_header_lines(block, decode=False, what="connect reply")
 
 
 _KINDS: dict[str, type[Frame]] = {

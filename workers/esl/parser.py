@@ -19,7 +19,12 @@ from collections.abc import Mapping
 from typing import Final
 
 from callmesh.workers.esl.errors import EslProtocolError
-from callmesh.workers.esl.events import Headers, parse_header_lines
+from callmesh.workers.esl.events import (
+    BlockHeaders,
+    Headers,
+    check_first_line,
+    parse_header_lines,
+)
 from callmesh.workers.esl.frames import Frame, classify
 
 DEFAULT_MAX_HEADER_BYTES: Final = 256 * 1024
@@ -148,9 +153,20 @@ class FrameParser:
             raise EslProtocolError(f"header block is not UTF-8 at byte {exc.start}") from exc
         del buffer[: end + 2]
         self._scanned = 0
-        # values are URL-decoded when read: the connect reply carries ~150 CHANNEL_DATA
-        # headers and a call reads a handful (the last of a repeated name wins, as before)
-        headers = Headers(_two_lines(block) or _parse(block), encoded=True)
+        # values are URL-decoded when read. The usual block is two lines; a longer one (the
+        # outbound connect reply is a whole CHANNEL_DATA event, ~150 lines of which a call
+        # reads a handful) is read lazily like an event-plain block: a lookup finds the
+        # first occurrence, as FreeSWITCH's own ESL client does, and the lines are only
+        # split if someone iterates. A block with CRs (never FreeSWITCH's) is split now.
+        pairs = _two_lines(block)
+        headers: Mapping[str, str]
+        if pairs is not None:
+            headers = Headers(pairs, encoded=True)
+        elif "\r" in block:
+            headers = Headers(_parse(block), encoded=True)
+        else:
+            check_first_line(block, "frame")
+            headers = BlockHeaders(block)
         length = headers.get("Content-Length")
         size = 0
         if length is not None:

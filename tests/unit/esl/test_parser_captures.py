@@ -196,6 +196,11 @@ def test_03_outbound_connect_reply_and_notices(name: str, mode: str) -> None:
     assert channel.unique_id == sendmsg_uuid
     assert channel["Channel-Name"].startswith("sofia/external/sipp@127.0.0.1:")
     assert channel.variable("current_application") == "socket"
+    # the four reply headers mod_event_socket adds at the bottom are not channel data
+    names = [k for k, _ in channel.items]
+    assert names[0] == "Event-Name" and len(names) == len(set(names)) > 100
+    assert not {"Content-Type", "Reply-Text", "Socket-Mode", "Control"} & set(names)
+    assert channel.get("Socket-Mode") is None
     events = [f.event for f in frames if isinstance(f, EventFrame)]
     assert ("CHANNEL_PARK" in [e.name for e in events]) is (mode == "async")
     assert ("CHANNEL_HANGUP_COMPLETE" in [e.name for e in events]) is (mode == "async")

@@ -175,3 +175,26 @@ def test_two_line_blocks_split_as_the_general_parser_does(parts: list[str]) -> N
     fast = _two_lines(block)
     if fast is not None:
         assert list(fast.items()) == list(_parse(block).items())
+
+
+def test_long_outer_blocks_are_read_lazily_first_occurrence_wins() -> None:
+    # a connect reply is a whole CHANNEL_DATA event: read as FreeSWITCH's ESL client reads it
+    block = (
+        b"Event-Name: CHANNEL_DATA\nUnique-ID: u1\nvariable_x: %2Bfirst\nvariable_x: second\n"
+        b"no colon here\nContent-Type: command/reply\nReply-Text: %2BOK%0A\n"
+        b"Socket-Mode: async\nControl: full\n\n"
+    )
+    (reply,) = FrameParser().feed(block)
+    assert isinstance(reply, CommandReply) and reply.reply_text == "+OK"
+    assert reply.headers["variable_x"] == "+first"  # decoded when read; the first one
+    channel = reply.channel_data
+    assert channel is not None and channel.unique_id == "u1"
+    assert channel.variable("x") == "+first" and channel.get("Socket-Mode") is None
+    with pytest.raises(EslProtocolError, match="no colon here"):
+        _ = channel.items  # a bad line costs no lookup; the full list names it
+    # the reply headers elsewhere than at the bottom: channel data still leaves them out
+    moved = b"Content-Type: command/reply\nEvent-Name: CHANNEL_DATA\nReply-Text: %2BOK\nUnique-ID: u2\n\n"
+    (reply,) = FrameParser().feed(moved)
+    assert isinstance(reply, CommandReply)
+    channel = reply.channel_data
+    assert channel is not None and [k for k, _ in channel.items] == ["Event-Name", "Unique-ID"]
