@@ -81,7 +81,8 @@ class CommandReply(Frame):
                 line.partition(": ")[0] in _CONNECT_REPLY for line in block[cut + 1 :].split("\n")
             ):
                 return Event.from_block(block[:cut])
-            return Event.from_wire([(k, v) for k, v in _pairs(block) if k not in _CONNECT_REPLY])
+            pairs = parse_header_lines(block, decode=False, what="connect reply")
+            return Event.from_wire([(k, v) for k, v in pairs if k not in _CONNECT_REPLY])
         if isinstance(headers, Headers) and headers._encoded:
             raw = headers._raw.items()
             return Event.from_wire([(k, v) for k, v in raw if k not in _CONNECT_REPLY])
@@ -145,10 +146,6 @@ class DisconnectNotice(Frame):
 @dataclass(frozen=True, slots=True)
 class UnknownFrame(Frame):
     """A well-formed frame with a ``Content-Type`` this library does not know."""
-
-
-def _pairs(block: str) -> list[tuple[str, str]]:
-    return parse_header_lines(block, decode=False, what="connect reply")
 
 
 _KINDS: dict[str, type[Frame]] = {
