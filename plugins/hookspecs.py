@@ -10,12 +10,13 @@ vendor's bug never costs a call.
 
 Shapes are fixed: a hook marked *async* must be implemented with ``async def``, every
 other one with a plain ``def``. Arguments and results are the dataclasses of
-:mod:`callmesh.plugins.types` (frozen) and :mod:`callmesh.acd.strategy` (the routing
-request, views, decision and outcome: slotted but not frozen, because the engine builds
-several per decision and a frozen one costs about five times as much to build; they are
-read-only by convention, their ``skills`` and ``attributes`` mappings are read-only
-proxies, and the engine checks every decision against its own records, never a view's
-fields); the contract's version is :data:`callmesh.plugins.types.CONTRACT_VERSION`.
+:mod:`callmesh.plugins.types` (frozen) and the types of :mod:`callmesh.acd.strategy`: the
+routing request, views and outcome are named tuples (immutable, and built by the engine in
+one call each, several per decision; derive a changed copy with ``_replace``), their
+``skills`` and ``attributes`` mappings are read-only proxies, and the decision a strategy
+returns is a slotted dataclass, read-only by convention (build a new one with
+``dataclasses.replace``). The engine checks every decision against its own records, never a
+view's fields. The contract's version is :data:`callmesh.plugins.types.CONTRACT_VERSION`.
 
 ``docs/plugins/reference.md`` is generated from this file (``callmesh plugins reference``).
 """

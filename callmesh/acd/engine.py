@@ -295,8 +295,6 @@ class Router:
             change = _new_tuple(AgentStateChanged, (agent.id, new, reason, now))
             agent.history.append(change)  # the effect is the history entry too
             effects.append(change)
-        if agent.views:
-            agent.views.clear()
         # agent.is_free(), inlined
         if presence is not _AVAILABLE:
             free = False
@@ -318,7 +316,9 @@ class Router:
         offer = contact.offer
         decided_by = offer.decision.decided_by if offer is not None else ""
         self._policy.observe(
-            RoutingOutcome(contact.id, contact.queue, agent_id, result, decided_by, now)
+            _new_tuple(
+                RoutingOutcome, (contact.id, contact.queue, agent_id, result, decided_by, now)
+            )
         )
 
     # ------------------------------------------------------------------ routing
@@ -337,16 +337,11 @@ class Router:
         probe = cands.probe()
         if probe is None:
             return None
-        probe_id = probe.id  # from the record: views are read-only only by convention
+        probe_id = probe.id  # from the engine's record, never from a view
         config = queue.config
-        request = RoutingRequest(
-            contact.view or contact.make_view(),
-            queue.name,
-            config.strategy,
-            config.params,
-            cands,
-            now,
-            self._rng,
+        request = _new_tuple(
+            RoutingRequest,
+            (contact.view(), queue.name, config.strategy, config.params, cands, now, self._rng),
         )
         decision: RoutingDecision | None
         problem = ""
@@ -443,7 +438,6 @@ class Router:
         contact.offer = offer
         contact.attempts += 1
         queue.last_position = contact.last_position = queue.tier_position[valid[0]]
-        contact.view = None
         self._ring(contact, offer, ringing_now, now, effects, record, queue.config.offer_timeout)
         if offer.pending:
             assert delay is not None
@@ -487,8 +481,6 @@ class Router:
                 change = _new_tuple(AgentStateChanged, (agent_id, _RESERVED, reason, now))
                 agent.history.append(change)
                 effects.append(change)
-                if agent.views:
-                    agent.views.clear()
                 if agent.capacity.get(channel, 0) > 1:  # room for more (chats)
                     self._indexes.add(agent)
                     self._serve.append(agent)
@@ -501,7 +493,6 @@ class Router:
         """Put a contact (back) in its queue's line, at its place, and try to route it."""
         contact.state = _WAITING
         contact.offer = None
-        contact.view = None
         if not self._route(contact, now, effects, in_line=False):
             self._line_up(contact, now)
 
@@ -666,7 +657,6 @@ class Router:
         )
         contact.escalation_serial = 0
         contact.last_position = None
-        contact.view = None
 
     def _move(
         self,
@@ -875,8 +865,6 @@ class Router:
             change = _new_tuple(AgentStateChanged, (agent_id, _BUSY, reason, now))
             agent.history.append(change)
             effects.append(change)
-            if agent.views:
-                agent.views.clear()
             if agent.capacity.get(channel, 0) > 1:  # room for more chats
                 self._indexes.add(agent)
                 self._serve.append(agent)
@@ -967,8 +955,6 @@ class Router:
                 change = _new_tuple(AgentStateChanged, (agent.id, _AVAILABLE, reason, now))
                 agent.history.append(change)
                 effects.append(change)
-            if agent.views:
-                agent.views.clear()
             if agent.can_work:
                 self._indexes.add(agent)
                 self._serve.append(agent)

@@ -2,8 +2,7 @@
 
 Internal to :mod:`callmesh.acd`: the :class:`~callmesh.acd.engine.Router` owns every
 instance. Strategies only see :class:`~callmesh.acd.strategy.AgentView` and
-:class:`~callmesh.acd.strategy.ContactView`, built here on demand and cached until the agent
-or contact changes.
+:class:`~callmesh.acd.strategy.ContactView`, named tuples built here when asked for.
 
 Free agents (logged in, Available, with free capacity) sit in sorted indexes, one per team
 and order (and skill, for skill order), created the first time a strategy asks for that
@@ -48,6 +47,8 @@ _SKILL_LEVEL = CandidateOrder.SKILL_LEVEL
 _LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
 _TIER_POSITION = CandidateOrder.TIER_POSITION
 _FEWEST_CALLS = CandidateOrder.FEWEST_CALLS
+# The views are named tuples: tuple.__new__(View, values) builds one without a Python frame.
+_new_tuple = tuple.__new__
 
 
 class StateRecord(NamedTuple):
@@ -83,7 +84,6 @@ class AgentRecord:
         "talk_time",
         "team_pos",
         "teams",
-        "views",
         "wrap_serial",
     )
 
@@ -110,7 +110,6 @@ class AgentRecord:
         self.calls_handled = 0
         self.talk_time = 0.0
         self.indexed = False
-        self.views: dict[str, AgentView] = {}
         self.history: deque[AgentStateChanged] = deque(maxlen=history_limit)
         """Its recent state changes: the very effects returned (immutable), oldest first."""
         self.wrap_serial = 0
@@ -210,7 +209,6 @@ class ContactRecord:
         "skills",
         "state",
         "trace",
-        "view",
     )
 
     def __init__(
@@ -260,13 +258,12 @@ class ContactRecord:
         """Agents that rejected this contact (a shared empty set until the first one)."""
         self.trace: tuple[DecisionRecord, ...] = ()
         """Its routing decisions so far (a tuple: handed out as is)."""
-        self.view: ContactView | None = None
 
-    def make_view(self) -> ContactView:
-        """The (cached) read-only view of this contact."""
-        view = self.view
-        if view is None:
-            view = self.view = ContactView(
+    def view(self) -> ContactView:
+        """The contact as strategies see it now (a named tuple, built in one call)."""
+        return _new_tuple(
+            ContactView,
+            (
                 self.id,
                 self.channel,
                 self.priority,
@@ -276,8 +273,8 @@ class ContactRecord:
                 self.enqueued_at,
                 self.attempts,
                 self.last_position,
-            )
-        return view
+            ),
+        )
 
 
 def key_skill(skills: Mapping[str, int]) -> str | None:
@@ -607,19 +604,16 @@ class Candidates:
         return True
 
     def view(self, agent: AgentRecord) -> AgentView:
-        """The candidate ``agent`` as seen from this queue (cached until the agent changes)."""
-        queue = self._queue
-        name = queue.name
-        views = agent.views
-        view = views.get(name)
-        if view is None:
-            m = queue.members[agent.id]
-            channel = self._contact.channel  # the queue's
-            if agent.offers or agent.contacts:
-                free = agent.free_capacity(channel)
-            else:
-                free = agent.capacity.get(channel, 0)
-            view = views[name] = AgentView(
+        """The candidate ``agent`` as seen from this queue (a named tuple, built in one call)."""
+        m = self._queue.members[agent.id]
+        channel = self._contact.channel  # the queue's
+        if agent.offers or agent.contacts:
+            free = agent.free_capacity(channel)
+        else:
+            free = agent.capacity.get(channel, 0)
+        return _new_tuple(
+            AgentView,
+            (
                 agent.id,
                 agent.skills_view,
                 agent.idle_since,
@@ -629,8 +623,8 @@ class Candidates:
                 m.tier,
                 m.position,
                 free,
-            )
-        return view
+            ),
+        )
 
     def probe(self) -> AgentRecord | None:
         """The first candidate in the contact's own order, or None when there is none.

@@ -8,12 +8,15 @@ decision: an agent id that is not among the request's candidates (unknown, not A
 free capacity, lacking a skill, tier not yet eligible) is discarded, and when nothing valid
 remains the engine decides with its built-in strategy and records that in the trace.
 
-Everything here is read-only by convention and cheap to build: the views, requests, decisions
-and outcomes are slotted dataclasses *without* ``frozen=True`` (a frozen dataclass's
-``__init__`` goes through ``object.__setattr__`` per field and costs about five times as much
-to build, several of them are built per decision). Never assign to their fields: build a new
-one, e.g. with :func:`dataclasses.replace`. The engine does not rely on it for correctness:
-it checks every decision against its own records, never against a view's fields.
+What the engine hands a strategy is immutable and cheap to build: the views
+(:class:`ContactView`, :class:`AgentView`), the :class:`RoutingRequest` and the
+:class:`RoutingOutcome` are named tuples, which the engine builds in one C call each (no
+``__init__`` frame: several are built per decision). Assigning to a field raises
+``AttributeError``; derive a changed copy with ``_replace`` (e.g.
+``contact._replace(priority=9)``). The :class:`RoutingDecision` a strategy returns stays a
+slotted dataclass, read-only by convention: build a new one, e.g. with
+:func:`dataclasses.replace`. The engine does not rely on any of it for correctness: it checks
+every decision against its own records, never against a view's fields.
 :class:`CandidateSet` is lazy. A strategy should ask the candidate set for an ordered
 iteration (:meth:`CandidateSet.ordered`, :meth:`CandidateSet.first`) rather than scan every
 agent: the engine answers those from per-team, per-skill sorted indexes of the free agents,
@@ -25,9 +28,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "AgentView",
@@ -52,8 +55,7 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class ContactView:
+class ContactView(NamedTuple):
     """A waiting contact, as a strategy sees it.
 
     Attributes:
@@ -80,8 +82,7 @@ class ContactView:
     last_position: tuple[int, int] | None = None
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class AgentView:
+class AgentView(NamedTuple):
     """An agent, as a strategy sees it in the context of one queue.
 
     Attributes:
@@ -181,8 +182,17 @@ class CandidateSet(Protocol):
         ...
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class RoutingRequest:
+class _RequestFields(NamedTuple):
+    contact: ContactView
+    queue: str
+    strategy: str
+    params: Mapping[str, object]
+    candidates: CandidateSet
+    now: float
+    rng: random.Random
+
+
+class RoutingRequest(_RequestFields):
     """One routing question: which agent(s) should be offered this contact now?
 
     Attributes:
@@ -193,16 +203,26 @@ class RoutingRequest:
         candidates: the agents that may take it now (never empty when the engine asks).
         now: the engine's clock, in seconds.
         rng: the engine's seeded random generator; strategies that need chance draw from
-            it, never from global state, so a run is reproducible from its seed.
+            it, never from global state, so a run is reproducible from its seed. Left out
+            (tests, examples), it is a new ``random.Random(0)``.
     """
 
-    contact: ContactView
-    queue: str
-    strategy: str
-    params: Mapping[str, object]
-    candidates: CandidateSet
-    now: float
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        contact: ContactView,
+        queue: str,
+        strategy: str,
+        params: Mapping[str, object],
+        candidates: CandidateSet,
+        now: float,
+        rng: random.Random | None = None,
+    ) -> RoutingRequest:
+        """A request; the engine builds its own with ``tuple.__new__`` (no frame)."""
+        if rng is None:
+            rng = random.Random(0)
+        return tuple.__new__(cls, (contact, queue, strategy, params, candidates, now, rng))
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -236,8 +256,7 @@ class OfferResult(StrEnum):
     """The contact was answered by another agent, abandoned, moved or overflowed."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class RoutingOutcome:
+class RoutingOutcome(NamedTuple):
     """What happened to an offer, reported to :meth:`RoutingPolicy.observe`.
 
     Attributes:
