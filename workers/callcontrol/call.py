@@ -126,7 +126,7 @@ UNUSED_EVENTS = (
 )  # fmt: skip
 """Events of ``myevents`` a call does not use (``nixevent``): only CHANNEL_EXECUTE_COMPLETE
 (an execution finished) and CHANNEL_HANGUP stay. Answer and bridge are known from the
-replies of ``answer`` and ``uuid_bridge``; FreeSWITCH fires CHANNEL_HANGUP before
+replies of ``uuid_answer`` and ``uuid_bridge``; FreeSWITCH fires CHANNEL_HANGUP before
 CHANNEL_HANGUP_COMPLETE (``../shared/esl`` capture 04), and the linger notice follows."""
 
 DIGIT_REGEX = "[0-9*#A-D]+"
