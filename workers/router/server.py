@@ -264,9 +264,8 @@ def tune_garbage_collector() -> None:
     while the event loop waits: at 500 contacts/s the start-up heap alone (~110,000
     objects) made each one a 30-110 ms stall of every rpc. Call once, after the server
     started; objects made later are collected as usual. The price: frozen objects that
-    later end up in a reference cycle with nothing else pointing at them (say, the first
-    engine once a reload replaced it) are never freed: a one-off, bounded by the start-up
-    heap.
+    later become cyclic garbage are never freed, a one-off bounded by the start-up heap
+    (the first engine, once a reload replaced it, is in no cycle: it is freed at once).
     """
     gc.collect()
     gc.freeze()
