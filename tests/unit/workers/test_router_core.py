@@ -7,7 +7,9 @@ checked.
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import grpc
 import pytest
@@ -255,3 +257,17 @@ async def test_engine_keeps_no_agent_state_history() -> None:
             assert len(core.router.agent_history(agent_id)) <= 1
         core.reload(config(digest="v2"))  # the engine is rebuilt: the same holds
         core.check_invariants()
+
+
+async def test_a_reload_frees_the_engine_it_replaces_even_from_a_frozen_heap() -> None:
+    """The worker freezes its start-up heap (tune_garbage_collector): a frozen object in a
+    reference cycle would never be freed. The engine a reload replaces is in none."""
+    core = RouterCore(config(), lambda _c: None)
+    core.open_session("ann", True)
+    old = weakref.ref(core.router)
+    gc.freeze()
+    try:
+        core.reload(config(digest="v2"))
+        assert old() is None
+    finally:
+        gc.unfreeze()
