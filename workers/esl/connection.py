@@ -1095,14 +1095,20 @@ class CallSession:
         (CallHangup for a call that ended). Unlike the application, ``uuid_answer`` does not
         wait behind applications sent with ``wait=False``.
         """
-        if self.hungup:
-            raise CallHangup(f"call {self.uuid} already ended; cannot answer")
         try:
-            await self.conn.api(f"uuid_answer {self.uuid}")
-        except EslConnectionLost as exc:
-            raise CallHangup(f"call {self.uuid}: {exc}") from exc
+            await self._call_api(f"uuid_answer {self.uuid}", "answer")
         except EslCommandError:
             await self.execute("answer")
+
+    async def _call_api(self, command: str, what: str) -> None:
+        """``api <command>`` about this call, over its socket; CallHangup when the call has
+        ended or the socket is gone, EslCommandError when FreeSWITCH refuses."""
+        if self.hungup:
+            raise CallHangup(f"call {self.uuid} already ended; cannot {what}")
+        try:
+            await self.conn.api(command)
+        except EslConnectionLost as exc:
+            raise CallHangup(f"call {self.uuid}: {exc}") from exc
 
     async def playback(self, path: str) -> str:
         """Play ``path``; the Application-Response (``FILE PLAYED``, ``PLAYBACK ERROR``...)."""
@@ -1160,12 +1166,8 @@ class CallSession:
         if not _PLAIN_WORD.fullmatch(value):
             await self.execute("set", f"{name}={value}")
             return
-        if self.hungup:
-            raise CallHangup(f"call {self.uuid} already ended; cannot set {name}")
         try:
-            await self.conn.api(f"uuid_setvar {self.uuid} {name} {value}")
-        except EslConnectionLost as exc:
-            raise CallHangup(f"call {self.uuid}: {exc}") from exc
+            await self._call_api(f"uuid_setvar {self.uuid} {name} {value}", f"set {name}")
         except EslCommandError as exc:
             if "No such channel" in exc.reply:  # gone before its hang-up event was read
                 raise CallHangup(f"call {self.uuid} ended; cannot set {name}") from exc
