@@ -80,9 +80,9 @@ class AgentRecord:
         "reason",
         "skills",
         "skills_view",
+        "slots",
         "state",
         "talk_time",
-        "team_pos",
         "teams",
         "wrap_serial",
     )
@@ -98,8 +98,9 @@ class AgentRecord:
         self.channels = frozenset(c for c, n in self.capacity.items() if n > 0)
         """The channels it can take at least one contact of."""
         self.teams: tuple[str, ...] = tuple(teams)
-        self.team_pos: dict[str, int] = teams
         self.queues: list[str] = []
+        self.slots: list[tuple[Index, int]] = []
+        """Every index of its teams built so far, with its position in that index's team."""
         self.presence = AgentState.LOGGED_OUT
         self.state = AgentState.LOGGED_OUT
         self.reason = ""
@@ -432,6 +433,7 @@ class Indexes:
             index = by_order[(order, skill)] = Index(order, skill)
             for pos, agent_id in enumerate(self._team_members[team]):
                 agent = self._agents[agent_id]
+                agent.slots.append((index, pos))
                 if agent.is_free():
                     index.update(agent, pos, True)
         self._flat[(team, order, skill)] = index
@@ -457,28 +459,18 @@ class Indexes:
 
     def add(self, agent: AgentRecord) -> None:
         """Put (or move) a free ``agent`` at its current key in every index."""
-        by_team = self._by_team
-        team_pos = agent.team_pos
-        for team in agent.teams:
-            indexes = by_team.get(team)
-            if indexes:
-                pos = team_pos[team]
-                for index in indexes.values():
-                    index.update(agent, pos, True)
+        for index, pos in agent.slots:
+            index.update(agent, pos, True)
         agent.indexed = True
 
     def remove(self, agent: AgentRecord) -> None:
         """Take ``agent`` out of every index (it is no longer free)."""
-        by_team = self._by_team
         agent_id = agent.id
-        for team in agent.teams:
-            indexes = by_team.get(team)
-            if indexes:
-                for index in indexes.values():
-                    old = index.keys.pop(agent_id, None)
-                    if old is not None:
-                        entries = index.entries
-                        del entries[bisect_left(entries, old)]
+        for index, _pos in agent.slots:
+            old = index.keys.pop(agent_id, None)
+            if old is not None:
+                entries = index.entries
+                del entries[bisect_left(entries, old)]
         agent.indexed = False
 
     def all(self) -> Iterator[tuple[str, Index]]:
