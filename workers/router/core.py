@@ -633,6 +633,10 @@ class RouterCore:
 
     def _agent_offer(self, info: ContactInfo, channel: Channel, timeout: float) -> Any:
         spec = info.spec
+        priority = spec.priority
+        if priority is None:  # the queue's, as the engine orders it
+            queue = self._queue_map.get(spec.queue)
+            priority = queue.priority if queue is not None else 0
         return router_pb2.AgentOffer(
             contact_id=spec.id,
             queue=spec.queue,
@@ -640,7 +644,7 @@ class RouterCore:
             timeout_seconds=timeout,
             attributes=dict(spec.attributes),
             enqueue_time=_ts(info.wall_enqueued),
-            priority=spec.priority or 0,
+            priority=priority,
             trace=self._trace(info, spec.id),
         )
 

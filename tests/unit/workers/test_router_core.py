@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import math
 import weakref
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -271,3 +272,27 @@ async def test_a_reload_frees_the_engine_it_replaces_even_from_a_frozen_heap() -
         assert old() is None
     finally:
         gc.unfreeze()
+
+
+def offers(session: object) -> list[tuple[str, int]]:
+    """(contact, priority) of every offer waiting in an agent session's outbox."""
+    events = session.events  # type: ignore[attr-defined]
+    found = []
+    while not events.empty():
+        msg = events.get_nowait()
+        if msg is not None and msg.HasField("offer"):
+            found.append((msg.offer.contact_id, msg.offer.priority))
+    return found
+
+
+async def test_an_offer_tells_the_agent_the_priority_the_engine_serves_by() -> None:
+    base = config()
+    queues = tuple(replace(q, priority=20) if q.name == "voice" else q for q in base.queues)
+    core = RouterCore(replace(base, queues=queues), lambda _c: None)
+    ann = core.open_session("ann", True)
+    core.enqueue("own", "voice", priority=5)
+    core.enqueue("queue-default", "voice")  # no priority of its own: the queue's 20
+    assert offers(ann) == [("own", 5)]
+    bob = core.open_session("bob", True)  # free: takes the waiting one
+    assert offers(bob) == [("queue-default", 20)]
+    core.check_invariants()
