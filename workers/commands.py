@@ -69,22 +69,45 @@ def register(app: typer.Typer) -> None:
     app.add_typer(worker_app)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _event_loop(name: str) -> Callable[[], AbstractEventLoop]:
-    """The loop constructor ``--event-loop`` names; exit 2 with the reason when it is bad."""
+def _setup(log_level: str, event_loop: str) -> Callable[[], AbstractEventLoop]:
+    """What every worker does first: set up logging, then check ``--event-loop`` and return
+    its loop constructor (exit 2 with the reason when the name is bad)."""
     from callmesh.workers.runtime import loop_factory
 
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
-        return loop_factory(name)
+        return loop_factory(event_loop)
     except ValueError as exc:
         typer.echo(f"error: --event-loop: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _esl_password(value: str | None, path: Path | None) -> str:
+    """The event-socket password from --password (or its env), else from --password-file;
+    exit 2 naming the ways to give it when there is none."""
+    if value:
+        return value
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            typer.echo(f"error: --password-file {path}: cannot read it: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+        if text:
+            return text
+        typer.echo(f"error: --password-file {path} is empty", err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        "error: the event-socket password is required: set CALLMESH_ESL_PASSWORD (the"
+        " operator renders it from the Secret <center>-esl, key 'password'), pass"
+        " --password, or --password-file with a mounted Secret key"
+        " (CALLMESH_ESL_PASSWORD_FILE)",
+        err=True,
+    )
+    raise typer.Exit(2)
 
 
 @worker_app.command("router")
@@ -150,8 +173,7 @@ def router_command(
     from callmesh.workers.runtime import run as run_loop
     from callmesh.workers.telemetry import setup_telemetry
 
-    _logging(log_level)
-    make_loop = _event_loop(event_loop)
+    make_loop = _setup(log_level, event_loop)
     try:
         tenant = load_config(config).namespace
     except RouterConfigError as exc:
@@ -243,31 +265,7 @@ def callcontrol_command(
     from callmesh.workers.runtime import run as run_loop
     from callmesh.workers.telemetry import setup_telemetry
 
-    def _esl_password(value: str | None, path: Path | None) -> str:
-        """The password from the option/env, else the file; exit 2 naming both if neither."""
-        if value:
-            return value
-        if path is not None:
-            try:
-                text = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                typer.echo(f"error: --password-file {path}: cannot read it: {exc.strerror}",
-                           err=True)  # fmt: skip
-                raise typer.Exit(2) from None
-            if text:
-                return text
-            typer.echo(f"error: --password-file {path} is empty", err=True)
-            raise typer.Exit(2)
-        typer.echo(
-            "error: the event-socket password is required: set CALLMESH_ESL_PASSWORD (the"
-            " operator renders it from the Secret <center>-esl, key 'password') or pass"
-            " --password-file with a mounted Secret key (CALLMESH_ESL_PASSWORD_FILE)",
-            err=True,
-        )
-        raise typer.Exit(2)
-
-    _logging(log_level)
-    make_loop = _event_loop(event_loop)
+    make_loop = _setup(log_level, event_loop)
     try:
         cfg = load_config(config, default_queue=default_queue)
     except CallControlConfigError as exc:
@@ -390,28 +388,8 @@ def dialer_command(
     from callmesh.workers.kubestatus import in_cluster_publisher
     from callmesh.workers.runtime import run as run_loop
 
-    _logging(log_level)
-    make_loop = _event_loop(event_loop)
-    secret = password
-    if not secret and password_file is not None:
-        try:
-            secret = password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            typer.echo(f"error: --password-file {password_file}: cannot read it: {exc.strerror}",
-                       err=True)  # fmt: skip
-            raise typer.Exit(2) from None
-        if not secret:
-            typer.echo(f"error: --password-file {password_file} is empty", err=True)
-            raise typer.Exit(2)
-    if not secret:
-        typer.echo(
-            "error: the event-socket password is required: set CALLMESH_ESL_PASSWORD (the"
-            " operator renders it from the Secret <center>-esl, key 'password'), pass"
-            " --password, or --password-file with a mounted Secret key"
-            " (CALLMESH_ESL_PASSWORD_FILE)",
-            err=True,
-        )
-        raise typer.Exit(2)
+    make_loop = _setup(log_level, event_loop)
+    secret = _esl_password(password, password_file)
     fs_host, _, fs_port = freeswitch.rpartition(":")
     if not fs_host or not fs_port.isdigit():
         typer.echo(f"error: --freeswitch {freeswitch!r}: use host:port, e.g. fs:8021", err=True)
