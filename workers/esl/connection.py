@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -56,10 +55,6 @@ from callmesh.workers.esl.parser import (
 )
 
 log = logging.getLogger(__name__)
-
-_PLAIN_WORD = re.compile(r"[^\s'\\\x00-\x1f\x7f]+")
-"""A value ``switch_separate_string`` passes through untouched as the last argument of an
-API command: no whitespace (the separator), quote or backslash (stripped), control byte."""
 
 EventHook = Callable[[Event], None]
 
@@ -1163,7 +1158,7 @@ class CallSession:
         """
         if not name or not name.replace("_", "").isalnum():
             raise ValueError(f"channel variable name {name!r}: use letters, digits and '_'")
-        if not _PLAIN_WORD.fullmatch(value):
+        if not quoting.is_api_word(value):
             await self.execute("set", f"{name}={value}")
             return
         try:

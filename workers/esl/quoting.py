@@ -68,6 +68,7 @@ _UNESCAPE: Final = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
 _FORBIDDEN: Final = frozenset("\r\n\x00")
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_.:@+#*/=-]+")
+_API_WORD: Final = re.compile(r"[^\s'\\\x00-\x1f\x7f]+")
 
 # ====================================================================== FreeSWITCH's parsing
 
@@ -369,6 +370,13 @@ def app_arg(value: str, *, field: str = "application argument") -> str:
     if not (_var_check(value) or _has_escaped_data(value)):
         return value
     return value.replace(ESCAPE, ESCAPE * 2).replace("$", "\\$")
+
+
+def is_api_word(value: str) -> bool:
+    """Whether ``value`` reaches an API function unchanged as the last argument of its
+    command line (``uuid_setvar <uuid> <name> <value>``): ``switch_separate_string`` splits
+    at whitespace and strips quotes and backslashes, so it holds none, nor a control byte."""
+    return _API_WORD.fullmatch(value) is not None
 
 
 def token(value: str, field: str) -> str:

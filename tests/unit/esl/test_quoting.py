@@ -14,6 +14,7 @@ from callmesh.workers.esl.quoting import (
     app_arg,
     check_var_block,
     expand_variables,
+    is_api_word,
     parse_dial_string,
     parse_originate,
     representable,
@@ -151,3 +152,12 @@ def test_token_and_names() -> None:
         token("abc def", "uuid")
     with pytest.raises(ValueError, match="variable name"):
         var_block({"a,b": "1"})
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_an_api_word_is_the_last_argument_unchanged(value: str) -> None:
+    # what uuid_setvar receives as its value, by the model of switch_separate_string
+    if is_api_word(value):
+        assert separate_string(f"uuid name {value}", " ", 3) == ["uuid", "name", value]
+    else:
+        assert any(c.isspace() or c in "'\\" or ord(c) < 32 or c == "\x7f" for c in value)
