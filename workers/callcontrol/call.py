@@ -970,7 +970,6 @@ class Call:
                     self.ewt = response.estimated_wait_seconds
                     if self._enqueued is not None and not self._enqueued.done():
                         self._enqueued.set_result(None)
-                    self.inbox.put_nowait(("enqueued", response))
                 except grpc.aio.AioRpcError as exc:
                     code = exc.code()
                     if code in RETRYABLE:
