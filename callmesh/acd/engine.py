@@ -1181,6 +1181,11 @@ class Router:
         """Ids of every contact in the router (waiting, ringing or connected)."""
         return list(self._contacts)
 
+    def priority(self, contact_id: str) -> int:
+        """The priority the contact is served by: its own, else the queue it entered first
+        (kept when it moves, with its place)."""
+        return self._contact(contact_id).priority
+
     def position(self, contact_id: str) -> int:
         """1-based place of a waiting contact in its queue; 0 while ringing or connected."""
         contact = self._contact(contact_id)

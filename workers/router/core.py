@@ -633,10 +633,6 @@ class RouterCore:
 
     def _agent_offer(self, info: ContactInfo, channel: Channel, timeout: float) -> Any:
         spec = info.spec
-        priority = spec.priority
-        if priority is None:  # the queue's, as the engine orders it
-            queue = self._queue_map.get(spec.queue)
-            priority = queue.priority if queue is not None else 0
         return router_pb2.AgentOffer(
             contact_id=spec.id,
             queue=spec.queue,
@@ -644,7 +640,7 @@ class RouterCore:
             timeout_seconds=timeout,
             attributes=dict(spec.attributes),
             enqueue_time=_ts(info.wall_enqueued),
-            priority=priority,
+            priority=self.router.priority(spec.id),  # the engine's: its own or its queue's
             trace=self._trace(info, spec.id),
         )
 

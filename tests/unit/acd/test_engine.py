@@ -276,6 +276,20 @@ def test_supervisor_moves_a_contact_and_forces_states() -> None:
         r.force_state("ann", AgentState.BUSY, 8.0)
 
 
+def test_a_contact_keeps_the_priority_it_entered_with_when_moved() -> None:
+    team = TeamConfig("t1", (AgentConfig("ann"),))
+    queues = [
+        QueueConfig("a", (TierConfig(("t1",)),), priority=20),
+        QueueConfig("b", (TierConfig(("t1",)),), priority=5),
+    ]
+    r = Checked(Router(queues, teams=[team]))
+    r.enqueue(ContactSpec("own", "a", priority=7), 0.0)
+    r.enqueue(ContactSpec("queue-default", "a"), 0.0)
+    assert (r.priority("own"), r.priority("queue-default")) == (7, 20)
+    r.move("queue-default", "b", 1.0)  # keeps its place in line, and its priority
+    assert r.priority("queue-default") == 20
+
+
 def test_multi_chat_capacity_and_one_channel_at_a_time() -> None:
     chat_agent = AgentConfig("ann", capacity={Channel.CHAT: 2, Channel.VOICE: 1})
     team = TeamConfig("t1", (chat_agent,))
