@@ -345,14 +345,12 @@ async def test_fifty_callers_router_restart_every_call_accounted_once(tmp_path: 
         assert len(requeued) >= 10
         for cid in requeued:  # the ORIGINAL enqueue time, so the same place
             assert core2.contacts[cid].wall_enqueued == pytest.approx(waiting[cid], abs=1e-3)
-        # order holds among contacts of the same queue and effective priority (a contact
+        # order holds among contacts of the same queue and served priority (a contact
         # without its own priority has its queue's, e.g. a dialer hand-off)
-        default = {q.name: q.priority for q in core2.config.queues}
         by_queue: dict[tuple[str, int], list[str]] = {}
         for cid in requeued:
-            spec = core2.contacts[cid].spec
-            priority = default[spec.queue] if spec.priority is None else spec.priority
-            by_queue.setdefault((spec.queue, priority), []).append(cid)
+            key = (core2.contacts[cid].spec.queue, core2.router.priority(cid))
+            by_queue.setdefault(key, []).append(cid)
         for group in by_queue.values():
             if len({tuple(sorted(core2.contacts[c].spec.skills.items())) for c in group}) > 1:
                 continue
