@@ -8,3 +8,12 @@ around it.
 """
 
 __version__ = "0.1.0"
+
+
+def core_build() -> str:
+    """How the routing engine and the simulator run here: ``"compiled (mypyc)"`` in a
+    ``CALLMESH_COMPILE=1`` build (see setup.py), ``"pure Python"`` otherwise (the default).
+    The benchmarks print it beside their figures."""
+    from callmesh.acd import engine
+
+    return "pure Python" if str(engine.__file__).endswith(".py") else "compiled (mypyc)"

@@ -12,3 +12,5 @@ echo "== ruff check";          ruff check .
 echo "== ruff format --check"; ruff format --check .
 echo "== mypy";                root="$PWD"; (cd / && mypy --config-file "$root/pyproject.toml" --cache-dir "$root/.mypy_cache" -p callmesh)
 echo "== pytest";              pytest -n 2 "$@"
+# The same core compiled by mypyc (CALLMESH_COMPILE=1): built, and its tests run on it.
+bash scripts/compile.sh --test

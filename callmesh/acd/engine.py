@@ -161,6 +161,21 @@ class ContactSpec(NamedTuple):
     queued_at: float | None = None
 
 
+def _checked_id(spec: ContactSpec) -> str:
+    """``spec.id``, or ContactStateError if it is not a non-empty string.
+
+    Read as a plain tuple item: compiled (mypyc, see docs/performance.md), reading
+    ``spec.id`` checks its declared type first and raises a bare TypeError instead.
+    """
+    items: tuple[object, ...] = spec
+    contact_id = items[0]
+    if not contact_id or type(contact_id) is not str:
+        raise ContactStateError(
+            f"contact id is {contact_id!r}: give every contact a unique, non-empty string id"
+        )
+    return contact_id
+
+
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     """A queue's live figures (for WatchQueues and announcements)."""
@@ -678,14 +693,13 @@ class Router:
 
     # ------------------------------------------------------------------ contacts
 
-    def _new_contact(self, spec: ContactSpec, now: float) -> tuple[ContactRecord, QueueRecord]:
-        """Check ``spec`` and build its record, placed in its queue (not yet registered)."""
+    def _new_contact(
+        self, spec: ContactSpec, contact_id: str, now: float
+    ) -> tuple[ContactRecord, QueueRecord]:
+        """Check ``spec`` (its id, checked already, is ``contact_id``) and build its record,
+        placed in its queue (not yet registered)."""
         self._clock(now)
-        contact_id, queue_name, priority, skills, attributes, channel, enqueued_at, queued_at = spec
-        if not contact_id or type(contact_id) is not str:
-            raise ContactStateError(
-                f"contact id is {contact_id!r}: give every contact a unique, non-empty string id"
-            )
+        _, queue_name, priority, skills, attributes, channel, enqueued_at, queued_at = spec
         queue = self._queues.get(queue_name)
         if queue is None:
             raise UnknownQueueError(queue_name)
@@ -746,9 +760,10 @@ class Router:
             level or enqueue time), ClockError.
         """
         contacts = self._contacts
-        if spec.id in contacts:
-            raise DuplicateContactError(spec.id)
-        contact, queue = self._new_contact(spec, now)
+        contact_id = _checked_id(spec)
+        if contact_id in contacts:
+            raise DuplicateContactError(contact_id)
+        contact, queue = self._new_contact(spec, contact_id, now)
         self._now = now
         contacts[contact.id] = contact
         max_wait = queue.config.max_wait
@@ -768,7 +783,7 @@ class Router:
         as for a real arrival (so a stateful plugin sees the request); the router's state,
         traces and timers are left as they were. Raises as :meth:`enqueue` does.
         """
-        contact, queue = self._new_contact(spec, now)
+        contact, queue = self._new_contact(spec, _checked_id(spec), now)
         decided = self._decide(contact, queue, now)
         return None if decided is None else decided[0]
 

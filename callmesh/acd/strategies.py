@@ -282,9 +282,11 @@ def check_params(strategy: str, params: Mapping[str, object]) -> None:
     Raises:
         ValueError: naming the parameter and the fix.
     """
-    if strategy == RingProgressively.name:
+    # Plain names, not ``RingProgressively.name``: compiled (mypyc, see docs/performance.md)
+    # a strategy's name is an instance attribute with no class-level value to read.
+    if strategy == "ring-progressively":
         _delay_param(params)
-    elif strategy == SkillsBestMatch.name:
+    elif strategy == "skills-best-match":
         skill = params.get("skill")
         if skill is not None and (not isinstance(skill, str) or not skill):
             raise ValueError(f"skills-best-match param 'skill' is {skill!r}: use a skill name")

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build callmesh with its core compiled by mypyc (see setup.py) into .build/compiled, from
+# the working tree as it is; with --test, also run the core's tests on that build.
+# Use it: PYTHONPATH=.build/compiled .venv/bin/python bench/acd_routing.py
+# Usage: bash scripts/compile.sh [--test [extra pytest args]]   (after scripts/setup.sh test)
+set -euo pipefail
+export PYTHONSAFEPATH=1
+cd "$(dirname "$0")/.."
+root="$PWD"
+py="$root/.venv/bin/python"
+out="$root/.build/compiled"
+src="$(mktemp -d)"
+trap 'rm -rf "$src"' EXIT
+# A copy of the tree, so that the build's own build/ and dist/ never mix with the
+# editable install's build/ folder.
+tar --exclude=./.venv --exclude=./build --exclude=./.build --exclude=./.git \
+  --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -xf - -C "$src"
+echo "== mypyc: compiling the core (CALLMESH_COMPILE=1)"
+(cd "$src" && CALLMESH_COMPILE=1 "$py" -m pip wheel -q --no-deps --no-build-isolation -w dist .)
+rm -rf "$out"
+"$py" -m pip install -q --no-deps --target "$out" "$src"/dist/callmesh-*.whl
+PYTHONPATH="$out" "$py" -c '
+import callmesh.acd.engine as e, callmesh.sim.simulator as s
+for m in (e, s):
+    assert m.__file__.endswith(".so"), f"{m.__name__} was not compiled: {m.__file__}"
+print("compiled:", e.__file__)
+'
+if [ "${1:-}" = "--test" ]; then
+  shift
+  echo "== pytest on the compiled core"
+  # The engine, the strategies, the simulator and the router worker around the engine: every
+  # test that runs the compiled modules. (The layout test reads the source tree: not here.)
+  CALLMESH_EXPECT_BUILD="compiled (mypyc)" PYTHONPATH="$out" "$root/.venv/bin/pytest" -n 2 -q \
+    tests/unit/acd tests/unit/sim tests/unit/plugins tests/unit/workers tests/property \
+    tests/theory tests/integration/test_router_*.py "$@"
+fi
