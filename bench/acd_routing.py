@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import pluggy
 from callmesh.plugins.manager import PluginManager
 
+from callmesh import core_build
 from callmesh.acd import (
     BUILTIN_STRATEGIES,
     AgentConfig,
@@ -325,6 +326,7 @@ def main() -> None:
     runs = [calibrate() for _ in range(args.repeat)]
     heap_rate, hook_us = max(r[0] for r in runs), min(r[1] for r in runs)
     print(f"ACD routing, skills-best-match, {QUEUES} queues x {SKILLS} skills, one core")
+    print(f"core: {core_build()}")
     print(
         f"calibration: bare per-skill heap pick {heap_rate:,.0f}/s,"
         f" one pluggy hook call {hook_us:.1f} us (the issue's reference machine: 2-3 us);"

@@ -46,6 +46,8 @@ from typing import Any
 
 import yaml
 
+from callmesh import core_build
+
 NS = "bench"
 
 
@@ -315,6 +317,7 @@ async def drive(
     print(f"router gRPC bench: {agent_count} agents, {total} contacts offered at {rate:g}/s")
     print(f"  each contact accepted at once and completed {how}; agents in {where}")
     print(f"  clients' event loop: {type(loop).__module__.partition('.')[0]} ({client_loop})")
+    print(f"  callmesh core: {core_build()}")
     print(f"  {'':26} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
     results = []
     driver_cpu = 0.0

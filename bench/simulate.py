@@ -26,6 +26,7 @@ import ciw
 import simpy
 from callmesh.plugins.manager import PluginManager
 
+from callmesh import core_build
 from callmesh.sim.mmc import mmc_tenant, mmc_workload
 from callmesh.sim.simulator import Simulator
 
@@ -114,6 +115,7 @@ def main() -> None:
         f"M/M/c: {RATE * 60:.0f} calls/min, AHT {AHT:.0f} s, {AGENTS} agents,"
         f" {args.hours} h simulated per run, best of {args.repeat}"
     )
+    print(f"callmesh core: {core_build()}")
     for label, patience in (("no abandonment", None), (f"patience {PATIENCE:.0f} s", PATIENCE)):
         rows = {
             "callmesh (Router + PluginManager)": measure(
