@@ -11,14 +11,15 @@ py="$root/.venv/bin/python"
 out="$root/.build/compiled"
 src="$(mktemp -d)"
 trap 'rm -rf "$src"' EXIT
-# A copy of the tree, so that the build's own build/ and dist/ never mix with the
-# editable install's build/ folder.
+# A copy of the tree, so that the build's own build/ folder never mixes with the editable
+# install's.
 tar --exclude=./.venv --exclude=./build --exclude=./.build --exclude=./.git \
   --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -xf - -C "$src"
 echo "== mypyc: compiling the core (CALLMESH_COMPILE=1)"
-(cd "$src" && CALLMESH_COMPILE=1 "$py" -m pip wheel -q --no-deps --no-build-isolation -w dist .)
 rm -rf "$out"
-"$py" -m pip install -q --no-deps --target "$out" "$src"/dist/callmesh-*.whl
+# The production build's command (docs/design.md), into a folder of its own.
+(cd "$src" && CALLMESH_COMPILE=1 "$py" -m pip install -q --no-build-isolation --no-deps \
+  --target "$out" .)
 PYTHONPATH="$out" "$py" -c '
 import callmesh.acd.engine as e, callmesh.sim.simulator as s
 for m in (e, s):
