@@ -14,6 +14,9 @@ def core_build() -> str:
     """How the routing engine and the simulator run here: ``"compiled (mypyc)"`` in a
     ``CALLMESH_COMPILE=1`` build (see setup.py), ``"pure Python"`` otherwise (the default).
     The benchmarks print it beside their figures."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
     from callmesh.acd import engine
 
-    return "pure Python" if str(engine.__file__).endswith(".py") else "compiled (mypyc)"
+    compiled = str(engine.__file__).endswith(tuple(EXTENSION_SUFFIXES))
+    return "compiled (mypyc)" if compiled else "pure Python"

@@ -13,7 +13,8 @@ src="$(mktemp -d)"
 trap 'rm -rf "$src"' EXIT
 # A copy of the tree, so that the build's own build/ folder never mixes with the editable
 # install's.
-tar --exclude=./.venv --exclude=./build --exclude=./.build --exclude=./.git \
+tar --exclude=./.venv --exclude=./build --exclude=./.build --exclude=./.git --exclude=./out \
+  --exclude=.hypothesis --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache \
   --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -xf - -C "$src"
 echo "== mypyc: compiling the core (CALLMESH_COMPILE=1)"
 rm -rf "$out"

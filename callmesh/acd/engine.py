@@ -714,7 +714,8 @@ class Router:
                     f" {config.channel}: enqueue it in a {channel} queue"
                 )
         if skills:
-            for skill, level in skills.items():
+            given: Mapping[str, object] = skills  # untyped values: see _checked_id
+            for skill, level in given.items():
                 if isinstance(level, bool) or not isinstance(level, int) or level < 1:
                     raise ContactStateError(
                         f"contact {contact_id!r} skills[{skill!r}] is {level!r}: levels are"

@@ -7,6 +7,7 @@ CALLMESH_EXPECT_BUILD; a plain run tests the pure-Python modules.
 from __future__ import annotations
 
 import os
+from importlib.machinery import EXTENSION_SUFFIXES
 
 import callmesh
 from callmesh.acd import engine, state, strategies
@@ -16,6 +17,6 @@ from callmesh.sim import simulator
 def test_the_core_runs_as_the_test_command_built_it() -> None:
     expected = os.environ.get("CALLMESH_EXPECT_BUILD", "pure Python")
     assert callmesh.core_build() == expected
-    suffix = ".py" if expected == "pure Python" else ".so"
+    suffixes = (".py",) if expected == "pure Python" else tuple(EXTENSION_SUFFIXES)
     for module in (engine, state, strategies, simulator):
-        assert str(module.__file__).endswith(suffix), module.__file__
+        assert str(module.__file__).endswith(suffixes), module.__file__

@@ -575,6 +575,24 @@ def _errors() -> Iterator[tuple[str, Any, type[AcdError], str]]:
         ContactStateError,
         "contact id is 7",
     )
+    yield (
+        "id not hashable",
+        lambda r: r.enqueue(ContactSpec(["x"], "q"), 1.0),  # type: ignore[arg-type]
+        ContactStateError,
+        "non-empty string id",
+    )
+    yield (
+        "preview, id not a string",
+        lambda r: r.preview(ContactSpec(7, "q"), 1.0),  # type: ignore[arg-type]
+        ContactStateError,
+        "contact id is 7",
+    )
+    yield (
+        "skill level not an int",
+        lambda r: r.enqueue(ContactSpec("x", "q", skills={"en": 1.5}), 1.0),  # type: ignore[dict-item]
+        ContactStateError,
+        "is 1.5: levels are ints",
+    )
 
 
 @pytest.mark.parametrize(
