@@ -22,10 +22,10 @@ rm -rf "$out"
 (cd "$src" && CALLMESH_COMPILE=1 "$py" -m pip install -q --no-build-isolation --no-deps \
   --target "$out" .)
 PYTHONPATH="$out" "$py" -c '
-import callmesh.acd.engine as e, callmesh.sim.simulator as s
-for m in (e, s):
-    assert m.__file__.endswith(".so"), f"{m.__name__} was not compiled: {m.__file__}"
-print("compiled:", e.__file__)
+import callmesh
+build = callmesh.core_build()
+assert build == "compiled (mypyc)", f"{callmesh.__file__}: the core was not compiled ({build})"
+print("callmesh core:", build, "in", callmesh.__file__)
 '
 if [ "${1:-}" = "--test" ]; then
   shift

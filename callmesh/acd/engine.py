@@ -164,7 +164,7 @@ class ContactSpec(NamedTuple):
 def _checked_id(spec: ContactSpec) -> str:
     """``spec.id``, or ContactStateError if it is not a non-empty string.
 
-    Read as a plain tuple item: compiled (mypyc, see docs/performance.md), reading
+    Read as a plain tuple item: compiled (mypyc, see docs/design.md), reading
     ``spec.id`` checks its declared type first and raises a bare TypeError instead.
     """
     items: tuple[object, ...] = spec

@@ -282,7 +282,7 @@ def check_params(strategy: str, params: Mapping[str, object]) -> None:
     Raises:
         ValueError: naming the parameter and the fix.
     """
-    # Plain names, not ``RingProgressively.name``: compiled (mypyc, see docs/performance.md)
+    # Plain names, not ``RingProgressively.name``: compiled (mypyc, see docs/design.md)
     # a strategy's name is an instance attribute with no class-level value to read.
     if strategy == "ring-progressively":
         _delay_param(params)
