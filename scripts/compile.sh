@@ -30,9 +30,11 @@ print("callmesh core:", build, "in", callmesh.__file__)
 if [ "${1:-}" = "--test" ]; then
   shift
   echo "== pytest on the compiled core"
-  # The engine, the strategies, the simulator and the router worker around the engine: every
-  # test that runs the compiled modules. (The layout test reads the source tree: not here.)
+  # The engine, the strategies, the simulator, the router worker around the engine (its CLI
+  # test's worker process inherits PYTHONPATH), the end-to-end call path and the simulation
+  # of examples/: every test that runs the compiled modules. (The layout test reads the
+  # source tree: not here.)
   CALLMESH_EXPECT_BUILD="compiled (mypyc)" PYTHONPATH="$out" "$root/.venv/bin/pytest" -n 2 -q \
     tests/unit/acd tests/unit/sim tests/unit/plugins tests/unit/workers tests/property \
-    tests/theory tests/integration/test_router_*.py "$@"
+    tests/theory tests/integration/test_router_*.py tests/e2e "$@"
 fi
