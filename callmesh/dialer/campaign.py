@@ -153,12 +153,6 @@ class _ContactState:
     per_day: dict[str, int] = field(default_factory=dict)
     next_at: float = 0.0
     done: str | None = None
-    parked_until: float = -math.inf
-    """Refused (calling window closed or daily cap reached) until at least this time."""
-    parked_capped: bool = False
-    """Refused for the daily cap (the calling window may close meanwhile), not the window."""
-    parked_spec: object = None
-    parked_dnc: int = -1
 
 
 @dataclass(slots=True)
@@ -243,7 +237,7 @@ class Campaign:
         history: int = 300,
     ) -> None:
         self.name = name
-        self.spec = spec
+        self._spec = spec
         self.rejected_rows = len(contacts.problems)
         self.row_problems = contacts.problems
         self._dnc = set(do_not_call)
@@ -270,6 +264,25 @@ class Campaign:
         self.audit: list[AuditEntry] = []
         self._open_key: tuple[float, object] | None = None  # (now, spec) of _open
         self._open: dict[str, bool] = {}  # calling window open, per time zone, at that now
+
+    @property
+    def spec(self) -> DialerCampaignSpec:
+        """The campaign's spec. Setting a different one (the worker does on a config
+        change) puts every contact refused for a reason of the clock back in line at once,
+        so a wider calling window or a higher daily cap takes effect now."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: DialerCampaignSpec) -> None:
+        if spec == self._spec:
+            self._spec = spec
+            return
+        self._spec = spec
+        self._ready = [
+            (min(at, max(self._states[cid].next_at, self._latest)), order, cid)
+            for at, order, cid in self._ready
+        ]
+        heapq.heapify(self._ready)
 
     # --- restart --------------------------------------------------------------------------
 
@@ -317,7 +330,9 @@ class Campaign:
                         if record.reason in _FINAL_REFUSALS:
                             state.done = _FINAL_REFUSALS[record.reason]
                         elif queued[record.contact] is not None:
-                            queued[record.contact] = max(state.next_at, record.at + RECHECK_SECONDS)
+                            queued[record.contact] = self._look_again(
+                                state, record.reason, record.at
+                            )
                     continue
                 if state is None:
                     unknown += 1
@@ -649,31 +664,39 @@ class Campaign:
         return self._dial(state.contact, now)
 
     def _refusal(self, state: _ContactState, now: float) -> str | None:
-        return self._check(state, now)[0]
-
-    def _check(self, state: _ContactState, now: float) -> tuple[str | None, float]:
-        """Why ``state``'s contact may not be dialled now (None: it may), and until when at
-        least the answer stays a refusal for a reason of the clock (the calling window or the
-        daily cap; ``-inf`` when nothing is known)."""
+        """Why ``state``'s contact may not be dialled now (None: it may)."""
         contact = state.contact
         spec = self.spec
         if contact.phone in self._dnc or normalize_phone(contact.phone) in self._dnc:
-            return "on the do-not-call list", -math.inf
+            return "on the do-not-call list"
         if not window_ever_opens(spec.calling_window):
-            return "the calling window never opens", -math.inf
+            return "the calling window never opens"
         zone = contact.time_zone
         if not self._window_open(zone, now):
-            return f"outside the calling window in {zone}", next_local_time(
-                now, zone, spec.calling_window.start
-            )
+            return f"outside the calling window in {zone}"
         if state.per_day.get(local_day(now, zone), 0) >= spec.max_attempts_per_day:
-            return (
-                f"frequency cap of {spec.max_attempts_per_day} attempts a day reached",
-                next_local_time(now, zone, "00:00"),
-            )
+            return f"frequency cap of {spec.max_attempts_per_day} attempts a day reached"
         if state.next_at > now:
-            return "retry delay not over", -math.inf
-        return None, -math.inf
+            return "retry delay not over"
+        return None
+
+    def _look_again(self, state: _ContactState, reason: str, now: float) -> float:
+        """When to look at a contact refused for a reason that may end (not a final one).
+
+        A refusal for a reason of the clock lasts at least until the calling window's next
+        opening or the next local midnight; the rest (and a day the zone's UTC offset
+        changes) are looked at again every :data:`RECHECK_SECONDS`.
+        """
+        zone = state.contact.time_zone
+        until = -math.inf
+        if reason.startswith("outside the calling window"):
+            until = next_local_time(now, zone, self.spec.calling_window.start)
+        elif reason.startswith("frequency cap"):
+            until = next_local_time(now, zone, "00:00")
+        # ``until`` is the wall time less a second (see next_local_time): look again at the
+        # wall time itself, rather than a second early only to be refused once more
+        later = now + RECHECK_SECONDS if until == -math.inf else max(now, until) + 1.0
+        return max(state.next_at, later)
 
     def _window_open(self, zone: str, now: float) -> bool:
         """:func:`window_open` for the current spec, remembered per zone for one ``now``."""
@@ -687,6 +710,15 @@ class Campaign:
         return known
 
     def _next_contact(self, now: float) -> Contact | None:
+        """The first contact in line that every rule allows now, or None.
+
+        A contact refused for a reason of the clock (its calling window is closed, its
+        daily cap reached) is audited once and goes back in line for the moment that reason
+        can end (the window's next opening, the next local midnight; every
+        :data:`RECHECK_SECONDS` when the zone's UTC offset changes in between), so a long
+        list is not re-checked and re-audited while nothing can change. A new spec puts
+        those contacts back in line at once (see :attr:`spec`).
+        """
         deferred: list[tuple[float, int, str]] = []
         found: Contact | None = None
         while self._ready and self._ready[0][0] <= now:
@@ -694,22 +726,7 @@ class Campaign:
             state = self._states[contact_id]
             if state.done is not None:
                 continue
-            if (
-                now < state.parked_until
-                and state.parked_spec is self.spec
-                and state.parked_dnc == len(self._dnc)
-            ):  # still refused for a reason of the clock: what _check would say, cheaply
-                contact = state.contact
-                if state.parked_capped and self._window_open(contact.time_zone, now):
-                    again = (
-                        f"frequency cap of {self.spec.max_attempts_per_day} attempts a day reached"
-                    )
-                else:
-                    again = f"outside the calling window in {contact.time_zone}"
-                self.audit.append(AuditEntry(now, contact_id, contact.phone, False, again))
-                deferred.append((max(state.next_at, now + RECHECK_SECONDS), order, contact_id))
-                continue
-            reason, until = self._check(state, now)
+            reason = self._refusal(state, now)
             if reason is None:
                 found = state.contact
                 break
@@ -717,12 +734,7 @@ class Campaign:
             if reason in _FINAL_REFUSALS:
                 state.done = _FINAL_REFUSALS[reason]
                 continue
-            state.parked_until = until
-            state.parked_capped = reason.startswith("frequency cap")
-            state.parked_spec = self.spec
-            state.parked_dnc = len(self._dnc)
-            retry = max(state.next_at, now + RECHECK_SECONDS)
-            deferred.append((retry, order, contact_id))
+            deferred.append((self._look_again(state, reason, now), order, contact_id))
         for item in deferred:
             heapq.heappush(self._ready, item)
         return found
