@@ -46,6 +46,14 @@ RECHECK_SECONDS = 900.0
 DEFAULT_ANSWER_SECONDS = 10.0
 
 
+# Enum members read through their class cost a descriptor call each: the pacer, asked every
+# second, reads these module constants instead.
+_PAUSED = CampaignState.paused
+_PREVIEW = DialerMode.preview
+_PROGRESSIVE = DialerMode.progressive
+_AGENTLESS = DialerMode.agentless
+
+
 def prior_answer_survival(seconds: float) -> float:
     """P(a person who answers takes longer than ``seconds``) before any is measured.
 
@@ -547,24 +555,26 @@ class Campaign:
 
     def calls_wanted(self, now: float, agents: AgentSnapshot) -> int:
         """How many new calls the campaign's mode wants placed now."""
-        mode = self.spec.mode
-        if self.spec.state is CampaignState.paused or mode is DialerMode.preview:
+        spec = self._spec
+        mode = spec.mode
+        if spec.state is _PAUSED or mode is _PREVIEW:
             return 0
-        if mode is DialerMode.progressive:
-            return progressive_calls(agents.free, self.in_flight)
-        if mode is DialerMode.agentless:
-            return max(0, self._agentless_lines - self.in_flight)
+        if mode is _PROGRESSIVE:
+            return progressive_calls(agents.free, len(self._in_flight))
+        if mode is _AGENTLESS:
+            return max(0, self._agentless_lines - len(self._in_flight))
         answered, abandoned = self._meter.totals(now)
         return timed_predictive_calls(self._timed_input(now, agents, answered, abandoned))
 
     def _timed_input(
         self, now: float, agents: AgentSnapshot, answered: int, abandoned: int
     ) -> TimedPacingInput:
-        pacing = self.spec.pacing
+        pacing = self._spec.pacing
         window = pacing.compliance_window_seconds
         horizon = pacing.ring_timeout_seconds + window
         ends = sorted([r - window for r in agents.freeing])  # when each busy agent can take one
-        checkpoints = [max(0.0, t - 0.01) for t in ends if 0 < t < horizon] + [horizon]
+        checkpoints = [max(0.0, t - 0.01) for t in ends if 0 < t < horizon]
+        checkpoints.append(horizon)
         answers, delays, humans_after = self._measured()
         humans = self._human_delays()
         rate = self.human_rate
@@ -603,12 +613,11 @@ class Campaign:
                 total += (got + 10 * prior) / weight
             ringing.append(total)
         free = agents.free
-        supply = [free + right(ends, t) for t in checkpoints]  # r - window <= t
         reachable = free + bisect.bisect_left(ends, horizon)  # r - window < horizon
         return TimedPacingInput(
-            supply=tuple(float(x) for x in supply),
+            supply=tuple([float(free + right(ends, t)) for t in checkpoints]),  # r - window <= t
             ringing=tuple(ringing),
-            fresh=tuple(rate * answered_by(t) for t in checkpoints),
+            fresh=tuple([rate * answered_by(t) for t in checkpoints]),
             ringing_total=ringing_total,
             human_rate=rate,
             free_agents=agents.free,

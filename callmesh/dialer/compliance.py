@@ -84,11 +84,20 @@ class AbandonMeter:
         self._period = period
         self._zone = time_zone
         self._days: deque[tuple[str, int, int]] = deque()  # (date, answered, abandoned)
+        self._totals: tuple[str, tuple[int, int]] | None = None  # (day, totals) until a record
+        self._day: tuple[float, float, str] = (math.inf, -math.inf, "")  # [from, until): day
 
     def _bucket(self, now: float) -> str:
-        return local_day(now, self._zone)
+        start, until, day = self._day
+        if start <= now < until:  # the pacer asks every second: same local day, known
+            return day
+        day = local_day(now, self._zone)
+        # next_local_time is a second early (or -inf across a UTC offset change: no reuse)
+        self._day = (now, next_local_time(now, self._zone, "00:00"), day)
+        return day
 
     def _record(self, now: float, answered: int, abandoned: int) -> None:
+        self._totals = None
         day = self._bucket(now)
         if self._days and self._days[-1][0] == day:
             _, a, b = self._days[-1]
@@ -108,13 +117,18 @@ class AbandonMeter:
 
     def totals(self, now: float) -> tuple[int, int]:
         """(answered, abandoned) in the period that contains ``now``."""
-        today = dt.date.fromisoformat(self._bucket(now))
+        day = self._bucket(now)
+        known = self._totals
+        if known is not None and known[0] == day:  # the pacer asks every second
+            return known[1]
+        today = dt.date.fromisoformat(day)
         first = today if self._period is AbandonPeriod.day else today - dt.timedelta(days=29)
         answered = abandoned = 0
         for day, a, b in self._days:
             if first <= dt.date.fromisoformat(day) <= today:
                 answered += a
                 abandoned += b
+        self._totals = (day, (answered, abandoned))
         return answered, abandoned
 
     def by_day(self) -> dict[str, tuple[int, int]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def binomial_pmf(n: int, p: float) -> list[float]:
@@ -233,9 +234,9 @@ def poisson_excess(mean: float, level: float) -> float:
     return max(0.0, mean - level + below)
 
 
-@dataclass(frozen=True, slots=True)
-class TimedPacingInput:
-    """What the time-aware predictive pacer knows at a decision.
+class TimedPacingInput(NamedTuple):
+    """What the time-aware predictive pacer knows at a decision (a named tuple: the pacer
+    builds one every second, and a tuple is built in one call).
 
     The next ``ring timeout + compliance window`` seconds are looked at through
     checkpoints (just before each busy agent becomes free, and the horizon's end). At
@@ -306,11 +307,15 @@ def timed_predictive_calls(
     price = abandon_price(state.answered, state.abandoned, target) * p
     small = harmless * state.cap * p
 
+    checkpoints = list(zip(state.supply, state.ringing, state.fresh, strict=True))
+
     def deficit(k: int) -> float:
-        return max(
-            poisson_excess(r + k * f, s)
-            for s, r, f in zip(state.supply, state.ringing, state.fresh, strict=True)
-        )
+        worst = 0.0  # poisson_excess is never negative
+        for s, r, f in checkpoints:
+            x = poisson_excess(r + k * f, s)
+            if x > worst:
+                worst = x
+        return worst
 
     k = floor
     before = deficit(k)
