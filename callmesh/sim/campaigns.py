@@ -32,8 +32,10 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -59,6 +61,7 @@ from callmesh.dialer.campaign import (
 from callmesh.dialer.contacts import Contact, ContactList
 from callmesh.dialer.pacing import VicidialPacer
 from callmesh.sim.distributions import Distribution
+from callmesh.sim.parallel import CpuTime, run_replications
 from callmesh.sim.stats import Estimate, estimate
 from callmesh.sim.workload import CampaignTraffic, Workload
 
@@ -526,6 +529,8 @@ def simulate_tenant_campaigns(
     replications: int,
     inbound: Iterable[InboundTraffic] | None = None,
     progress: Callable[[float], None] | None = None,
+    executor: Executor | None = None,
+    cpu: CpuTime | None = None,
 ) -> list[CampaignSummary]:
     """Every campaign of ``tenant`` that ``traffic`` describes, on the workload's day.
 
@@ -533,8 +538,9 @@ def simulate_tenant_campaigns(
     teams (all logged in from the workload's start to its end); ``inbound`` competes for
     them (default: the workload's direct queue arrivals at their mean hourly rate;
     ``callmesh simulate`` passes :func:`inbound_from_run`). Campaigns run one at a time,
-    each with its own replications (seed ``seed * 1000 + replication``). ``progress`` gets
-    the fraction of all the campaign replications done.
+    each with its own replications (seed ``seed * 1000 + replication``), on ``executor``'s
+    processes if given (see :func:`~callmesh.sim.parallel.run_replications`). ``progress``
+    gets the fraction of all the campaign replications done, ``cpu`` their CPU seconds.
     """
     from callmesh.sim.build import build_acd
     from callmesh.sim.workload import mean_rate_per_hour
@@ -562,35 +568,71 @@ def simulate_tenant_campaigns(
     streams = list(inbound)
     zone = tenant.center.spec.time_zone if tenant.center is not None else "UTC"
     out = []
-    total = len(traffic) * replications
-    done = 0
-    for name in sorted(traffic):
+    names = sorted(traffic)
+    for i, name in enumerate(names):
         resource = tenant.campaigns[name]
-        records = []
-        for r in range(replications):
-            records.append(
-                simulate_campaign(
-                    name,
-                    resource.spec,
-                    setup.queues,
-                    setup.teams,
-                    traffic[name],
-                    seed=seed * 1000 + r,
-                    hours=spec.day_seconds / 3600,
-                    date=spec.calendar_date(),
-                    start=spec.start,
-                    time_zone=zone,
-                    inbound=streams,
-                )
-            )
-            done += 1
-            if progress is not None:
-                progress(done / total)
+        step = None
+        if progress is not None:
+
+            def step(fraction: float, i: int = i, tell: Callable[[float], None] = progress) -> None:
+                tell((i + fraction) / len(names))
+
+        replicate = partial(
+            _campaign_replication,
+            name,
+            resource.spec,
+            setup.queues,
+            setup.teams,
+            traffic[name],
+            seed,
+            spec.day_seconds / 3600,
+            spec.calendar_date(),
+            spec.start,
+            zone,
+            streams,
+        )
+        records, seconds = run_replications(replicate, replications, executor, step)
+        if cpu is not None:
+            cpu.campaigns += seconds
         summary = CampaignSummary(
             name, resource.spec.mode.value, tuple(records), summarize(records)
         )
         out.append(summary)
     return out
+
+
+def _campaign_replication(
+    name: str,
+    spec: DialerCampaignSpec,
+    queues: Sequence[QueueConfig],
+    teams: Sequence[TeamConfig],
+    traffic: CampaignTraffic,
+    seed: int,
+    hours: float,
+    date: dt.date,
+    start: str,
+    time_zone: str,
+    inbound: Sequence[InboundTraffic],
+    r: int,
+    step: Callable[[float], None] | None,
+) -> CampaignRecord:
+    """Replication ``r`` of one campaign of :func:`simulate_tenant_campaigns` (picklable)."""
+    record = simulate_campaign(
+        name,
+        spec,
+        queues,
+        teams,
+        traffic,
+        seed=seed * 1000 + r,
+        hours=hours,
+        date=date,
+        start=start,
+        time_zone=time_zone,
+        inbound=inbound,
+    )
+    if step is not None:
+        step(1.0)
+    return record
 
 
 def _pct(values: Iterable[float]) -> dict[str, float | int | None]:

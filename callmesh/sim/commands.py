@@ -3,14 +3,15 @@
 This module is the simulator's composition root: it reads the manifests and the workload,
 builds each tenant's routing policy from the plugin manager (so the vendor routing plugins
 of ``ContactCenter.spec.plugins`` decide, as they would in production), runs the
-replications with a progress bar, and prints a table, JSON, and an HTML report.
+replications with a progress bar (on ``--jobs`` worker processes), and prints a table,
+JSON, and an HTML report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,6 +20,7 @@ import typer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import Executor
 
     from callmesh.acd.strategy import RoutingPolicy
     from callmesh.api import Tenant
@@ -77,17 +79,39 @@ def _find_workloads(paths: list[Path]) -> list[tuple[Path, Workload]]:
     return found
 
 
+class _PluginPolicy:
+    """Builds the tenant's plugin manager for each replication (picklable: the specs only,
+    so a worker process of ``--jobs`` builds its own)."""
+
+    def __init__(self, specs: list[object]) -> None:
+        self.specs = specs
+
+    def __call__(self) -> RoutingPolicy:
+        from callmesh.plugins.manager import PluginManager
+
+        return PluginManager(self.specs)
+
+
 def _policy_factory(tenant: Tenant) -> Callable[[], RoutingPolicy]:
     """The tenant's plugin manager, configured from ``ContactCenter.spec.plugins``."""
-    from callmesh.plugins.manager import PluginManager
-
     specs: list[object] = list(tenant.center.spec.plugins) if tenant.center is not None else []
-    PluginManager(specs)  # fail now, naming the field, rather than inside a replication
+    factory = _PluginPolicy(specs)
+    factory()  # fail now, naming the field, rather than inside a replication
+    return factory
 
-    def build() -> RoutingPolicy:
-        return PluginManager(specs)
 
-    return build
+def _executor(jobs: int, replications: int) -> Executor | None:
+    """A pool of ``jobs`` worker processes (0: one per CPU), or None to run here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from callmesh.sim.parallel import available_cpus
+
+    workers = min(jobs or available_cpus(), replications)
+    if workers <= 1:
+        return None
+    # spawn, not fork: the progress bar's thread may hold a lock at the moment of a fork
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _fmt(est: dict[str, Any], digits: int = 1) -> str:
@@ -258,6 +282,16 @@ def simulate_command(
     progress_bar: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")
     ] = True,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=0,
+            help="Worker processes for the replications (0: one per CPU; 1: none). The"
+            " result is the same for any number.",
+        ),
+    ] = 0,
 ) -> None:
     """Run a day of traffic through the real router, IVR and routing plugins, before go-live.
 
@@ -274,6 +308,7 @@ def simulate_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from callmesh.api.validate import InvalidManifests, load_tenants
+    from callmesh.sim.parallel import CpuTime
     from callmesh.sim.report import render_report
     from callmesh.sim.results import SCHEMA_VERSION, add_campaigns, simulate
     from callmesh.sim.simulator import Simulator
@@ -337,28 +372,31 @@ def simulate_command(
         raise typer.Exit(2)
 
     runs: list[dict[str, Any]] = []
-    cpus: list[tuple[float, float]] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not progress_bar,
-        transient=False,
-    ) as bar:
+    cpus: list[CpuTime] = []
+    pool = _executor(jobs, replications)
+    with (
+        pool or contextlib.nullcontext(),
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not progress_bar,
+            transient=False,
+        ) as bar,
+    ):
         tasks = [bar.add_task(f"simulating {sim.tenant.namespace}", total=1.0) for sim, _ in plans]
         for (sim, _factory), task in zip(plans, tasks, strict=True):
 
             def step(fraction: float, task: Any = task) -> None:
                 bar.update(task, completed=fraction)
 
-            cpu0 = time.process_time()
-            run = simulate(sim, seed, replications, step, campaigns=False)
-            cpu1 = time.process_time()
-            add_campaigns(sim, run, seed, replications, step)
+            cpu = CpuTime()
+            run = simulate(sim, seed, replications, step, campaigns=False, executor=pool, cpu=cpu)
+            add_campaigns(sim, run, seed, replications, step, executor=pool, cpu=cpu)
             runs.append(run)
-            cpus.append((cpu1 - cpu0, time.process_time() - cpu1))
+            cpus.append(cpu)
     document = {
         "schemaVersion": SCHEMA_VERSION,
         "seed": seed,
@@ -375,5 +413,5 @@ def simulate_command(
     if output is Output.json:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
     else:
-        for run, (cpu, campaign_cpu) in zip(runs, cpus, strict=True):
-            _print_table(run, cpu, campaign_cpu)
+        for run, cpu in zip(runs, cpus, strict=True):
+            _print_table(run, cpu.inbound, cpu.campaigns)

@@ -25,11 +25,16 @@ replications that define it (see :mod:`callmesh.sim.stats`).
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 
-from callmesh.api import Channel
+from callmesh.acd.strategy import RoutingPolicy
+from callmesh.api import Channel, Tenant
 from callmesh.sim.distributions import Exponential
+from callmesh.sim.parallel import CpuTime, run_replications
 from callmesh.sim.simulator import (
     HIST_BIN_SECONDS,
     HIST_BINS,
@@ -38,6 +43,7 @@ from callmesh.sim.simulator import (
     Simulator,
 )
 from callmesh.sim.stats import estimate
+from callmesh.sim.workload import Workload
 from callmesh.wfm.erlang import QueueLoad, performance
 
 __all__ = ["KPI_NAMES", "SCHEMA_VERSION", "add_campaigns", "simulate", "summarize"]
@@ -388,29 +394,65 @@ def simulate(
     progress: Callable[[float], None] | None = None,
     *,
     campaigns: bool = True,
+    executor: Executor | None = None,
+    cpu: CpuTime | None = None,
 ) -> dict[str, Any]:
     """Play ``replications`` independent replications and summarize them.
 
     With ``campaigns``, then the workload's campaigns too (:func:`add_campaigns`; without,
     the caller may add them, and the progress bar stops where they would continue it).
     ``progress`` gets the fraction of the whole run done (0..1), a few times a second.
+    With ``executor`` (a process pool), the replications run on it: the same result, as
+    the records come back in replication order. ``cpu`` gets the CPU seconds they took.
     """
     if replications < 1:
         raise ValueError(f"replications must be >= 1, got {replications}")
     share = _inbound_share(sim)
-    records = []
-    for r in range(replications):
-        step = None
-        if progress is not None:
+    step = None
+    if progress is not None:
 
-            def step(fraction: float, r: int = r) -> None:
-                progress((r + fraction) / replications * share)
+        def step(fraction: float, tell: Callable[[float], None] = progress) -> None:
+            tell(fraction * share)
 
-        records.append(sim.run(seed, r, step))
+    if executor is None:
+        replicate: Callable[[int, Callable[[float], None] | None], ReplicationRecord] = partial(
+            _local_replication, sim, seed
+        )
+    else:
+        inputs = (uuid.uuid4().hex, sim.tenant, sim.workload, sim.policy_factory, sim.source)
+        replicate = partial(_remote_replication, inputs, seed)
+    records, seconds = run_replications(replicate, replications, executor, step)
+    if cpu is not None:
+        cpu.inbound += seconds
     run = summarize(sim, records, seed)
     if campaigns:
-        add_campaigns(sim, run, seed, replications, progress)
+        add_campaigns(sim, run, seed, replications, progress, executor=executor, cpu=cpu)
     return run
+
+
+def _local_replication(
+    sim: Simulator, seed: int, r: int, step: Callable[[float], None] | None
+) -> ReplicationRecord:
+    return sim.run(seed, r, step)
+
+
+_SimInputs = tuple[str, Tenant, Workload, Callable[[], RoutingPolicy] | None, str]
+_WORKER_SIMULATORS: dict[str, Simulator] = {}
+"""The simulators a worker process built, by the token of the run that sent them."""
+
+
+def _remote_replication(
+    inputs: _SimInputs, seed: int, r: int, step: Callable[[float], None] | None
+) -> ReplicationRecord:
+    """One replication on a worker process: its simulator is built once per run."""
+    token, tenant, workload, factory, source = inputs
+    sim = _WORKER_SIMULATORS.get(token)
+    if sim is None:
+        _WORKER_SIMULATORS.clear()  # one run at a time: keep only the current one
+        sim = _WORKER_SIMULATORS[token] = Simulator(
+            tenant, workload, policy_factory=factory, source=source
+        )
+    return sim.run(seed, r, step)
 
 
 def _inbound_share(sim: Simulator) -> float:
@@ -424,12 +466,16 @@ def add_campaigns(
     seed: int,
     replications: int,
     progress: Callable[[float], None] | None = None,
+    *,
+    executor: Executor | None = None,
+    cpu: CpuTime | None = None,
 ) -> None:
     """Play the workload's campaigns (``spec.campaigns``) and fill ``run["campaigns"]``.
 
     Each campaign gets ``replications`` of its own on the tenant's agents, with the inbound
     load ``run`` measured (:func:`~callmesh.sim.campaigns.inbound_from_run`). ``progress``
-    continues the bar of :func:`simulate` from the inbound share to 1.
+    continues the bar of :func:`simulate` from the inbound share to 1; ``executor`` and
+    ``cpu`` as in :func:`simulate`.
     """
     if not sim.workload.spec.campaigns:
         if progress is not None:
@@ -450,6 +496,8 @@ def add_campaigns(
         replications=replications,
         inbound=inbound_from_run(sim.workload, run),
         progress=step,
+        executor=executor,
+        cpu=cpu,
     )
     run["campaigns"] = [
         summary_document(s, sim.tenant.campaigns[s.campaign].spec) for s in summaries

@@ -196,6 +196,7 @@ class Simulator:
         self.tenant = tenant
         self.workload = workload
         self.policy_factory = policy_factory
+        self.source = source
         self.setup: AcdSetup = build_acd(tenant, workload)
         # Validate the engine configuration once, now, so errors come before any run.
         Router(self.setup.queues, self.setup.teams)

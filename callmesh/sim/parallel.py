@@ -1,0 +1,82 @@
+"""Replications on several processes: the same records, in the same order, as on one.
+
+Replications are independent by construction (each has its own seed and its own router),
+so ``callmesh simulate --jobs N`` plays them on a pool of worker processes. The pool is the
+caller's (:class:`concurrent.futures.Executor`, created once per command); what runs on it
+must pickle: a module-level function with picklable arguments (a
+:class:`~callmesh.sim.simulator.Simulator` pickles as its inputs and is rebuilt once per
+worker process). Results come back in replication order, whatever order they finish in, so
+the output does not depend on the number of jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass
+from typing import TypeVar
+
+__all__ = ["CpuTime", "Replicate", "available_cpus", "run_replications"]
+
+T = TypeVar("T")
+
+Progress = Callable[[float], None]
+Replicate = Callable[[int, Progress | None], T]
+"""``fn(r, step)``: replication ``r``; ``step`` (None on a worker) gets its done fraction."""
+
+
+@dataclass
+class CpuTime:
+    """CPU seconds the replications used, in whichever processes they ran."""
+
+    inbound: float = 0.0
+    campaigns: float = 0.0
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _timed(fn: Replicate[T], r: int) -> tuple[T, float]:
+    """``fn(r)`` on a worker, and the CPU seconds it took there."""
+    start = time.process_time()
+    out = fn(r, None)
+    return out, time.process_time() - start
+
+
+def run_replications(
+    fn: Replicate[T],
+    count: int,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[T], float]:
+    """``fn(r)`` for ``r`` in ``0..count-1``: the results in that order, and their CPU seconds.
+
+    Without ``executor``, one after the other in this process (``progress`` then also sees
+    each replication's own progress); with one, all submitted at once (``fn`` must pickle),
+    ``progress`` told as each finishes.
+    """
+    if executor is None:
+        results: list[T] = []
+        start = time.process_time()
+        for r in range(count):
+            step: Progress | None = None
+            if progress is not None:
+
+                def step(fraction: float, r: int = r, tell: Progress = progress) -> None:
+                    tell((r + fraction) / count)
+
+            results.append(fn(r, step))
+        return results, time.process_time() - start
+    futures = [executor.submit(_timed, fn, r) for r in range(count)]
+    for done, _ in enumerate(as_completed(futures), start=1):
+        if progress is not None:
+            progress(done / count)
+    timed = [f.result() for f in futures]
+    return [out for out, _ in timed], sum(cpu for _, cpu in timed)
