@@ -338,8 +338,14 @@ class Campaign:
                         if record.reason in _FINAL_REFUSALS:
                             state.done = _FINAL_REFUSALS[record.reason]
                         elif queued[record.contact] is not None:
-                            queued[record.contact] = self._look_again(
-                                state, record.reason, record.at
+                            # Judged again under this process's spec and list, which may
+                            # have changed since (a restart is how a new spec arrives): a
+                            # wider window must not wait for the old one's opening.
+                            reason = self._refusal(state, record.at)
+                            queued[record.contact] = (
+                                state.next_at
+                                if reason is None or reason in _FINAL_REFUSALS
+                                else self._look_again(state, reason, record.at)
                             )
                     continue
                 if state is None:

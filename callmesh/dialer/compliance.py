@@ -124,8 +124,8 @@ class AbandonMeter:
         today = dt.date.fromisoformat(day)
         first = today if self._period is AbandonPeriod.day else today - dt.timedelta(days=29)
         answered = abandoned = 0
-        for day, a, b in self._days:
-            if first <= dt.date.fromisoformat(day) <= today:
+        for recorded, a, b in self._days:
+            if first <= dt.date.fromisoformat(recorded) <= today:
                 answered += a
                 abandoned += b
         self._totals = (day, (answered, abandoned))

@@ -60,7 +60,8 @@ def run_replications(
 
     Without ``executor``, one after the other in this process (``progress`` then also sees
     each replication's own progress); with one, all submitted at once (``fn`` must pickle),
-    ``progress`` told as each finishes.
+    ``progress`` told as each finishes. An exception in a replication (or an interrupt)
+    cancels those not started yet and is raised here.
     """
     if executor is None:
         results: list[T] = []
@@ -75,8 +76,14 @@ def run_replications(
             results.append(fn(r, step))
         return results, time.process_time() - start
     futures = [executor.submit(_timed, fn, r) for r in range(count)]
-    for done, _ in enumerate(as_completed(futures), start=1):
-        if progress is not None:
-            progress(done / count)
+    try:
+        for done, future in enumerate(as_completed(futures), start=1):
+            future.result()  # a failed replication stops the run now, as on one process
+            if progress is not None:
+                progress(done / count)
+    except BaseException:  # that, or Ctrl-C: the queued replications are not started
+        for future in futures:
+            future.cancel()
+        raise
     timed = [f.result() for f in futures]
     return [out for out, _ in timed], sum(cpu for _, cpu in timed)

@@ -281,3 +281,19 @@ def test_abandon_meter_counts_per_day_or_rolling_thirty_days() -> None:
     for i in range(11, 40):
         rolling.answered(start + i * 86400)
     assert rolling.totals(start + 39 * 86400) == (30, 0)  # the abandon fell out of the 30 days
+
+
+def test_abandon_meter_totals_follow_the_day_asked_about() -> None:
+    """The pacer asks every second; the answer is kept until a record or the day changes,
+    and an answer about one day is never given for another (nor when the clock steps back)."""
+    zone = "America/New_York"
+    meter = AbandonMeter(AbandonPeriod.day, zone)
+    midnight = dt.datetime(2026, 11, 3, tzinfo=ZoneInfo(zone)).timestamp()
+    meter.answered(midnight + 30)
+    meter.abandoned(midnight + 30)
+    assert meter.totals(midnight - 10) == (0, 0)  # the day before: nothing recorded
+    assert meter.totals(midnight + 60) == (1, 1)
+    assert meter.totals(midnight - 10) == (0, 0)  # the clock stepped back
+    meter.answered(midnight - 5)
+    assert meter.totals(midnight - 1) == (1, 0)
+    assert meter.totals(midnight + 61) == (1, 1)

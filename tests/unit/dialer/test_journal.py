@@ -220,3 +220,26 @@ def test_a_restart_anywhere_rebuilds_what_the_rules_depend_on(seed: int, cut: fl
         mine = [d.attempt_id for d in worker.engine.tick(later, AgentSnapshot(free=8))]
         theirs = [d.attempt_id for d in engine.tick(later, AgentSnapshot(free=8))]
         assert mine == theirs
+
+
+def test_a_contact_refused_before_a_restart_is_judged_again_under_the_new_spec() -> None:
+    """A restart is how a changed DialerCampaign reaches the worker: a contact refused by
+    the old calling window, or the old daily cap, is dialled at once if the new spec allows
+    it, not at the old window's next opening or the next midnight."""
+    evening = MONDAY_10_UTC + 7.5 * 3600  # 17:30 UTC
+    narrow = spec(callingWindow={"days": ["mon"], "start": "09:00", "end": "17:00"})
+    worker = Worker(Campaign("camp", narrow, contacts(1), frozenset()))
+    assert worker.tick(evening, free=1) == []  # outside the window: refused, parked
+    wide = spec(callingWindow={"days": ["mon"], "start": "09:00", "end": "21:00"})
+    engine = restarted(worker.journal, evening + 60, spec=wide, contacts=contacts(1))
+    dials = engine.tick(evening + 60, AgentSnapshot(free=1))
+    assert [d.attempt_id for d in dials if isinstance(d, Dial)] == ["camp.c0.1"]
+
+    capped = Worker(Campaign("camp", spec(maxAttemptsPerDay=1), contacts(1), frozenset()))
+    (dial,) = capped.tick(MONDAY_10_UTC, free=1)
+    capped.resolve(dial.attempt_id, Outcome.NO_ANSWER, MONDAY_10_UTC + 20)
+    assert capped.tick(MONDAY_10_UTC + 200, free=1) == []  # the day's cap of 1: refused
+    later = MONDAY_10_UTC + 300
+    engine = restarted(capped.journal, later, spec=spec(maxAttemptsPerDay=3), contacts=contacts(1))
+    dials = engine.tick(later, AgentSnapshot(free=1))
+    assert [d.attempt_id for d in dials if isinstance(d, Dial)] == ["camp.c0.2"]
