@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, Final, NamedTuple, NoReturn
 
 from callmesh.acd.config import (
     AgentConfig,
@@ -91,32 +91,32 @@ from callmesh.acd.strategy import (
 
 __all__ = ["ContactSpec", "QueueStats", "Router"]
 
-_WAITING = ContactState.WAITING
-_OFFERED = ContactState.OFFERED
-_CONNECTED = ContactState.CONNECTED
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_WAITING: Final[ContactState] = ContactState.WAITING
+_OFFERED: Final[ContactState] = ContactState.OFFERED
+_CONNECTED: Final[ContactState] = ContactState.CONNECTED
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 # Enum members read through their class cost a few hundred ns each in Python 3.11: the
 # hot paths read these module constants instead.
-_LOGGED_OUT = AgentState.LOGGED_OUT
-_AVAILABLE = AgentState.AVAILABLE
-_NOT_READY = AgentState.NOT_READY
-_RESERVED = AgentState.RESERVED
-_BUSY = AgentState.BUSY
-_WRAP_UP = AgentState.WRAP_UP
-_FORCEABLE = (_LOGGED_OUT, _AVAILABLE, _NOT_READY)
-_ACCEPTED = OfferResult.ACCEPTED
-_REJECTED = OfferResult.REJECTED
-_TIMED_OUT = OfferResult.TIMED_OUT
-_WITHDRAWN = OfferResult.WITHDRAWN
-_ANSWERED = EndReason.ANSWERED
-_SKILL_LEVEL = CandidateOrder.SKILL_LEVEL
-_LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
-_TIER_POSITION = CandidateOrder.TIER_POSITION
+_LOGGED_OUT: Final[AgentState] = AgentState.LOGGED_OUT
+_AVAILABLE: Final[AgentState] = AgentState.AVAILABLE
+_NOT_READY: Final[AgentState] = AgentState.NOT_READY
+_RESERVED: Final[AgentState] = AgentState.RESERVED
+_BUSY: Final[AgentState] = AgentState.BUSY
+_WRAP_UP: Final[AgentState] = AgentState.WRAP_UP
+_FORCEABLE: Final = (_LOGGED_OUT, _AVAILABLE, _NOT_READY)
+_ACCEPTED: Final[OfferResult] = OfferResult.ACCEPTED
+_REJECTED: Final[OfferResult] = OfferResult.REJECTED
+_TIMED_OUT: Final[OfferResult] = OfferResult.TIMED_OUT
+_WITHDRAWN: Final[OfferResult] = OfferResult.WITHDRAWN
+_ANSWERED: Final[EndReason] = EndReason.ANSWERED
+_SKILL_LEVEL: Final[CandidateOrder] = CandidateOrder.SKILL_LEVEL
+_LONGEST_IDLE: Final[CandidateOrder] = CandidateOrder.LONGEST_IDLE
+_TIER_POSITION: Final[CandidateOrder] = CandidateOrder.TIER_POSITION
 # NamedTuple(...) goes through a generated Python __new__; tuple.__new__(Type, values) builds
 # the same object without that frame, for the records made on every decision.
-_new_tuple = tuple.__new__
-_heappush = heapq.heappush
-_INF = math.inf
+_new_tuple: Final = tuple.__new__
+_heappush: Final = heapq.heappush
+_INF: Final = math.inf
 
 
 class _Timer(IntEnum):
@@ -127,11 +127,11 @@ class _Timer(IntEnum):
     WRAP_END = 4
 
 
-_T_OFFER_TIMEOUT = _Timer.OFFER_TIMEOUT
-_T_PROGRESS = _Timer.PROGRESS
-_T_ESCALATE = _Timer.ESCALATE
-_T_MAX_WAIT = _Timer.MAX_WAIT
-_T_WRAP_END = _Timer.WRAP_END
+_T_OFFER_TIMEOUT: Final = _Timer.OFFER_TIMEOUT
+_T_PROGRESS: Final = _Timer.PROGRESS
+_T_ESCALATE: Final = _Timer.ESCALATE
+_T_MAX_WAIT: Final = _Timer.MAX_WAIT
+_T_WRAP_END: Final = _Timer.WRAP_END
 
 
 class ContactSpec(NamedTuple):

@@ -22,7 +22,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from callmesh.acd.config import AgentConfig, QueueConfig
 from callmesh.acd.effects import AgentState, AgentStateChanged, DecisionRecord
@@ -39,16 +39,16 @@ __all__ = [
 
 # Enum members read through the class cost a few hundred ns each in Python 3.11: the hot
 # paths read these module constants instead.
-_AVAILABLE = AgentState.AVAILABLE
-_LOGGED_OUT = AgentState.LOGGED_OUT
-_BUSY = AgentState.BUSY
-_RESERVED = AgentState.RESERVED
-_SKILL_LEVEL = CandidateOrder.SKILL_LEVEL
-_LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
-_TIER_POSITION = CandidateOrder.TIER_POSITION
-_FEWEST_CALLS = CandidateOrder.FEWEST_CALLS
+_AVAILABLE: Final[AgentState] = AgentState.AVAILABLE
+_LOGGED_OUT: Final[AgentState] = AgentState.LOGGED_OUT
+_BUSY: Final[AgentState] = AgentState.BUSY
+_RESERVED: Final[AgentState] = AgentState.RESERVED
+_SKILL_LEVEL: Final[CandidateOrder] = CandidateOrder.SKILL_LEVEL
+_LONGEST_IDLE: Final[CandidateOrder] = CandidateOrder.LONGEST_IDLE
+_TIER_POSITION: Final[CandidateOrder] = CandidateOrder.TIER_POSITION
+_FEWEST_CALLS: Final[CandidateOrder] = CandidateOrder.FEWEST_CALLS
 # The views are named tuples: tuple.__new__(View, values) builds one without a Python frame.
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 
 
 class StateRecord(NamedTuple):
@@ -157,10 +157,10 @@ class ContactState(Enum):
     CONNECTED = "connected"
 
 
-_WAITING = ContactState.WAITING
-_EMPTY_STR: Mapping[str, str] = MappingProxyType({})
-_EMPTY_INT: Mapping[str, int] = MappingProxyType({})
-_NO_ONE: AbstractSet[str] = frozenset()
+_WAITING: Final[ContactState] = ContactState.WAITING
+_EMPTY_STR: Final[Mapping[str, str]] = MappingProxyType({})
+_EMPTY_INT: Final[Mapping[str, int]] = MappingProxyType({})
+_NO_ONE: Final[AbstractSet[str]] = frozenset()
 
 
 class OfferRecord:

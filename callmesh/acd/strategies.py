@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 from callmesh.acd.strategy import (
     AgentView,
@@ -44,8 +45,8 @@ __all__ = [
 ]
 
 
-_SKILL_LEVEL = CandidateOrder.SKILL_LEVEL  # a module constant: cheaper than the class lookup
-_LONGEST_IDLE = CandidateOrder.LONGEST_IDLE
+_SKILL_LEVEL: Final = CandidateOrder.SKILL_LEVEL  # a module constant: cheaper than the class lookup
+_LONGEST_IDLE: Final[CandidateOrder] = CandidateOrder.LONGEST_IDLE
 
 
 def _one(name: str, agent: AgentView | None, reason: str) -> RoutingDecision | None:
@@ -64,8 +65,10 @@ class LongestIdleAgent:
         agent = request.candidates.first(CandidateOrder.LONGEST_IDLE)
         if agent is None:
             return None
-        idle = request.now - agent.idle_since
-        return RoutingDecision((agent.id,), self.name, f"idle {idle:.0f} s, tier {agent.tier}")
+        # round() then an int in the f-string: the same text as ``:.0f`` for idle >= 0, and
+        # compiled it is a concatenation rather than a str.format call
+        idle = round(request.now - agent.idle_since)
+        return RoutingDecision((agent.id,), self.name, f"idle {idle} s, tier {agent.tier}")
 
 
 class AgentWithLeastTalkTime:
@@ -78,7 +81,8 @@ class AgentWithLeastTalkTime:
         agent = request.candidates.first(CandidateOrder.LEAST_TALK_TIME)
         if agent is None:
             return None
-        return _one(self.name, agent, f"talk time {agent.talk_time:.0f} s, tier {agent.tier}")
+        talk = round(agent.talk_time)  # as ``:.0f`` (talk time is never negative)
+        return _one(self.name, agent, f"talk time {talk} s, tier {agent.tier}")
 
 
 class AgentWithFewestCalls:
@@ -256,7 +260,7 @@ class SkillsBestMatch:
         return RoutingDecision((agent.id,), self.name, f"{skill} level {agent.skills[skill]}")
 
 
-BUILTIN_STRATEGIES: Mapping[str, RoutingStrategy] = MappingProxyType(
+BUILTIN_STRATEGIES: Final[Mapping[str, RoutingStrategy]] = MappingProxyType(
     {
         s.name: s
         for s in (

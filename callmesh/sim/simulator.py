@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from math import log as _log
-from typing import Any
+from typing import Any, Final
 
 from callmesh.acd.effects import (
     AgentState,
@@ -83,34 +83,43 @@ __all__ = [
 ]
 
 #: How calls leave an IVR flow, in the order records count them.
-OUTCOMES: tuple[OutcomeKind, ...] = tuple(OutcomeKind)
-_OUTCOME_INDEX = {kind: i for i, kind in enumerate(OUTCOMES)}
+OUTCOMES: Final[tuple[OutcomeKind, ...]] = tuple(OutcomeKind)
+_OUTCOME_INDEX: Final = {kind: i for i, kind in enumerate(OUTCOMES)}
 
 #: Width of a bin of the wait histogram, and number of bins (the last one is "and more").
-HIST_BIN_SECONDS = 10.0
-HIST_BINS = 31
+HIST_BIN_SECONDS: Final = 10.0
+HIST_BINS: Final = 31
 
 # Event kinds, also their priority at equal times: agents get free before contacts arrive.
-_TIMER = 0
-_COMPLETE = 1
-_ACCEPT = 2
-_READY = 3
-_LOGOUT = 4
-_LOGIN = 5
-_ABANDON = 6
-_IVR = 7
-_ARRIVAL = 8
+_TIMER: Final = 0
+_COMPLETE: Final = 1
+_ACCEPT: Final = 2
+_READY: Final = 3
+_LOGOUT: Final = 4
+_LOGIN: Final = 5
+_ABANDON: Final = 6
+_IVR: Final = 7
+_ARRIVAL: Final = 8
 
 # Enum members are compared by identity in the loop: ``in`` a set would hash them in Python.
-_BUSY = AgentState.BUSY
-_RESERVED = AgentState.RESERVED
-_ANSWERED = EndReason.ANSWERED
-_ABANDONED = EndReason.ABANDONED
-_OVERFLOWED = EndReason.OVERFLOWED
-_WRAP_UP = AgentState.WRAP_UP
-_AVAILABLE = AgentState.AVAILABLE
-_NOT_READY = AgentState.NOT_READY
-_LOGGED_OUT = AgentState.LOGGED_OUT
+_BUSY: Final[AgentState] = AgentState.BUSY
+_RESERVED: Final[AgentState] = AgentState.RESERVED
+_ANSWERED: Final[EndReason] = EndReason.ANSWERED
+_ABANDONED: Final[EndReason] = EndReason.ABANDONED
+_OVERFLOWED: Final[EndReason] = EndReason.OVERFLOWED
+_WRAP_UP: Final[AgentState] = AgentState.WRAP_UP
+_AVAILABLE: Final[AgentState] = AgentState.AVAILABLE
+_NOT_READY: Final[AgentState] = AgentState.NOT_READY
+_LOGGED_OUT: Final[AgentState] = AgentState.LOGGED_OUT
+# The effect classes the loop dispatches on, as Final names: compiled, a Final name is a C
+# static, where an imported name is a lookup in the module's dict at every use.
+_AgentStateChanged: Final = AgentStateChanged
+_Offer: Final = Offer
+_ContactEnded: Final = ContactEnded
+_Connected: Final = Connected
+_OfferWithdrawn: Final = OfferWithdrawn
+_ContactMoved: Final = ContactMoved
+_ContactSpec: Final = ContactSpec
 
 
 def replication_seed(seed: int, replication: int) -> str:
@@ -349,7 +358,10 @@ class Simulator:
         next_deadline = router.next_deadline
 
         contacts: dict[str, _Contact] = {}
-        waiting: set[str] = set()  # in the ACD, not yet answered
+        # in the ACD, not yet answered; a dict, not a set: the books are closed in the order
+        # contacts entered, the same in every process (a set of strings iterates in an order
+        # that PYTHONHASHSEED changes, and float sums with it)
+        waiting: dict[str, None] = {}
         # per agent: state category (0 off, 1 idle, 2 working), since, wrap slot, logout due
         a_cat = [0] * na
         a_since = [0.0] * na
@@ -397,7 +409,7 @@ class Simulator:
             if interval >= ni:  # reached the ACD from the IVR just after the day ended
                 interval = ni - 1
             contacts[cid] = _Contact(interval, qi, now)
-            waiting.add(cid)
+            waiting[cid] = None
             in_system += 1
             area += n_waiting * (now - last_change)
             last_change = now
@@ -415,7 +427,7 @@ class Simulator:
             effects = enqueue(contact, now)
             if interval >= 0:
                 for e in effects:  # offered at once: it found a free agent (not Erlang's wait)
-                    if type(e) is Offer and e.contact_id == cid:
+                    if type(e) is _Offer and e.contact_id == cid:
                         immediate[qi * ni + interval] += 1
                         break
             return effects
@@ -464,7 +476,7 @@ class Simulator:
                 elif cls is EnqueueContact:
                     qi = qidx[action.queue]
                     skills = {n.name: n.min_level for n in action.skills}
-                    contact = ContactSpec(
+                    contact = _ContactSpec(
                         call.cid,
                         action.queue,
                         priority=action.priority,
@@ -533,7 +545,7 @@ class Simulator:
                     )
                     effects = run_ivr(call, actions, now)
                 else:
-                    effects = enter(cid, qi, ContactSpec(cid, queue_names[qi]), now)
+                    effects = enter(cid, qi, _ContactSpec(cid, queue_names[qi]), now)
             elif kind == _IVR:
                 call = ev[3]
                 effects = run_ivr(call, call.session.handle(ev[4], epoch + now), now)
@@ -573,7 +585,7 @@ class Simulator:
             e: Any
             for e in effects:
                 cls = type(e)  # dispatched on its exact type
-                if cls is AgentStateChanged:
+                if cls is _AgentStateChanged:
                     a = aidx[e.agent_id]
                     state = e.state
                     cat = a_cat[a]
@@ -613,7 +625,7 @@ class Simulator:
                             )
                         elif state is _NOT_READY and logout_due[a]:
                             effects.extend(logout_now(a, e.agent_id, now))
-                elif cls is Offer:
+                elif cls is _Offer:
                     for agent_id in e.agent_ids:
                         if no_answer and uniform01() < no_answer:
                             continue  # lets it ring out: the router's timeout makes the RONA
@@ -628,13 +640,13 @@ class Simulator:
                         if delay < e.timeout:
                             seq += 1
                             heappush(events, (now + delay, _ACCEPT, seq, agent_id, e.contact_id))
-                elif cls is ContactEnded:
+                elif cls is _ContactEnded:
                     cid = e.contact_id
                     interval = contacts.pop(cid).interval
                     waited = e.waited
                     rec.wait_total += waited
                     rec.engine_ended += 1
-                    waiting.discard(cid)
+                    waiting.pop(cid, None)
                     area += n_waiting * (now - last_change)
                     last_change = now
                     n_waiting -= 1
@@ -666,7 +678,7 @@ class Simulator:
                         overflowed[k] += 1
                     else:
                         timed_out[k] += 1
-                elif cls is Connected:
+                elif cls is _Connected:
                     cid = e.contact_id
                     interval = contacts[cid].interval
                     qi = qidx[e.queue]
@@ -676,12 +688,12 @@ class Simulator:
                         agent_handled[aidx[e.agent_id]] += 1
                     seq += 1
                     heappush(events, (now + t_talk, _COMPLETE, seq, cid, (k, t_talk)))
-                elif cls is OfferWithdrawn:
+                elif cls is _OfferWithdrawn:
                     if e.reason == "no answer":
                         c = contacts.get(e.contact_id)
                         if c is not None and c.interval >= 0:
                             rona[c.queue * ni + c.interval] += 1
-                elif cls is ContactMoved:
+                elif cls is _ContactMoved:
                     c = contacts[e.contact_id]
                     interval = c.interval
                     to_q = qidx[e.to_queue]
