@@ -11,11 +11,13 @@ the output does not depend on the number of jobs.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 __all__ = ["CpuTime", "Replicate", "available_cpus", "run_replications"]
@@ -35,12 +37,31 @@ class CpuTime:
     campaigns: float = 0.0
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity mask (where the platform has one), capped by
+    a CPU quota of its cgroup (a container's CPU limit: a pod limited to 2 CPUs on a 64-core
+    node gets 2 workers, not 64)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    return max(1, min(cpus, math.ceil(quota))) if quota is not None else cpus
+
+
+def _cgroup_quota(root: Path) -> float | None:
+    """The CPU quota of cgroup v2 (``cpu.max``) or v1 (``cpu/cpu.cfs_quota_us``), in CPUs."""
+    try:
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        return None if int(limit) <= 0 else int(limit) / int(period)
+    except (OSError, ValueError):
+        return None
 
 
 def _timed(fn: Replicate[T], r: int) -> tuple[T, float]:

@@ -136,3 +136,18 @@ def test_records_do_not_depend_on_the_process() -> None:
         )
         out.append(done.stdout)
     assert out[0] == out[1] and "ReplicationRecord" in out[0]
+
+
+def test_a_container_cpu_limit_caps_the_workers(tmp_path: Path) -> None:
+    unlimited = available_cpus(tmp_path)  # no cgroup files: the affinity mask
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # cgroup v2: 1.5 CPUs
+    assert available_cpus(tmp_path) == min(unlimited, 2)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == unlimited
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1: 1 CPU
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path) == 1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # v1: no limit
+    assert available_cpus(tmp_path) == unlimited
