@@ -255,7 +255,9 @@ class Campaign:
         ]
         heapq.heapify(self._ready)
         self._attempts: dict[str, _Attempt] = {}
-        self._in_flight: set[str] = set()
+        # placed and unresolved; a dict, not a set: the pacer sums over these in this order,
+        # which must not depend on the process's string hash seed
+        self._in_flight: dict[str, None] = {}
         self._windows: list[tuple[float, str]] = []  # compliance deadlines of answered calls
         self._meter = AbandonMeter(spec.pacing.period, time_zone)
         self._results: deque[tuple[float, bool]] = deque(maxlen=history)  # (placed at, human)
@@ -397,7 +399,7 @@ class Campaign:
             state = self._states[attempt.contact_id]
             if attempt_id not in decided:
                 if attempt_id in live:
-                    self._in_flight.add(attempt_id)
+                    self._in_flight[attempt_id] = None
                     continue
                 unresolved += 1
                 if attempt_id == f"{self.name}.{attempt.contact_id}.{state.attempts}":
@@ -761,7 +763,7 @@ class Campaign:
         state.per_day[day] = state.per_day.get(day, 0) + 1
         attempt_id = f"{self.name}.{contact.id}.{state.attempts}"
         self._attempts[attempt_id] = _Attempt(contact.id, now)
-        self._in_flight.add(attempt_id)
+        self._in_flight[attempt_id] = None
         self._dialled += 1
         self._audit(now, contact, True, f"attempt {state.attempts}")
         caller = self.spec.caller_id
@@ -788,7 +790,7 @@ class Campaign:
         attempt = self._attempts.get(attempt_id)
         if attempt is None or attempt_id not in self._in_flight:
             return []
-        self._in_flight.discard(attempt_id)
+        self._in_flight.pop(attempt_id, None)
         self._add_result(attempt.placed_at, outcome is Outcome.HUMAN)
         self._latest = max(self._latest, now)
         self._resolved.append((now - attempt.placed_at, outcome is Outcome.HUMAN))

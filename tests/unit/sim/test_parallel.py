@@ -116,14 +116,21 @@ example = Path(sys.argv[1])
 tenant = load_tenants([example])["acme-insurance"]
 workload = load_workload(example / "simulate" / "workload.yaml")
 spec = workload.spec.model_copy(update={"start": "09:00", "end": "10:00"})
-sim = Simulator(tenant, workload.model_copy(update={"spec": spec}))
+short = workload.model_copy(update={"spec": spec})
+sim = Simulator(tenant, short)
 sys.stdout.write(repr([sim.run(5, r) for r in range(3)]))
+from callmesh.sim.campaigns import parse_campaign_traffic, simulate_tenant_campaigns
+traffic = parse_campaign_traffic({"policy-renewals": {"contactRate": 0.3, "contacts": 500}})
+short = workload.model_copy(update={"spec": spec.model_copy(update={"end": "09:30"})})
+(summary,) = simulate_tenant_campaigns(tenant, short, traffic, seed=2, replications=2)
+sys.stdout.write(repr(summary.records))
 """
 
 
 def test_records_do_not_depend_on_the_process() -> None:
     """A worker process has its own string hash seed: nothing in a replication's record may
-    depend on it (a set of contact ids summed in its iteration order once did)."""
+    depend on it (sets of contact and attempt ids summed in their iteration order once did:
+    the simulator's waiting contacts, the predictive pacer's calls in flight)."""
     out = []
     for hash_seed in ("0", "4"):
         done = subprocess.run(
@@ -135,7 +142,7 @@ def test_records_do_not_depend_on_the_process() -> None:
             cwd=EXAMPLE,
         )
         out.append(done.stdout)
-    assert out[0] == out[1] and "ReplicationRecord" in out[0]
+    assert out[0] == out[1] and "ReplicationRecord" in out[0] and "CampaignRecord" in out[0]
 
 
 def test_a_container_cpu_limit_caps_the_workers(tmp_path: Path) -> None:
