@@ -37,9 +37,17 @@ VARIABLES = ("read_result", "pagd_digits", "read_terminator_used", "esl_capture_
              "current_application")  # fmt: skip
 
 
+_RFC822_DAY = re.compile(
+    r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d+) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"
+)
+_UNITS = re.compile(r"# (year|day|hour|minute|second|millisecond|microsecond)s\b")
+
+
 def normalise(text: str) -> str:
-    """Replace UUIDs and digits so per-run values compare equal."""
-    return re.sub(r"\d+", "#", UUID.sub("<uuid>", text))
+    """Replace UUIDs, digits, the day and month of RFC 822 dates, and the plural of the
+    uptime's units ("1 second", "2 seconds") so per-run values compare equal."""
+    text = _RFC822_DAY.sub("<day>, # <month>", UUID.sub("<uuid>", text))
+    return _UNITS.sub(r"# \1", re.sub(r"\d+", "#", text))
 
 
 def event_shape(event: Event) -> dict[str, Any]:
