@@ -20,7 +20,6 @@ import typer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from concurrent.futures import Executor
 
     from callmesh.acd.strategy import RoutingPolicy
     from callmesh.api import Tenant
@@ -98,20 +97,6 @@ def _policy_factory(tenant: Tenant) -> Callable[[], RoutingPolicy]:
     factory = _PluginPolicy(specs)
     factory()  # fail now, naming the field, rather than inside a replication
     return factory
-
-
-def _executor(jobs: int, replications: int) -> Executor | None:
-    """A pool of ``jobs`` worker processes (0: one per CPU), or None to run here."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from callmesh.sim.parallel import available_cpus
-
-    workers = min(jobs or available_cpus(), replications)
-    if workers <= 1:
-        return None
-    # spawn, not fork: the progress bar's thread may hold a lock at the moment of a fork
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _fmt(est: dict[str, Any], digits: int = 1) -> str:
@@ -308,7 +293,7 @@ def simulate_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from callmesh.api.validate import InvalidManifests, load_tenants
-    from callmesh.sim.parallel import CpuTime
+    from callmesh.sim.parallel import CpuTime, process_pool
     from callmesh.sim.report import render_report
     from callmesh.sim.results import SCHEMA_VERSION, add_campaigns, simulate
     from callmesh.sim.simulator import Simulator
@@ -373,7 +358,7 @@ def simulate_command(
 
     runs: list[dict[str, Any]] = []
     cpus: list[CpuTime] = []
-    pool = _executor(jobs, replications)
+    pool = process_pool(jobs, replications)
     with (
         pool or contextlib.nullcontext(),
         Progress(

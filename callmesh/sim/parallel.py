@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["CpuTime", "Replicate", "available_cpus", "run_replications"]
+__all__ = ["CpuTime", "Replicate", "available_cpus", "process_pool", "run_replications"]
 
 T = TypeVar("T")
 
@@ -62,6 +62,19 @@ def _cgroup_quota(root: Path) -> float | None:
         return None if int(limit) <= 0 else int(limit) / int(period)
     except (OSError, ValueError):
         return None
+
+
+def process_pool(jobs: int, tasks: int) -> Executor | None:
+    """A pool of ``jobs`` worker processes (0: one per available CPU) for ``tasks``
+    replications at a time, or None when one process would do (then they run here)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(jobs or available_cpus(), tasks)
+    if workers <= 1:
+        return None
+    # spawn, not fork: a progress bar's thread may hold a lock at the moment of a fork
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _timed(fn: Replicate[T], r: int) -> tuple[T, float]:

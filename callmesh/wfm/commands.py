@@ -7,6 +7,7 @@ the same way. ``--verify`` replays the plan in the simulator (:mod:`callmesh.wfm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -239,20 +240,30 @@ def _print_verification(checks: list[IntervalVerification], hours: int, reps: in
 
 
 def _run_verify(
-    rows: list[IntervalStaffing], target: StaffingTarget, seed: int, reps: int, hours: int
+    rows: list[IntervalStaffing],
+    target: StaffingTarget,
+    seed: int,
+    reps: int,
+    hours: int,
+    jobs: int,
 ) -> list[IntervalVerification]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from callmesh.sim.parallel import process_pool
     from callmesh.wfm.verify import verify
 
-    with Progress(
-        TextColumn("simulating"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=_stderr_console(),
-        transient=True,
-    ) as bar:
+    pool = process_pool(jobs, reps)
+    with (
+        pool or contextlib.nullcontext(),
+        Progress(
+            TextColumn("simulating"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=_stderr_console(),
+            transient=True,
+        ) as bar,
+    ):
         task = bar.add_task("verify", total=1.0)
         return verify(
             rows,
@@ -261,6 +272,7 @@ def _run_verify(
             replications=reps,
             hours=hours,
             progress=lambda done: bar.update(task, completed=done),
+            executor=pool,
         )
 
 
@@ -328,6 +340,16 @@ def register(app: typer.Typer) -> None:
         verify_hours: Annotated[
             int, typer.Option(help="Simulated hours per replication for --verify (1-24).")
         ] = 8,
+        jobs: Annotated[
+            int,
+            typer.Option(
+                "--jobs",
+                "-j",
+                min=0,
+                help="Worker processes for --verify's replications (0: one per CPU; 1: none)."
+                " The result is the same for any number.",
+            ),
+        ] = 0,
     ) -> None:
         """Agents needed per interval for a service-level / ASA target (Erlang C or A).
 
@@ -363,7 +385,11 @@ def register(app: typer.Typer) -> None:
                 ]
             else:
                 rows = staff(intervals, target)
-            checks = _run_verify(rows, target, seed, replications, verify_hours) if verify else None
+            checks = (
+                _run_verify(rows, target, seed, replications, verify_hours, jobs)
+                if verify
+                else None
+            )
         except (ValueError, StaffingInfeasibleError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -141,6 +142,7 @@ def verify(
     hours: int = 8,
     warmup_minutes: int = 30,
     progress: Callable[[float], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[IntervalVerification]:
     """Simulate each row at its recommended agents and judge every target that is set.
 
@@ -152,6 +154,8 @@ def verify(
         replications: independent replications per interval (>= 2 for an interval).
         hours: simulated hours per replication, after ``warmup_minutes`` of warm-up.
         progress: called with the fraction done (0..1).
+        executor: a process pool the replications of each interval run on (see
+            :func:`~callmesh.sim.parallel.run_replications`); the result is the same.
 
     Raises:
         ValueError: a setting the simulator cannot honour, naming it.
@@ -202,7 +206,7 @@ def verify(
             source="staff --verify",
         )
         step = None if progress is None else _part(progress, i, total)
-        doc = simulate(sim, seed, replications, step)
+        doc = simulate(sim, seed, replications, step, executor=executor)
         kpis = doc["queues"][0]["total"]
         occupancy = doc["teams"][0]["occupancyPercent"]
         sl_target = target.service_level if target.service_level > 0 else None

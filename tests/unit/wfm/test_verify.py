@@ -118,6 +118,15 @@ def test_cli_verify_json() -> None:
     assert json.loads(plain)["intervals"][0]["verification"] is None
 
 
+def test_cli_verify_gives_the_same_json_on_worker_processes() -> None:
+    args = ("--rate", "200", "--aht", "180", "--agents", "16", "--target-sl", "0.5",
+            "--output", "json", "--verify", "--verify-hours", "1", "--replications", "3")  # fmt: skip
+    one = _cli(*args, "--jobs", "1")
+    two = _cli(*args, "--jobs", "2")
+    assert one[0] == two[0] == 0
+    assert one[1] == two[1] and json.loads(one[1])["intervals"][0]["verification"]
+
+
 def test_cli_verify_rejects_unverifiable_settings() -> None:
     code, _, err = _cli("--rate", "200", "--aht", "180", "--sl-basis", "answered", "--verify")
     assert code == 2 and "cannot be verified" in err
