@@ -4,9 +4,10 @@ Replications are independent by construction (each has its own seed and its own 
 so ``callmesh simulate --jobs N`` plays them on a pool of worker processes. The pool is the
 caller's (:class:`concurrent.futures.Executor`, created once per command); what runs on it
 must pickle: a module-level function with picklable arguments (a
-:class:`~callmesh.sim.simulator.Simulator` pickles as its inputs and is rebuilt once per
-worker process). Results come back in replication order, whatever order they finish in, so
-the output does not depend on the number of jobs.
+:class:`~callmesh.sim.simulator.Simulator` is sent as its inputs, the tenant, the workload
+and the routing-policy factory, and rebuilt once per worker process: see
+:func:`callmesh.sim.results.simulate`). Results come back in replication order, whatever
+order they finish in, so the output does not depend on the number of jobs.
 """
 
 from __future__ import annotations
