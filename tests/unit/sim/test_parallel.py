@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -88,21 +89,26 @@ def test_results_come_back_in_replication_order() -> None:
 
 
 _STARTED: list[int] = []
+_RELEASE = threading.Event()
 
 
 def _fails_on_two(r: int, step: Callable[[float], None] | None) -> int:
     _STARTED.append(r)
     if r == 2:
         raise ValueError("replication 2: bad")
-    time.sleep(0.05)  # a replication takes a while: the cancel comes before the next ends
+    if r > 2:  # held until the test has seen the failure: the cancel comes first, however slow
+        _RELEASE.wait(10)
     return r
 
 
 def test_a_failed_replication_stops_the_run_and_cancels_the_rest() -> None:
     _STARTED.clear()
-    with ThreadPoolExecutor(1) as executor, pytest.raises(ValueError, match="replication 2"):
-        run_replications(_fails_on_two, 50, executor)
-    # one worker: 0, 1, 2 ran (and perhaps the next, taken before the cancel); not the rest
+    _RELEASE.clear()
+    with ThreadPoolExecutor(1) as executor:
+        with pytest.raises(ValueError, match="replication 2"):
+            run_replications(_fails_on_two, 50, executor)
+        _RELEASE.set()
+    # one worker: 0, 1, 2 ran (and perhaps 3, taken before the cancel); none of the rest
     assert _STARTED[:3] == [0, 1, 2] and len(_STARTED) <= 4
 
 
