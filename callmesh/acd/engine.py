@@ -61,6 +61,12 @@ from callmesh.acd.errors import (
     UnknownQueueError,
 )
 from callmesh.acd.state import (
+    _AVAILABLE,
+    _BUSY,
+    _LOGGED_OUT,
+    _RESERVED,
+    _TIER_POSITION,
+    _WAITING,
     AgentRecord,
     Candidates,
     ContactRecord,
@@ -70,6 +76,7 @@ from callmesh.acd.state import (
     OfferRecord,
     QueueRecord,
     StateRecord,
+    _new_tuple,
     needs,
 )
 from callmesh.acd.strategies import (
@@ -79,7 +86,6 @@ from callmesh.acd.strategies import (
     check_params,
 )
 from callmesh.acd.strategy import (
-    CandidateOrder,
     CandidateSet,
     Channel,
     OfferResult,
@@ -91,17 +97,13 @@ from callmesh.acd.strategy import (
 
 __all__ = ["ContactSpec", "QueueStats", "Router"]
 
-_WAITING: Final[ContactState] = ContactState.WAITING
 _OFFERED: Final[ContactState] = ContactState.OFFERED
 _CONNECTED: Final[ContactState] = ContactState.CONNECTED
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 # Enum members read through their class cost a few hundred ns each in Python 3.11: the
-# hot paths read these module constants instead.
-_LOGGED_OUT: Final[AgentState] = AgentState.LOGGED_OUT
-_AVAILABLE: Final[AgentState] = AgentState.AVAILABLE
+# hot paths read module constants instead (those shared with state.py are imported from it;
+# compiled, a Final name of another compiled module is a C static too).
 _NOT_READY: Final[AgentState] = AgentState.NOT_READY
-_RESERVED: Final[AgentState] = AgentState.RESERVED
-_BUSY: Final[AgentState] = AgentState.BUSY
 _WRAP_UP: Final[AgentState] = AgentState.WRAP_UP
 _FORCEABLE: Final = (_LOGGED_OUT, _AVAILABLE, _NOT_READY)
 _ACCEPTED: Final[OfferResult] = OfferResult.ACCEPTED
@@ -109,12 +111,6 @@ _REJECTED: Final[OfferResult] = OfferResult.REJECTED
 _TIMED_OUT: Final[OfferResult] = OfferResult.TIMED_OUT
 _WITHDRAWN: Final[OfferResult] = OfferResult.WITHDRAWN
 _ANSWERED: Final[EndReason] = EndReason.ANSWERED
-_SKILL_LEVEL: Final[CandidateOrder] = CandidateOrder.SKILL_LEVEL
-_LONGEST_IDLE: Final[CandidateOrder] = CandidateOrder.LONGEST_IDLE
-_TIER_POSITION: Final[CandidateOrder] = CandidateOrder.TIER_POSITION
-# NamedTuple(...) goes through a generated Python __new__; tuple.__new__(Type, values) builds
-# the same object without that frame, for the records made on every decision.
-_new_tuple: Final = tuple.__new__
 _heappush: Final = heapq.heappush
 _INF: Final = math.inf
 
