@@ -9,7 +9,6 @@ JSON, and an HTML report.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from enum import StrEnum
@@ -293,7 +292,7 @@ def simulate_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from callmesh.api.validate import InvalidManifests, load_tenants
-    from callmesh.sim.parallel import CpuTime, process_pool
+    from callmesh.sim.parallel import CpuTime, worker_pool
     from callmesh.sim.report import render_report
     from callmesh.sim.results import SCHEMA_VERSION, add_campaigns, simulate
     from callmesh.sim.simulator import Simulator
@@ -358,9 +357,8 @@ def simulate_command(
 
     runs: list[dict[str, Any]] = []
     cpus: list[CpuTime] = []
-    pool = process_pool(jobs, replications)
     with (
-        pool or contextlib.nullcontext(),
+        worker_pool(jobs, replications) as pool,
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),

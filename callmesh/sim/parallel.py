@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["CpuTime", "Replicate", "available_cpus", "process_pool", "run_replications"]
+__all__ = ["CpuTime", "Replicate", "available_cpus", "run_replications", "worker_pool"]
 
 T = TypeVar("T")
 
@@ -65,17 +66,21 @@ def _cgroup_quota(root: Path) -> float | None:
         return None
 
 
-def process_pool(jobs: int, tasks: int) -> Executor | None:
+@contextmanager
+def worker_pool(jobs: int, tasks: int) -> Iterator[Executor | None]:
     """A pool of ``jobs`` worker processes (0: one per available CPU) for ``tasks``
-    replications at a time, or None when one process would do (then they run here)."""
+    replications at a time, shut down on leaving; None when one process would do (then
+    they run here)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     workers = min(jobs or available_cpus(), tasks)
     if workers <= 1:
-        return None
+        yield None
+        return
     # spawn, not fork: a progress bar's thread may hold a lock at the moment of a fork
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 def _timed(fn: Replicate[T], r: int) -> tuple[T, float]:

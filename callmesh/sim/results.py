@@ -416,7 +416,7 @@ def simulate(
 
     if executor is None:
         replicate: Callable[[int, Callable[[float], None] | None], ReplicationRecord] = partial(
-            _local_replication, sim, seed
+            sim.run, seed
         )
     else:
         inputs = (uuid.uuid4().hex, sim.tenant, sim.workload, sim.policy_factory, sim.source)
@@ -428,12 +428,6 @@ def simulate(
     if campaigns:
         add_campaigns(sim, run, seed, replications, progress, executor=executor, cpu=cpu)
     return run
-
-
-def _local_replication(
-    sim: Simulator, seed: int, r: int, step: Callable[[float], None] | None
-) -> ReplicationRecord:
-    return sim.run(seed, r, step)
 
 
 _SimInputs = tuple[str, Tenant, Workload, Callable[[], RoutingPolicy] | None, str]

@@ -7,7 +7,6 @@ the same way. ``--verify`` replays the plan in the simulator (:mod:`callmesh.wfm
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -249,12 +248,11 @@ def _run_verify(
 ) -> list[IntervalVerification]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from callmesh.sim.parallel import process_pool
+    from callmesh.sim.parallel import worker_pool
     from callmesh.wfm.verify import verify
 
-    pool = process_pool(jobs, reps)
     with (
-        pool or contextlib.nullcontext(),
+        worker_pool(jobs, reps) as pool,
         Progress(
             TextColumn("simulating"),
             BarColumn(),
