@@ -27,6 +27,7 @@ COMPILED = [
     "callmesh/acd/engine.py",
     "callmesh/acd/state.py",
     "callmesh/acd/strategies.py",
+    "callmesh/sim/draws.py",
     "callmesh/sim/simulator.py",
 ]
 

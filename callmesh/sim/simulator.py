@@ -120,6 +120,10 @@ _Connected: Final = Connected
 _OfferWithdrawn: Final = OfferWithdrawn
 _ContactMoved: Final = ContactMoved
 _ContactSpec: Final = ContactSpec
+# ``ContactSpec(cid, queue)`` without the named tuple's own ``__new__``, a Python function
+# even when called from compiled code: the same tuple, with the class's defaults.
+_SPEC_DEFAULTS: Final = tuple(ContactSpec._field_defaults.values())
+_new_tuple: Final = tuple.__new__
 
 
 def replication_seed(seed: int, replication: int) -> str:
@@ -354,8 +358,9 @@ class Simulator:
         agent_work, agent_idle, agent_handled = rec.agent_work, rec.agent_idle, rec.agent_handled
         hist_last = HIST_BINS - 1
         decisions = rec.decisions
-        enqueue, accept, complete = router.enqueue, router.accept, router.complete
-        next_deadline = router.next_deadline
+        # The router's methods are called on ``router`` itself, never bound to locals:
+        # compiled, ``router.enqueue(...)`` on a Router is a direct C call, where a bound
+        # method is a Python-level call that boxes and parses its arguments.
 
         contacts: dict[str, _Contact] = {}
         # in the ACD, not yet answered; a dict, not a set: the books are closed in the order
@@ -424,7 +429,7 @@ class Simulator:
             if draw is not None:
                 seq += 1
                 heappush(events, (now + draw(rng), _ABANDON, seq, cid, None))
-            effects = enqueue(contact, now)
+            effects = router.enqueue(contact, now)
             if interval >= 0:
                 for e in effects:  # offered at once: it found a free agent (not Erlang's wait)
                     if type(e) is _Offer and e.contact_id == cid:
@@ -522,7 +527,7 @@ class Simulator:
                 completing_k, t_talk = ev[4]
                 if completing_k >= 0:
                     talk_sum[completing_k] += t_talk
-                effects = complete(ev[3], now)
+                effects = router.complete(ev[3], now)
                 in_system -= 1
             elif kind == _ARRIVAL:
                 is_flow, qi = ev[3]
@@ -545,14 +550,15 @@ class Simulator:
                     )
                     effects = run_ivr(call, actions, now)
                 else:
-                    effects = enter(cid, qi, _ContactSpec(cid, queue_names[qi]), now)
+                    spec = _new_tuple(_ContactSpec, (cid, queue_names[qi], *_SPEC_DEFAULTS))
+                    effects = enter(cid, qi, spec, now)
             elif kind == _IVR:
                 call = ev[3]
                 effects = run_ivr(call, call.session.handle(ev[4], epoch + now), now)
 
             elif kind == _ACCEPT:
                 try:
-                    effects = accept(ev[3], ev[4], now)
+                    effects = router.accept(ev[3], ev[4], now)
                 except (OfferWithdrawnError, UnknownContactError):
                     continue  # answered elsewhere, abandoned, or the offer timed out first
             elif kind == _ABANDON:
@@ -632,7 +638,7 @@ class Simulator:
                         if answer_is_zero:
                             # (it may have been withdrawn by an effect carried out before: a logout)
                             try:  # noqa: SIM105 (suppress() costs 3 calls; try costs none)
-                                effects.extend(accept(agent_id, e.contact_id, now))
+                                effects.extend(router.accept(agent_id, e.contact_id, now))
                             except (OfferWithdrawnError, UnknownContactError):
                                 pass
                             break
@@ -707,7 +713,7 @@ class Simulator:
                     completed[k] += 1
                 completing_k = -1
 
-            deadline = next_deadline()
+            deadline = router.next_deadline()
             if deadline is not None and deadline < timer_at:
                 timer_at = deadline if deadline > now else now
                 seq += 1

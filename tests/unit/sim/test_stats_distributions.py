@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from statistics import fmean, pstdev
 
 import pytest
@@ -86,3 +87,30 @@ def test_samplers_use_only_the_generator_they_are_given() -> None:
     random.seed(999)  # the global generator must not matter
     b = [draw(random.Random(5)) for _ in range(3)]
     assert a == b
+
+
+@pytest.mark.parametrize(
+    ("dist", "method"),
+    [
+        (Exponential(type="exponential", mean=180.0), lambda r: r.expovariate(1 / 180.0)),
+        (Lognormal(type="lognormal", mean=300.0, sd=120.0), None),
+        (Uniform(type="uniform", low=2.0, high=8.0), lambda r: r.uniform(2.0, 8.0)),
+        (Constant(type="constant", value=3.0), lambda r: 3.0),
+        (Empirical(type="empirical", values=[10.0, 20.0]), lambda r: r.choice((10.0, 20.0))),
+        (
+            Empirical(type="empirical", values=[1.0, 2.0], weights=[3.0, 1.0]),
+            lambda r: r.choices((1.0, 2.0), cum_weights=(3.0, 4.0))[0],
+        ),
+    ],
+)
+def test_samplers_draw_what_the_random_method_draws(
+    dist: object, method: Callable[[random.Random], float] | None
+) -> None:
+    """Each sampler is its random.Random method's formula (compiled, the same numbers)."""
+    if method is None:  # lognormal: mu and sigma from the mean and sd
+        sigma2 = math.log1p((120.0 / 300.0) ** 2)
+        mu, sigma = math.log(300.0) - sigma2 / 2, math.sqrt(sigma2)
+        method = lambda r: r.lognormvariate(mu, sigma)  # noqa: E731
+    draw = dist.sampler()  # type: ignore[attr-defined]
+    ours, theirs = random.Random(21), random.Random(21)
+    assert [draw(ours) for _ in range(200)] == [method(theirs) for _ in range(200)]
