@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc.aio
 import kmock
+import pytest
 import yaml
 from callmesh.v1 import router_pb2, router_pb2_grpc
 from callmesh.workers.router.server import RouterServer
@@ -24,7 +25,7 @@ NS = "acme"
 def run_doc() -> dict[str, Any]:
     namespace: dict[str, Any] = {}
     blocks = _BLOCK.findall(DOC.read_text())
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         exec(compile(block, str(DOC), "exec"), namespace)
     return namespace
@@ -79,6 +80,41 @@ async def test_wallboard_example(tmp_path: Path) -> None:
             await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c2", queue="support"))
         lines = await wallboard(f"127.0.0.1:{port}")
         assert lines == ["support: 1 waiting, SL 0% (target 80% in 20 s), ASA 0 s, last 10 min"]
+    finally:
+        await server.stop(0)
+
+
+async def test_send_on_break_example(tmp_path: Path) -> None:
+    config = tmp_path / "tenant.yaml"
+    config.write_text(
+        yaml.safe_dump_all(
+            [
+                {
+                    "apiVersion": "callmesh.io/v1alpha1",
+                    "kind": "Queue",
+                    "metadata": {"name": "support", "namespace": NS},
+                    "spec": {"tiers": [{"level": 1, "teams": ["desk"]}]},
+                },
+                {
+                    "apiVersion": "callmesh.io/v1alpha1",
+                    "kind": "AgentTeam",
+                    "metadata": {"name": "desk", "namespace": NS},
+                    "spec": {"agents": [{"id": "ann", "name": "Ann", "extension": "100"}]},
+                },
+            ]
+        )
+    )
+    server = RouterServer(config, address="127.0.0.1:0", reload_interval=0)
+    port = await server.start()
+    try:
+        assert server.core is not None
+        server.core.open_session("ann", True)
+        send_on_break = run_doc()["send_on_break"]
+        assert await send_on_break(f"127.0.0.1:{port}", "ann", "lunch") == "AGENT_STATE_NOT_READY"
+        assert server.core.presence["ann"][1] == "lunch"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await send_on_break(f"127.0.0.1:{port}", "zed", "lunch")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         await server.stop(0)
 

@@ -455,6 +455,72 @@ async def test_transfer_and_cancel(started: Any) -> None:
     check(server)
 
 
+async def test_supervisor_forces_agent_states(started: Any) -> None:
+    """ForceAgentState: NotReady takes back a ringing offer (it keeps its place), Available
+    ends the break, LoggedOut ends the session; bad requests change nothing."""
+    server, stub, _ = started
+    F = router_pb2.ForceAgentStateRequest
+    ann = Agent(stub, "a00")
+    await ann.login()
+    for other in range(1, 20):  # only ann is logged in: the contact rings at her
+        assert server.core.router.agent_state(f"a{other:02d}").value == "LoggedOut"
+    await stub.Enqueue(router_pb2.EnqueueRequest(contact_id="c1", queue="support"))
+    assert (await ann.next("offer")).contact_id == "c1"
+    forced = await stub.ForceAgentState(
+        F(agent_id="a00", state=router_pb2.AGENT_STATE_NOT_READY, reason="coaching")
+    )
+    assert forced.state == router_pb2.AGENT_STATE_NOT_READY
+    assert (await ann.next("withdrawn")).contact_id == "c1"
+    state = await ann.next("state")
+    assert (state.state, state.reason) == (router_pb2.AGENT_STATE_NOT_READY, "coaching")
+    assert server.core.router.waiting("support") == ["c1"]
+    watch = stub.WatchContact(router_pb2.WatchContactRequest(contact_id="c1"))
+    status = (await watch.read()).status
+    assert status.position == 1 and status.estimated_wait_seconds > 0
+    watch.cancel()
+    check(server)
+    forced = await stub.ForceAgentState(F(agent_id="a00", state=router_pb2.AGENT_STATE_AVAILABLE))
+    assert forced.state == router_pb2.AGENT_STATE_RESERVED  # c1 rings at her again at once
+    assert (await ann.next("offer")).contact_id == "c1"
+    await ann.accept("c1")
+    await ann.next("connected")
+    # Forced out mid-call: the call goes on, the desktop sees LoggedOut, then its stream ends.
+    forced = await stub.ForceAgentState(F(agent_id="a00", state=router_pb2.AGENT_STATE_LOGGED_OUT))
+    assert forced.state == router_pb2.AGENT_STATE_LOGGED_OUT
+    state = await ann.next("state")
+    assert (state.state, state.reason) == (router_pb2.AGENT_STATE_LOGGED_OUT, "supervisor")
+    assert await asyncio.wait_for(ann.call.read(), TIMEOUT) is grpc.aio.EOF
+    assert "a00" not in server.core.sessions
+    check(server)
+    await stub.Complete(router_pb2.CompleteRequest(contact_id="c1"))
+    check(server)
+    # Bad requests: a clear status, nothing changed.
+    await expect(
+        grpc.StatusCode.NOT_FOUND,
+        stub.ForceAgentState(F(agent_id="zed", state=router_pb2.AGENT_STATE_AVAILABLE)),
+        "zed",
+        "AgentTeam",
+    )
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        stub.ForceAgentState(F(agent_id="a01", state=router_pb2.AGENT_STATE_BUSY)),
+        "AGENT_STATE_NOT_READY",
+    )
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, stub.ForceAgentState(F(agent_id="a01")), "unset")
+    await expect(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        stub.ForceAgentState(F(agent_id="a01", state=router_pb2.AGENT_STATE_AVAILABLE)),
+        "AgentSession",
+    )
+    await expect(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        stub.ForceAgentState(F(agent_id="a01", state=router_pb2.AGENT_STATE_NOT_READY)),
+        "not logged in",
+    )
+    assert server.core.router.agent_state("a01").value == "LoggedOut"
+    check(server)
+
+
 async def test_watch_queues_streams_kpis(started: Any) -> None:
     server, stub, _ = started
     for n in range(3):

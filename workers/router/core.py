@@ -91,6 +91,7 @@ STATE_TO_PB = {
     AgentState.BUSY: router_pb2.AGENT_STATE_BUSY,
     AgentState.WRAP_UP: router_pb2.AGENT_STATE_WRAP_UP,
 }
+PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
 _PRESENCE = frozenset({AgentState.AVAILABLE, AgentState.NOT_READY, AgentState.LOGGED_OUT})
 """States an agent chooses (kept across a reload), unlike Reserved, Busy and WrapUp."""
 END_TO_PB = {
@@ -868,10 +869,12 @@ class RouterCore:
                 f"queue {queue!r} serves {target.channel}, contact {contact_id!r} is {channel}:"
                 " transfer it to a queue of its channel",
             )
+        # A new wait in the target queue, from now: escalation and max wait count from now
+        # too. (A queue time kept from a move or a restart would be before the new enqueue
+        # time: the engine would refuse the spec after the call was completed, and lose it.)
+        new = spec._replace(queue=queue, enqueued_at=self.now(), queued_at=None)
         self.complete(contact_id)
-        wall = self._wall()
-        new = spec._replace(queue=queue, enqueued_at=self.now())
-        self._enqueue_spec(new, wall, [])
+        self._enqueue_spec(new, self._wall(), [])
         return router_pb2.TRANSFER_OUTCOME_REQUEUED
 
     def answer(self, contact_id: str, agent_id: str, accept: bool) -> None:
@@ -885,10 +888,11 @@ class RouterCore:
         """Follow a contact: a queue that gets its status, then its events, then None."""
         info = self._contact(contact_id)
         q: asyncio.Queue[router_pb2.WatchContactResponse | None] = asyncio.Queue()
-        position, _ = self.position(contact_id)
+        position, wait = self.position(contact_id)
         status = router_pb2.ContactStatus(
             queue=info.spec.queue,
             position=position,
+            estimated_wait_seconds=wait,
             ringing_agent_ids=sorted(info.ringing),
             agent_id=info.agent_id or "",
             enqueue_time=_ts(info.wall_enqueued),
@@ -984,6 +988,48 @@ class RouterCore:
         session = self.sessions.pop(agent_id, None)
         if session is not None:
             session.events.put_nowait(None)
+
+    def force_state(self, agent_id: str, state: AgentState | None, reason: str) -> AgentState:
+        """A supervisor sets ``agent_id`` LoggedOut, Available or NotReady; returns its state.
+
+        Raises:
+            RequestError: unknown agent, a state that cannot be forced, Available without a
+                session (nobody could answer its offers), NotReady while logged out.
+        """
+        if agent_id not in self._agent_set:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"agent {agent_id!r} is not in any AgentTeam of tenant"
+                f" {self.config.namespace or '?'}: add it to a team's spec.agents",
+            )
+        if state not in (AgentState.LOGGED_OUT, AgentState.AVAILABLE, AgentState.NOT_READY):
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"state is {state or 'unset'}: force an agent AGENT_STATE_LOGGED_OUT,"
+                " AGENT_STATE_AVAILABLE or AGENT_STATE_NOT_READY",
+            )
+        why = reason or "supervisor"
+        if state is AgentState.AVAILABLE and agent_id not in self.sessions:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"agent {agent_id!r} has no open AgentSession, so nobody could answer its"
+                " offers: it logs in from its desktop first",
+            )
+        if (
+            state is AgentState.NOT_READY
+            and self.router.agent_state(agent_id) is AgentState.LOGGED_OUT
+        ):
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"agent {agent_id!r} is not logged in: it logs in from its desktop first",
+            )
+        self._run("force", lambda now: self.router.force_state(agent_id, state, now, reason=why))
+        self.presence[agent_id] = (state, why)
+        if state is AgentState.LOGGED_OUT:
+            session = self.sessions.pop(agent_id, None)
+            if session is not None:  # it got the state change; now its stream ends
+                session.events.put_nowait(None)
+        return self.router.agent_state(agent_id)
 
     def close_session(self, session: Session) -> None:
         """The session's stream ended: log the agent out, or NotReady if it has contacts."""
@@ -1266,6 +1312,8 @@ class RouterCore:
             state, reason = self.presence.get(agent_id, (AgentState.AVAILABLE, ""))
             if state is AgentState.NOT_READY:
                 engine.set_not_ready(agent_id, reason, now)
+            elif state is AgentState.LOGGED_OUT:  # forced out by a supervisor mid-call
+                engine.force_state(agent_id, state, now, reason=reason)
         # 4: agents in wrap-up get the time left, by a stand-in contact through their hold.
         for agent_id, channel in sorted(wrapping.items()):
             stand_in = f"{HOLD_PREFIX}wrap{HOLD_PREFIX}{agent_id}"
@@ -1284,12 +1332,21 @@ class RouterCore:
         self.reloads += 1
         self._changes += 1
         effects: list[Effect] = []
+        # Waiting contacts keep their place: the priority they are served by now (a moved
+        # contact keeps the one of the queue it entered first), their enqueue time, and
+        # their arrival order for ties.
+        known = set(old.contacts())
+        priority = {
+            i.spec.id: old.priority(i.spec.id) if i.spec.id in known else i.spec.priority
+            for i in self.contacts.values()
+            if i.agent_id is None
+        }
         waiting = sorted(
             (i for i in self.contacts.values() if i.agent_id is None),
-            key=lambda i: (-(i.spec.priority or 0), i.spec.enqueued_at or 0.0, i.order),
+            key=lambda i: (-(priority[i.spec.id] or 0), i.spec.enqueued_at or 0.0, i.order),
         )
         for info in waiting:
-            effects += engine.enqueue(info.spec, now)
+            effects += engine.enqueue(info.spec._replace(priority=priority[info.spec.id]), now)
         for agent_id in sorted(logged_in):
             if agent_id in in_progress or agent_id in wrapping:
                 continue

@@ -22,6 +22,8 @@ import grpc.aio
 from callmesh.v1 import router_pb2, router_pb2_grpc
 from callmesh.workers.router.core import (
     PB_TO_CHANNEL,
+    PB_TO_STATE,
+    STATE_TO_PB,
     RequestError,
     RouterCore,
     Session,
@@ -152,6 +154,18 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.TransferResponse(
             outcome=router_pb2.TransferOutcome.ValueType(outcome), position=position
         )
+
+    async def ForceAgentState(
+        self, request: router_pb2.ForceAgentStateRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ForceAgentStateResponse:
+        """A supervisor sets an agent's state; see the proto."""
+        try:
+            state = self.core.force_state(
+                request.agent_id, PB_TO_STATE.get(request.state), request.reason
+            )
+        except (AcdError, RequestError) as exc:
+            await _abort(context, exc)
+        return router_pb2.ForceAgentStateResponse(state=STATE_TO_PB[state])
 
     async def AnswerOffer(
         self, request: router_pb2.AnswerOfferRequest, context: grpc.aio.ServicerContext

@@ -586,12 +586,15 @@ class ContactStatus(_message.Message):
     RINGING_AGENT_IDS_FIELD_NUMBER: _builtins.int
     AGENT_ID_FIELD_NUMBER: _builtins.int
     ENQUEUE_TIME_FIELD_NUMBER: _builtins.int
+    ESTIMATED_WAIT_SECONDS_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue it is in."""
     position: _builtins.int
     """1-based place in the queue; 0 while ringing or answered."""
     agent_id: _builtins.str
     """The agent it is connected to, once answered."""
+    estimated_wait_seconds: _builtins.float
+    """Estimated seconds until it is offered, for an announcement; 0 while ringing or answered."""
     @_builtins.property
     def ringing_agent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Agents ringing for it now (empty while waiting)."""
@@ -608,10 +611,11 @@ class ContactStatus(_message.Message):
         ringing_agent_ids: _abc.Iterable[_builtins.str] | None = ...,
         agent_id: _builtins.str = ...,
         enqueue_time: _timestamp_pb2.Timestamp | None = ...,
+        estimated_wait_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["enqueue_time", b"enqueue_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "enqueue_time", b"enqueue_time", "position", b"position", "queue", b"queue", "ringing_agent_ids", b"ringing_agent_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "enqueue_time", b"enqueue_time", "estimated_wait_seconds", b"estimated_wait_seconds", "position", b"position", "queue", b"queue", "ringing_agent_ids", b"ringing_agent_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1325,7 +1329,9 @@ Global___AgentStateCount: _TypeAlias = AgentStateCount  # noqa: Y015
 
 @_typing.final
 class QueueKpis(_message.Message):
-    """One queue's KPIs, counted since the router started."""
+    """One queue's KPIs: counts since the router started, service level and ASA over a
+    sliding window (window_seconds).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1431,3 +1437,57 @@ class WatchQueuesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchQueuesResponse: _TypeAlias = WatchQueuesResponse  # noqa: Y015
+
+@_typing.final
+class ForceAgentStateRequest(_message.Message):
+    """Request of ForceAgentState."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    """The agent."""
+    state: Global___AgentState.ValueType
+    """AGENT_STATE_LOGGED_OUT, AGENT_STATE_AVAILABLE or AGENT_STATE_NOT_READY."""
+    reason: _builtins.str
+    """The reason code sent with the change (NotReady's break code); "supervisor" when empty."""
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+        state: Global___AgentState.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForceAgentStateRequest: _TypeAlias = ForceAgentStateRequest  # noqa: Y015
+
+@_typing.final
+class ForceAgentStateResponse(_message.Message):
+    """Response of ForceAgentState."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    state: Global___AgentState.ValueType
+    """The agent's state afterwards, as the ACD sees it (Busy while a contact it answered goes
+    on, for instance).
+    """
+    def __init__(
+        self,
+        *,
+        state: Global___AgentState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForceAgentStateResponse: _TypeAlias = ForceAgentStateResponse  # noqa: Y015

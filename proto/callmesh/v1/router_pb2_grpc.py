@@ -75,6 +75,11 @@ class RouterServiceStub:
                 request_serializer=callmesh_dot_v1_dot_router__pb2.WatchQueuesRequest.SerializeToString,
                 response_deserializer=callmesh_dot_v1_dot_router__pb2.WatchQueuesResponse.FromString,
                 _registered_method=True)
+        self.ForceAgentState = channel.unary_unary(
+                '/callmesh.v1.RouterService/ForceAgentState',
+                request_serializer=callmesh_dot_v1_dot_router__pb2.ForceAgentStateRequest.SerializeToString,
+                response_deserializer=callmesh_dot_v1_dot_router__pb2.ForceAgentStateResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -154,6 +159,19 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForceAgentState(self, request, context):
+        """A supervisor sets an agent LoggedOut, Available or NotReady (with a reason code),
+        whatever the agent is doing: offers ringing at it go back to their queues keeping their
+        place; contacts it answered carry on until completed. LoggedOut ends the agent's
+        AgentSession (the desktop gets the state change, then the stream closes). Errors:
+        NOT_FOUND (an agent in no AgentTeam), INVALID_ARGUMENT (any other state),
+        FAILED_PRECONDITION (Available for an agent with no open AgentSession, which could not
+        answer; NotReady for an agent not logged in).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +214,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.WatchQueues,
                     request_deserializer=callmesh_dot_v1_dot_router__pb2.WatchQueuesRequest.FromString,
                     response_serializer=callmesh_dot_v1_dot_router__pb2.WatchQueuesResponse.SerializeToString,
+            ),
+            'ForceAgentState': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForceAgentState,
+                    request_deserializer=callmesh_dot_v1_dot_router__pb2.ForceAgentStateRequest.FromString,
+                    response_serializer=callmesh_dot_v1_dot_router__pb2.ForceAgentStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -415,6 +438,33 @@ class RouterService:
             '/callmesh.v1.RouterService/WatchQueues',
             callmesh_dot_v1_dot_router__pb2.WatchQueuesRequest.SerializeToString,
             callmesh_dot_v1_dot_router__pb2.WatchQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForceAgentState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callmesh.v1.RouterService/ForceAgentState',
+            callmesh_dot_v1_dot_router__pb2.ForceAgentStateRequest.SerializeToString,
+            callmesh_dot_v1_dot_router__pb2.ForceAgentStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

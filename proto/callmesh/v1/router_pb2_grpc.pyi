@@ -93,6 +93,15 @@ class RouterServiceStub:
     """
     WatchQueues: _grpc.UnaryStreamMultiCallable[_router_pb2.WatchQueuesRequest, _router_pb2.WatchQueuesResponse]
     """Queue KPIs, now and then every interval. Errors: NOT_FOUND (an unknown queue asked for)."""
+    ForceAgentState: _grpc.UnaryUnaryMultiCallable[_router_pb2.ForceAgentStateRequest, _router_pb2.ForceAgentStateResponse]
+    """A supervisor sets an agent LoggedOut, Available or NotReady (with a reason code),
+    whatever the agent is doing: offers ringing at it go back to their queues keeping their
+    place; contacts it answered carry on until completed. LoggedOut ends the agent's
+    AgentSession (the desktop gets the state change, then the stream closes). Errors:
+    NOT_FOUND (an agent in no AgentTeam), INVALID_ARGUMENT (any other state),
+    FAILED_PRECONDITION (Available for an agent with no open AgentSession, which could not
+    answer; NotReady for an agent not logged in).
+    """
 
 @_typing.type_check_only
 class RouterServiceAsyncStub(RouterServiceStub):
@@ -139,6 +148,15 @@ class RouterServiceAsyncStub(RouterServiceStub):
     """
     WatchQueues: _aio.UnaryStreamMultiCallable[_router_pb2.WatchQueuesRequest, _router_pb2.WatchQueuesResponse]  # type: ignore[assignment]
     """Queue KPIs, now and then every interval. Errors: NOT_FOUND (an unknown queue asked for)."""
+    ForceAgentState: _aio.UnaryUnaryMultiCallable[_router_pb2.ForceAgentStateRequest, _router_pb2.ForceAgentStateResponse]  # type: ignore[assignment]
+    """A supervisor sets an agent LoggedOut, Available or NotReady (with a reason code),
+    whatever the agent is doing: offers ringing at it go back to their queues keeping their
+    place; contacts it answered carry on until completed. LoggedOut ends the agent's
+    AgentSession (the desktop gets the state change, then the stream closes). Errors:
+    NOT_FOUND (an agent in no AgentTeam), INVALID_ARGUMENT (any other state),
+    FAILED_PRECONDITION (Available for an agent with no open AgentSession, which could not
+    answer; NotReady for an agent not logged in).
+    """
 
 class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
     """One tenant's automatic call distributor."""
@@ -230,5 +248,20 @@ class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_router_pb2.WatchQueuesResponse], _abc.AsyncIterator[_router_pb2.WatchQueuesResponse]]:
         """Queue KPIs, now and then every interval. Errors: NOT_FOUND (an unknown queue asked for)."""
+
+    @_abc_1.abstractmethod
+    def ForceAgentState(
+        self,
+        request: _router_pb2.ForceAgentStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ForceAgentStateResponse, _abc.Awaitable[_router_pb2.ForceAgentStateResponse]]:
+        """A supervisor sets an agent LoggedOut, Available or NotReady (with a reason code),
+        whatever the agent is doing: offers ringing at it go back to their queues keeping their
+        place; contacts it answered carry on until completed. LoggedOut ends the agent's
+        AgentSession (the desktop gets the state change, then the stream closes). Errors:
+        NOT_FOUND (an agent in no AgentTeam), INVALID_ARGUMENT (any other state),
+        FAILED_PRECONDITION (Available for an agent with no open AgentSession, which could not
+        answer; NotReady for an agent not logged in).
+        """
 
 def add_RouterServiceServicer_to_server(servicer: RouterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -156,6 +156,80 @@ async def test_reload_keeps_max_wait_counting_from_queue_entry() -> None:
     core.close()
 
 
+async def test_transfer_of_an_answered_contact_that_was_moved_requeues_it() -> None:
+    """A moved contact keeps its queue time in its spec; a transfer after it was answered
+    starts a new wait from now (before, the engine refused the spec after the call had been
+    completed, and the contact was lost)."""
+    import asyncio
+
+    core = RouterCore(config(backup=True), lambda _c: None)
+    core.open_session("ann", True)
+    core.enqueue("busy", "voice")
+    core.answer("busy", "ann", True)
+    core.enqueue("c1", "voice")
+    await asyncio.sleep(0.01)
+    core.transfer("c1", "backup", "supervisor")  # waiting: moved, its queue time is kept
+    assert core.contacts["c1"].spec.queued_at is not None
+    await asyncio.sleep(0.01)
+    core.complete("busy")
+    core.answer("c1", "ann", True)
+    await asyncio.sleep(0.01)
+    assert core.transfer("c1", "voice", "blind") == router_pb2.TRANSFER_OUTCOME_REQUEUED
+    core.check_invariants()
+    assert core.router.contacts() == ["c1"] and list(core.contacts) == ["c1"]
+    spec = core.contacts["c1"].spec
+    assert spec.queue == "voice" and spec.queued_at is None
+    core.close()
+
+
+async def test_reload_keeps_the_priority_a_moved_contact_is_served_by() -> None:
+    """The engine keeps a moved contact's priority (the queue it entered first); a reload
+    re-enqueues it with that priority, not the priority of the queue it was moved to."""
+    import asyncio
+
+    def two(digest: str) -> RouterConfig:
+        return RouterConfig(
+            namespace="t",
+            queues=(
+                QueueConfig("a", (TierConfig(("desk",)),), priority=20),
+                QueueConfig("b", (TierConfig(("desk",)),), priority=5),
+            ),
+            teams=(TeamConfig("desk", (AgentConfig("ann"),)),),
+            digest=digest,
+        )
+
+    core = RouterCore(two("v1"), lambda _c: None)
+    core.enqueue("y", "b")
+    await asyncio.sleep(0.01)
+    core.enqueue("x", "a")
+    core.transfer("x", "b", "supervisor")
+    assert core.router.waiting("b") == ["x", "y"]
+    assert core.reload(two("v2"))
+    core.check_invariants()
+    assert core.router.waiting("b") == ["x", "y"]
+    assert core.router.priority("x") == 20 and core.router.priority("y") == 5
+    core.close()
+
+
+async def test_reload_keeps_an_agent_forced_out_mid_call_logged_out() -> None:
+    from callmesh.acd import AgentState
+
+    core = RouterCore(config(), lambda _c: None)
+    core.open_session("ann", True)
+    core.enqueue("c1", "voice")
+    core.answer("c1", "ann", True)
+    assert core.force_state("ann", AgentState.LOGGED_OUT, "") is AgentState.LOGGED_OUT
+    assert "ann" not in core.sessions
+    assert core.reload(config(digest="v2"))
+    core.check_invariants()
+    assert core.router.agent_state("ann") is AgentState.LOGGED_OUT
+    assert core.contacts["c1"].agent_id == "ann"
+    core.complete("c1")
+    core.check_invariants()
+    assert core.router.agent_state("ann") is AgentState.LOGGED_OUT
+    core.close()
+
+
 async def test_service_level_and_asa_are_over_a_sliding_window() -> None:
     import asyncio
 
