@@ -15,8 +15,12 @@ Routing, per decision:
 1. the override chain (``callmesh_route_contact``), first valid non-None answer wins;
    a failing or invalid override is skipped (logged, counted);
 2. the queue's named strategy (registered through ``callmesh_routing_strategies``);
-3. if that strategy is missing, fails, or answers an invalid decision: the built-in fallback,
-   ``skills-best-match`` when the contact requires skills, else ``longest-idle-agent``.
+3. if that strategy is missing, fails, answers an invalid decision or (a vendor's) makes no
+   decision: the built-in fallback, ``skills-best-match`` when the contact requires skills,
+   else ``longest-idle-agent``. Its decision says so, for the call's trace: ``decided_by`` is
+   ``routing:fallback:<strategy>`` and ``reason`` is ``"<why>; fell back: <its reason>"``,
+   the engine's own vocabulary (``engine:<strategy>``, ``"<problem>; fell back: ..."``).
+   A built-in strategy that finds no candidate answers None to the engine: that is no failure.
 
 A decision is valid when it is a ``RoutingDecision`` whose ``agent_ids`` are a non-empty
 tuple of candidate ids (an unknown agent, or one not Available, is not a candidate).
@@ -59,7 +63,14 @@ from callmesh.acd.strategy import (
     RoutingStrategy,
 )
 
-__all__ = ["INLINE_ENV", "TRACE_ENV", "EnabledPlugin", "PluginManager", "parse_plugin_specs"]
+__all__ = [
+    "FALLBACK_DECIDED_BY",
+    "INLINE_ENV",
+    "TRACE_ENV",
+    "EnabledPlugin",
+    "PluginManager",
+    "parse_plugin_specs",
+]
 
 log = logging.getLogger("callmesh.plugins")
 TRACE_ENV = "CALLMESH_TRACE_PLUGINS"
@@ -67,6 +78,9 @@ INLINE_ENV = "CALLMESH_INLINE_PLUGINS"
 FALLBACK_PLUGIN = "routing"
 LONGEST_IDLE = "longest-idle-agent"
 SKILLS_BEST_MATCH = "skills-best-match"
+FALLBACK_DECIDED_BY = f"{FALLBACK_PLUGIN}:fallback:"
+"""How the ``decided_by`` of a decision the manager's fallback made begins (then the built-in
+strategy's name): two values in all, so a metric labelled by ``decided_by`` stays small."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,26 @@ def _loc(loc: Sequence[int | str]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
+
+
+def _choose(
+    choose: Callable[[RoutingRequest], object],
+    request: RoutingRequest,
+    ran: list[Exception | None],
+) -> object:
+    """``choose(request)``, noting in ``ran`` that it started and what it raised.
+
+    How a strategy failed, for the trace of the decision that replaces its answer: nothing
+    noted, it was not called; an exception noted, it raised; else it gave no usable answer in
+    time (it overran its budget, or answered an awaitable). About 70 ns per call, off the
+    built-in hot path.
+    """
+    ran.append(None)
+    try:
+        return choose(request)
+    except Exception as exc:
+        ran.append(exc)
+        raise
 
 
 def _instantiate(loaded: LoadedPlugin, config: BaseModel | None) -> object:
@@ -275,7 +309,8 @@ class PluginManager:
         self.wants_outcomes = bool(self._observers)
         """False when no plugin observes routing outcomes: the engine then builds none
         (see :class:`~callmesh.acd.strategy.RoutingPolicy`)."""
-        self._warned_strategies: set[str] = set()
+        self._unknown_strategies: dict[str, str] = {}
+        """Why a strategy name no plugin registers cannot decide, by name (warned once)."""
 
     # -- setup -----------------------------------------------------------------------------
     def _register(self) -> None:
@@ -377,54 +412,100 @@ class PluginManager:
             )
             if decision is None or decision is FAILED:
                 continue
-            if self._valid(impl.plugin, "callmesh_route_contact", decision, request):
+            if not self._rejected(impl.plugin, "callmesh_route_contact", decision, request):
                 iso.succeeded(impl.plugin)
                 return self._stamp(decision, impl.plugin)
         entry = self.strategies.get(request.strategy)
         if entry is None:
-            if request.strategy not in self._warned_strategies:
-                self._warned_strategies.add(request.strategy)
+            cause = self._unknown_strategies.get(request.strategy)
+            if cause is None:
+                registered = ", ".join(sorted(self.strategies))
+                cause = self._unknown_strategies[request.strategy] = (
+                    f"no enabled plugin registers strategy {request.strategy!r} "
+                    f"(registered: {registered})"
+                )
                 log.warning(
                     "queue %r names routing strategy %r, which no enabled plugin registers "
                     "(registered: %s); the built-in fallback decides",
                     request.queue,
                     request.strategy,
-                    ", ".join(sorted(self.strategies)),
+                    registered,
                 )
         elif entry.builtin and not iso.trace:
             # The hot path: one of our own pure strategies, guarded against exceptions only.
             try:
                 return entry.strategy.choose(request)
             except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
                 iso.failed(
                     entry.plugin,
                     "callmesh_route_contact",
                     FailureReason.RAISED,
-                    f"{request.strategy}: {type(exc).__name__}: {exc}",
+                    f"{request.strategy}: {problem}",
                 )
+                cause = f"{self._who(entry, request)} raised {problem}"
         else:
+            ran: list[Exception | None] = []
             decision = iso.call(
                 entry.plugin,
                 "callmesh_route_contact",
-                entry.strategy.choose,
-                (request,),
+                _choose,
+                (entry.strategy.choose, request, ran),
                 self._route_budget,
                 trusted=entry.trusted,
                 inline=entry.inline,
             )
-            if entry.builtin:
-                if decision is not FAILED:
-                    return decision  # type: ignore[no-any-return]
-            elif decision is not FAILED and (
-                decision is None
-                or self._valid(entry.plugin, "callmesh_route_contact", decision, request)
-            ):
-                iso.succeeded(entry.plugin)
-                if decision is not None:
-                    return self._stamp(decision, entry.plugin)
-        return self._fallback(request)
+            if decision is FAILED:
+                cause = self._failure(entry, request, ran)
+            elif entry.builtin:
+                return decision  # type: ignore[no-any-return]
+            else:
+                problem = (
+                    ""
+                    if decision is None
+                    else self._rejected(entry.plugin, "callmesh_route_contact", decision, request)
+                )
+                if problem:
+                    cause = f"{self._who(entry, request)} was rejected: {problem}"
+                else:
+                    iso.succeeded(entry.plugin)
+                    if decision is not None:
+                        return self._stamp(decision, entry.plugin)
+                    cause = f"{self._who(entry, request)} made no decision"
+        return self._fell_back(request, cause)
+
+    @staticmethod
+    def _who(entry: _Strategy, request: RoutingRequest) -> str:
+        return f"strategy {request.strategy!r} of plugin {entry.plugin!r}"
+
+    def _failure(
+        self, entry: _Strategy, request: RoutingRequest, ran: list[Exception | None]
+    ) -> str:
+        """How the queue's strategy failed (the isolation layer counted and logged it)."""
+        who = self._who(entry, request)
+        if len(ran) > 1:
+            exc = ran[1]
+            return f"{who} raised {type(exc).__name__}: {exc}"
+        if ran:
+            return f"{who} gave no usable answer within its {self._route_budget * 1e3:g} ms budget"
+        if self.isolation.is_open(entry.plugin):
+            return f"{who} was skipped: the plugin failed too often in a row (circuit open)"
+        return f"{who} was refused: every thread of the plugin's lane is still busy (saturated)"
+
+    def _fell_back(self, request: RoutingRequest, cause: str) -> RoutingDecision | None:
+        """The built-in fallback's decision, marked as a fallback and saying why (``cause``)."""
+        decision = self._fallback(request)
+        if decision is None:
+            return None
+        return replace(
+            decision,
+            decided_by=f"{FALLBACK_DECIDED_BY}{decision.decided_by}",
+            reason=f"{cause}; fell back: {decision.reason}",
+            fallback=True,
+        )
 
     def _fallback(self, request: RoutingRequest) -> RoutingDecision | None:
+        """The built-in fallback's own decision (unmarked), or None if it has none."""
         strategy = self._fallback_skills if request.contact.skills else self._fallback_longest
         try:
             return strategy.choose(request)
@@ -432,33 +513,27 @@ class PluginManager:
             log.exception("built-in fallback %r failed for queue %r", strategy.name, request.queue)
             return None
 
-    def _valid(self, plugin: str, hook: str, decision: object, request: RoutingRequest) -> bool:
+    def _rejected(self, plugin: str, hook: str, decision: object, request: RoutingRequest) -> str:
+        """Why ``decision`` cannot be used (recorded as the plugin's failure), or "" if it can."""
         if not isinstance(decision, RoutingDecision):
-            self.isolation.failed(
-                plugin,
-                hook,
-                FailureReason.WRONG_TYPE,
-                f"answered {type(decision).__name__}, not RoutingDecision",
-            )
-            return False
+            problem = f"answered {type(decision).__name__}, not RoutingDecision"
+            self.isolation.failed(plugin, hook, FailureReason.WRONG_TYPE, problem)
+            return problem
         ids = decision.agent_ids
         if not isinstance(ids, tuple) or not ids:
-            self.isolation.failed(
-                plugin, hook, FailureReason.INVALID, "agent_ids must be a non-empty tuple"
-            )
-            return False
+            problem = "agent_ids must be a non-empty tuple"
+            self.isolation.failed(plugin, hook, FailureReason.INVALID, problem)
+            return problem
         candidates = request.candidates
         for agent_id in ids:
             if not isinstance(agent_id, str) or agent_id not in candidates:
-                self.isolation.failed(
-                    plugin,
-                    hook,
-                    FailureReason.INVALID,
+                problem = (
                     f"agent {agent_id!r} is not a candidate for contact {request.contact.id!r} "
-                    f"(unknown, not Available, no capacity or lacking a skill)",
+                    f"(unknown, not Available, no capacity or lacking a skill)"
                 )
-                return False
-        return True
+                self.isolation.failed(plugin, hook, FailureReason.INVALID, problem)
+                return problem
+        return ""
 
     @staticmethod
     def _stamp(decision: RoutingDecision, plugin: str) -> RoutingDecision:

@@ -57,7 +57,9 @@ class DecisionRecord(NamedTuple):
         agent_ids: the agents offered (after the engine's checks).
         decided_by: the strategy / plugin whose choice was used.
         reason: why, in words (includes why a fallback happened).
-        fallback: True when the engine overrode or replaced the policy's decision.
+        fallback: True when the engine overrode or replaced the policy's decision, or the
+            policy's own fallback decided (:attr:`RoutingDecision.fallback
+            <callmesh.acd.strategy.RoutingDecision.fallback>`).
         discarded: agent ids the policy proposed that were not candidates.
     """
 

@@ -370,7 +370,15 @@ class Router:
                     delay = None
                 record = _new_tuple(
                     DecisionRecord,
-                    (now, queue.name, ids, decision.decided_by, decision.reason, False, ()),
+                    (
+                        now,
+                        queue.name,
+                        ids,
+                        decision.decided_by,
+                        decision.reason,
+                        decision.fallback,
+                        (),
+                    ),
                 )
                 return record, delay
         valid: list[str] = []
@@ -414,7 +422,7 @@ class Router:
                 tuple(valid),
                 decision.decided_by,
                 decision.reason,
-                False,
+                decision.fallback,
                 tuple(discarded),
             )
         delay = decision.progressive_delay

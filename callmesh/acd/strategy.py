@@ -238,12 +238,17 @@ class RoutingDecision:
         progressive_delay: when set, the agents are not rung all at once: the first rings,
             and every ``progressive_delay`` seconds the next one is added while the earlier
             ones keep ringing (mod_callcenter's ring-progressively).
+        fallback: True when this decision stands in for the one the queue's strategy
+            should have made (the plugin manager's fallback, when that strategy is missing,
+            failed or answered an invalid decision); the engine records it in the trace's
+            :attr:`~callmesh.acd.effects.DecisionRecord.fallback`.
     """
 
     agent_ids: tuple[str, ...]
     decided_by: str
     reason: str
     progressive_delay: float | None = None
+    fallback: bool = False
 
 
 class OfferResult(StrEnum):

@@ -284,6 +284,8 @@ def test_remote_strategy_answering_a_ghost_is_rejected(
     manager = manager_for(acme[1])
     service.ghost = True
     decision = manager.route(make_request(AGENTS, strategy="acme-most-calls"))
-    assert decision is not None and decision.decided_by == "longest-idle-agent"
+    assert decision is not None and decision.fallback
+    assert decision.decided_by == "routing:fallback:longest-idle-agent"
+    assert "'acme-most-calls' of plugin 'remote:acme' was rejected: agent" in decision.reason
     # Both the override and the named strategy answered the ghost: each is rejected.
     assert manager.failures.count("remote:acme", reason="invalid") == 2

@@ -12,7 +12,7 @@ from callmesh.plugins import hookimpl
 from callmesh.plugins.catalog import PluginCatalog
 from callmesh.plugins.errors import PluginContractError
 from callmesh.plugins.isolation import Isolation, PluginFailures
-from callmesh.plugins.manager import PluginManager
+from callmesh.plugins.manager import FALLBACK_DECIDED_BY, PluginManager
 from callmesh.plugins.testkit import make_agents, make_request
 
 from callmesh.acd.strategy import (
@@ -176,6 +176,15 @@ def test_unknown_strategy_name_uses_the_fallback(caplog: pytest.LogCaptureFixtur
     decision = manager.route(make_request(AGENTS, strategy="no-such-strategy"))
     assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
     assert "no-such-strategy" in caplog.text
+    # The trace says it was the fallback, and why: the name, and the names that exist.
+    assert decision.decided_by == "routing:fallback:longest-idle-agent"
+    why, fell_back = decision.reason.split("; fell back: ")
+    assert why.startswith("no enabled plugin registers strategy 'no-such-strategy' (registered: ")
+    assert "longest-idle-agent, random, ring-all" in why
+    assert fell_back.startswith("idle ")  # longest-idle-agent's own reason
+    caplog.clear()
+    again = manager.route(make_request(AGENTS, strategy="no-such-strategy"))
+    assert again == decision and not caplog.text  # warned once; every decision still says why
 
 
 def test_fallback_is_skills_best_match_when_skills_are_required() -> None:
@@ -185,7 +194,8 @@ def test_fallback_is_skills_best_match_when_skills_are_required() -> None:
     decision = manager.route(make_request(agents, contact=contact, strategy="nope"))
     best = min(agents, key=lambda a: (a.tier, -a.skills["sales"], a.idle_since, a.id))
     assert decision is not None and decision.agent_ids == (best.id,)
-    assert decision.decided_by == "skills-best-match"
+    assert decision.decided_by == "routing:fallback:skills-best-match"
+    assert decision.reason.endswith(f"; fell back: sales level {best.skills['sales']}")
 
 
 class VendorStrategy:
@@ -208,11 +218,16 @@ class VendorStrategy:
 
 
 def strategy_manager(
-    pick: Callable[[RoutingRequest], object],
+    pick: Callable[[RoutingRequest], object], **isolation: Any
 ) -> tuple[PluginManager, PluginFailures]:
     catalog = PluginCatalog(environ={}, entry_points=[])
     catalog.add("most", type("Most", (VendorStrategy,), {"pick": staticmethod(pick)}), source="t")
-    manager = PluginManager([{"name": "most"}], catalog=catalog)
+    manager = PluginManager(
+        [{"name": "most"}],
+        catalog=catalog,
+        isolation=Isolation(PluginFailures(), **isolation),
+        budgets={"callmesh_route_contact": 5.0},  # as in manager_with
+    )
     return manager, manager.failures
 
 
@@ -234,6 +249,126 @@ def test_vendor_strategy_answering_a_ghost_falls_back() -> None:
     decision = manager.route(make_request(AGENTS, strategy="most-calls"))
     assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
     assert failures.count("most", reason="invalid") == 1
+    assert decision.decided_by == "routing:fallback:longest-idle-agent"
+    assert decision.reason.startswith(
+        "strategy 'most-calls' of plugin 'most' was rejected: agent 'ghost' is not a candidate "
+        "for contact 'contact-1' (unknown, not Available, no capacity or lacking a skill); "
+        "fell back: idle "
+    )
+
+
+# -- the fallback's decisions say so, and why (for the call's trace) -------------------------
+def _fell_back(decision: RoutingDecision | None) -> tuple[str, str]:
+    """The cause in a fallback decision's reason, and the fallback strategy's own reason."""
+    assert decision is not None and decision.agent_ids == (LONGEST_IDLE,)
+    assert decision.decided_by == FALLBACK_DECIDED_BY + "longest-idle-agent"
+    assert decision.fallback
+    cause, own = decision.reason.split("; fell back: ")
+    return cause, own
+
+
+def test_vendor_strategy_that_raises_falls_back_saying_which_plugin_raised_what() -> None:
+    manager, failures = strategy_manager(_raise)
+    cause, own = _fell_back(manager.route(make_request(AGENTS, strategy="most-calls")))
+    assert cause == "strategy 'most-calls' of plugin 'most' raised RuntimeError: vendor bug"
+    assert own.startswith("idle ")
+    assert failures.count("most", "callmesh_route_contact", "raised") == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (lambda r: "agent-1", "answered str, not RoutingDecision"),
+        (lambda r: RoutingDecision((), "x", "empty"), "agent_ids must be a non-empty tuple"),
+    ],
+    ids=["wrong-type", "empty"],
+)
+def test_vendor_strategy_answering_nonsense_falls_back_saying_what_was_wrong(
+    answer: Callable[[RoutingRequest], object], problem: str
+) -> None:
+    manager, _ = strategy_manager(answer)
+    cause, _ = _fell_back(manager.route(make_request(AGENTS, strategy="most-calls")))
+    assert cause == f"strategy 'most-calls' of plugin 'most' was rejected: {problem}"
+
+
+def test_vendor_strategy_that_hangs_falls_back_saying_it_overran(
+    release: threading.Event,
+) -> None:
+    manager, failures = strategy_manager(_hang(release))
+    manager._route_budget = 0.02
+    cause, _ = _fell_back(manager.route(make_request(AGENTS, strategy="most-calls")))
+    assert cause == (
+        "strategy 'most-calls' of plugin 'most' gave no usable answer within its 20 ms budget"
+    )
+    assert failures.count("most", reason="timeout") == 1
+
+
+def test_vendor_strategy_skipped_or_refused_falls_back_saying_so(
+    release: threading.Event,
+) -> None:
+    manager, failures = strategy_manager(_raise, trip_after=2, cooldown=60)
+    request = make_request(AGENTS, strategy="most-calls")
+    for _ in range(2):
+        manager.route(request)
+    cause, _ = _fell_back(manager.route(request))
+    assert cause.startswith("strategy 'most-calls' of plugin 'most' was skipped: ")
+    assert cause.endswith("(circuit open)")
+    assert failures.count("most", reason="circuit-open") == 1
+    hung, failures = strategy_manager(_hang(release), lane_size=1, trip_after=0)
+    hung._route_budget = 0.01
+    hung.route(request)  # times out; its thread stays stuck
+    cause, _ = _fell_back(hung.route(request))
+    assert cause.startswith("strategy 'most-calls' of plugin 'most' was refused: ")
+    assert cause.endswith("(saturated)")
+    assert failures.count("most", reason="saturated") == 1
+
+
+def test_vendor_strategy_without_an_opinion_lets_the_fallback_decide_and_is_no_failure() -> None:
+    manager, failures = strategy_manager(lambda r: None)
+    cause, _ = _fell_back(manager.route(make_request(AGENTS, strategy="most-calls")))
+    assert cause == "strategy 'most-calls' of plugin 'most' made no decision"
+    assert failures.snapshot() == {}
+
+
+def test_builtin_strategy_that_raises_falls_back_saying_so() -> None:
+    manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    request = make_request(AGENTS, strategy="skills-best-match", params={"skill": 5})
+    cause, _ = _fell_back(manager.route(request))
+    assert cause == (
+        "strategy 'skills-best-match' of plugin 'routing' raised ValueError: "
+        "skills-best-match param 'skill' is 5: use a skill name"
+    )
+    assert manager.failures.count("routing", reason="raised") == 1
+
+
+@pytest.mark.parametrize("trace", [False, True], ids=["hot-path", "traced"])
+def test_builtin_decisions_are_the_strategys_own(
+    trace: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if trace:
+        monkeypatch.setenv("CALLMESH_TRACE_PLUGINS", "1")
+    manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    assert manager.isolation.trace is trace
+    for name in ("longest-idle-agent", "round-robin", "ring-all"):
+        request = make_request(AGENTS, strategy=name)
+        expected = manager.strategies[name].strategy.choose(make_request(AGENTS, strategy=name))
+        assert expected is not None and expected.decided_by == name
+        assert manager.route(request) == expected  # not marked, nothing added to the reason
+    # No candidate: the built-in answers None and the engine is told so; that is no failure.
+    assert manager.route(make_request([])) is None
+    assert manager.failures.snapshot() == {}
+
+
+def test_the_engine_trace_shows_the_fallback_and_why() -> None:
+    from callmesh.plugins.testkit import RouterHarness
+
+    manager, _ = strategy_manager(_raise)
+    harness = RouterHarness(manager, AGENTS, strategy="most-calls")
+    assert harness.offer() == ("agent-0",)  # all idle since login (t=0): lowest id
+    (record,) = harness.router.trace("contact-1")
+    assert record.decided_by == "routing:fallback:longest-idle-agent"
+    assert record.reason.startswith("strategy 'most-calls' of plugin 'most' raised RuntimeError")
+    assert record.fallback  # the policy's fallback decided: flagged in the trace (and KPIs)
 
 
 def test_duplicate_strategy_names_are_refused() -> None:
