@@ -588,16 +588,19 @@ class Simulator:
 
             # -- carry out the router's effects ------------------------------------------------
             # (a list iterator also yields what the branches below append while it runs)
+            # Each branch names ``e`` with its type: compiled, a field of a named tuple so
+            # typed is read as a tuple item, where a field of an Any is a Python attribute.
             e: Any
             for e in effects:
                 cls = type(e)  # dispatched on its exact type
                 if cls is _AgentStateChanged:
-                    a = aidx[e.agent_id]
-                    state = e.state
+                    change: AgentStateChanged = e
+                    a = aidx[change.agent_id]
+                    state = change.state
                     cat = a_cat[a]
                     if cat == 2 and a_wrap_k[a] < 0 and (state is _BUSY or state is _RESERVED):
                         continue  # still working (e.g. Reserved -> Busy): accrues when it ends
-                    at = e.at
+                    at = change.at
                     since = a_since[a]
                     if cat and at > since:
                         i = int(since // L)
@@ -614,55 +617,59 @@ class Simulator:
                         a_cat[a] = 2
                         if state is _WRAP_UP:
                             if logout_due[a]:
-                                effects.extend(logout_now(a, e.agent_id, now))
+                                effects.extend(logout_now(a, change.agent_id, now))
                             elif completing_k >= 0:
                                 a_wrap_k[a] = completing_k
                                 a_wrap_at[a] = at
                     elif state is _AVAILABLE:
                         a_cat[a] = 1
                         if logout_due[a]:
-                            effects.extend(logout_now(a, e.agent_id, now))
+                            effects.extend(logout_now(a, change.agent_id, now))
                     else:
                         a_cat[a] = 0
-                        if state is _NOT_READY and e.reason == "no-answer":
+                        if state is _NOT_READY and change.reason == "no-answer":
                             seq += 1
                             heappush(
-                                events, (now + ready_after(rng), _READY, seq, e.agent_id, None)
+                                events, (now + ready_after(rng), _READY, seq, change.agent_id, None)
                             )
                         elif state is _NOT_READY and logout_due[a]:
-                            effects.extend(logout_now(a, e.agent_id, now))
+                            effects.extend(logout_now(a, change.agent_id, now))
                 elif cls is _Offer:
-                    for agent_id in e.agent_ids:
+                    offer: Offer = e
+                    for agent_id in offer.agent_ids:
                         if no_answer and uniform01() < no_answer:
                             continue  # lets it ring out: the router's timeout makes the RONA
                         if answer_is_zero:
                             # (it may have been withdrawn by an effect carried out before: a logout)
                             try:  # noqa: SIM105 (suppress() costs 3 calls; try costs none)
-                                effects.extend(router.accept(agent_id, e.contact_id, now))
+                                effects.extend(router.accept(agent_id, offer.contact_id, now))
                             except (OfferWithdrawnError, UnknownContactError):
                                 pass
                             break
                         delay = answer(rng)
-                        if delay < e.timeout:
+                        if delay < offer.timeout:
                             seq += 1
-                            heappush(events, (now + delay, _ACCEPT, seq, agent_id, e.contact_id))
+                            heappush(
+                                events, (now + delay, _ACCEPT, seq, agent_id, offer.contact_id)
+                            )
                 elif cls is _ContactEnded:
-                    cid = e.contact_id
+                    ended: ContactEnded = e
+                    cid = ended.contact_id
                     interval = contacts.pop(cid).interval
-                    waited = e.waited
+                    waited = ended.waited
                     rec.wait_total += waited
                     rec.engine_ended += 1
                     waiting.pop(cid, None)
                     area += n_waiting * (now - last_change)
                     last_change = now
                     n_waiting -= 1
-                    qi = qidx[e.queue]
-                    reason = e.reason
+                    qi = qidx[ended.queue]
+                    reason = ended.reason
                     if reason is not _ANSWERED:
                         in_system -= 1
                     if interval < 0:
                         continue
-                    for d in e.trace:  # who decided each offer: strategy, plugin, fallback
+                    for d in ended.trace:  # who decided each offer: strategy, plugin, fallback
                         decisions[d.decided_by] = decisions.get(d.decided_by, 0) + 1
                         if d.fallback:
                             rec.fallbacks += 1
@@ -685,27 +692,30 @@ class Simulator:
                     else:
                         timed_out[k] += 1
                 elif cls is _Connected:
-                    cid = e.contact_id
+                    connected: Connected = e
+                    cid = connected.contact_id
                     interval = contacts[cid].interval
-                    qi = qidx[e.queue]
+                    qi = qidx[connected.queue]
                     t_talk = handle[qi](rng)
                     k = qi * ni + interval if interval >= 0 else -1
                     if k >= 0:
-                        agent_handled[aidx[e.agent_id]] += 1
+                        agent_handled[aidx[connected.agent_id]] += 1
                     seq += 1
                     heappush(events, (now + t_talk, _COMPLETE, seq, cid, (k, t_talk)))
                 elif cls is _OfferWithdrawn:
-                    if e.reason == "no answer":
-                        c = contacts.get(e.contact_id)
+                    withdrawn: OfferWithdrawn = e
+                    if withdrawn.reason == "no answer":
+                        c = contacts.get(withdrawn.contact_id)
                         if c is not None and c.interval >= 0:
                             rona[c.queue * ni + c.interval] += 1
                 elif cls is _ContactMoved:
-                    c = contacts[e.contact_id]
+                    moved: ContactMoved = e
+                    c = contacts[moved.contact_id]
                     interval = c.interval
-                    to_q = qidx[e.to_queue]
+                    to_q = qidx[moved.to_queue]
                     c.queue = to_q
                     if interval >= 0:
-                        overflowed[qidx[e.from_queue] * ni + interval] += 1
+                        overflowed[qidx[moved.from_queue] * ni + interval] += 1
                         offered[to_q * ni + interval] += 1
             if kind == _COMPLETE:
                 k = completing_k
