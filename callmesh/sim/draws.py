@@ -10,13 +10,10 @@ compiled.
 
 from __future__ import annotations
 
+import math
 import random
-from math import log
-from typing import Final
 
 __all__ = ["ChoiceDraw", "ConstantDraw", "ExponentialDraw", "LognormalDraw", "UniformDraw"]
-
-_log: Final = log
 
 
 class ExponentialDraw:
@@ -26,7 +23,7 @@ class ExponentialDraw:
         self.rate = 1.0 / mean
 
     def __call__(self, rng: random.Random) -> float:
-        return -_log(1.0 - rng.random()) / self.rate
+        return -math.log(1.0 - rng.random()) / self.rate  # compiled: C's log()
 
 
 class LognormalDraw:
