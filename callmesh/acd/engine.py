@@ -130,6 +130,11 @@ _T_MAX_WAIT: Final = _Timer.MAX_WAIT
 _T_WRAP_END: Final = _Timer.WRAP_END
 
 
+def _line_order(contact: ContactRecord) -> tuple[int, float, int, str]:
+    """The order of a queue's line: priority, then age (a contact's ``key``)."""
+    return contact.key
+
+
 class ContactSpec(NamedTuple):
     """A contact to enqueue.
 
@@ -693,7 +698,14 @@ class Router:
         if target.config.max_wait is not None:
             self._push(now + target.config.max_wait, _T_MAX_WAIT, contact.id, contact.queue_serial)
         effects.append(ContactMoved(contact.id, source, target.name, why, now))
-        self._wait(contact, now, effects)
+        # In line at its place in the new queue first: the agents its old offer freed are
+        # served in line order (an older contact there may fit them), then it is routed.
+        contact.state = _WAITING
+        contact.offer = None
+        self._line_up(contact, now)
+        self._drain(now, effects)
+        if contact.state is _WAITING:
+            self._route(contact, now, effects)
 
     # ------------------------------------------------------------------ contacts
 
@@ -988,7 +1000,9 @@ class Router:
 
     def _release_offers(
         self, agent: AgentRecord, now: float, effects: list[Effect], why: str
-    ) -> None:
+    ) -> list[ContactRecord]:
+        """Stop every ring at ``agent``; returns the contacts, for :meth:`_requeue`."""
+        released = []
         for contact_id in list(agent.offers):
             contact = self._contacts[contact_id]
             offer = contact.offer
@@ -997,6 +1011,14 @@ class Router:
             del agent.offers[contact_id]
             effects.append(OfferWithdrawn(contact_id, (agent.id,), why))
             self._observe(contact, agent.id, _WITHDRAWN, now)
+            released.append(contact)
+        return released
+
+    def _requeue(self, contacts: list[ContactRecord], now: float, effects: list[Effect]) -> None:
+        """Contacts whose ring stopped go on (next progressive agent, or back in line) in
+        line order (priority, then age): the oldest gets a free agent first, not the one
+        whose offer happened to be withdrawn first."""
+        for contact in sorted(contacts, key=_line_order):
             self._offer_lost(contact, now, effects)
 
     def _set_presence(
@@ -1010,9 +1032,12 @@ class Router:
             agent.idle_since = now
         agent.presence = presence
         agent.reason = reason if presence is _NOT_READY else ""
+        released = []
         if presence is not _AVAILABLE and agent.offers:
-            self._release_offers(agent, now, effects, f"agent went {presence}")
+            released = self._release_offers(agent, now, effects, f"agent went {presence}")
         self._touch(agent, now, effects, reason)
+        if released:
+            self._requeue(released, now, effects)
         self._drain(now, effects)
         return effects
 
@@ -1157,19 +1182,38 @@ class Router:
                 agent.reason = "no-answer"
                 effects.append(OfferWithdrawn(contact.id, (extra,), "no answer"))
                 self._observe(contact, extra, _TIMED_OUT, at)
+                lost = [contact]
                 if agent.offers:  # other chats ringing at a NotReady agent go back too
-                    self._release_offers(agent, at, effects, "agent went NotReady (no answer)")
+                    why = "agent went NotReady (no answer)"
+                    lost += self._release_offers(agent, at, effects, why)
                 self._touch(agent, at, effects, "no-answer")
-                self._offer_lost(contact, at, effects)
+                self._requeue(lost, at, effects)
             elif kind is _T_PROGRESS:
                 self._progress(self._contacts[ref], at, effects)
             elif kind is _T_ESCALATE:
-                contact = self._contacts[ref]
-                self._route(contact, at, effects)
+                self._escalate(self._contacts[ref], int(extra), at, effects)
             else:
                 self._max_wait(self._contacts[ref], at, effects)
             self._drain(at, effects)
         return effects
+
+    def _escalate(
+        self, contact: ContactRecord, level: int, now: float, effects: list[Effect]
+    ) -> None:
+        """Tier ``level`` becomes eligible for the waiting ``contact``: route it, after the
+        contacts ahead of it in line that reach that tier at this same instant (their timers,
+        armed in another order, may not have fired yet), so that the line is served in order."""
+        queue = self._queues[contact.queue]
+        delay = next(d for lv, d, _teams in queue.tiers if lv == level)
+        contacts = self._contacts
+        for key in list(queue.waiting):
+            ahead = contacts[key[-1]]
+            if ahead is contact:
+                break
+            if ahead.state is _WAITING and ahead.queued_at + delay == now:
+                self._route(ahead, now, effects)
+        if contact.state is _WAITING:
+            self._route(contact, now, effects)
 
     def _max_wait(self, contact: ContactRecord, now: float, effects: list[Effect]) -> None:
         config = self._queues[contact.queue].config
