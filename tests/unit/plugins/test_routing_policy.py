@@ -143,7 +143,9 @@ def test_a_plugin_hanging_every_call_saturates_its_lane_then_its_circuit_opens(
     release: threading.Event,
 ) -> None:
     manager, failures = manager_with(_hang(release), lane_size=2, trip_after=4, cooldown=60)
-    manager._route_budget = 0.01
+    # Long enough for a loaded machine to start each hung call on its lane thread: a call
+    # that overran its budget before it even started is cancelled and frees its thread.
+    manager._route_budget = 0.25
     for _ in range(10):
         assert manager.route(make_request(AGENTS)) is not None
     assert failures.count("vendor", reason="timeout") == 2  # one per lane thread
