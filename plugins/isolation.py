@@ -96,6 +96,7 @@ class PluginFailures:
         self._log_interval = log_interval
         self._last_logged: dict[tuple[str, str, str], float] = {}
         self._held_back: Counter[tuple[str, str, str]] = Counter()
+        self._last: dict[tuple[str, str], tuple[FailureReason, str]] = {}
 
     def record(self, plugin: str, hook: str, reason: FailureReason, detail: str) -> None:
         """Count one failure and log it (rate-limited) with the plugin's name."""
@@ -103,6 +104,7 @@ class PluginFailures:
         now = time.monotonic()
         with self._lock:
             self._counts[key] += 1
+            self._last[(plugin, hook)] = (reason, detail)
             last = self._last_logged.get(key)
             if last is not None and now - last < self._log_interval:
                 self._held_back[key] += 1
@@ -122,6 +124,13 @@ class PluginFailures:
                 detail,
                 more,
             )
+
+    def last(self, plugin: str, hook: str) -> tuple[FailureReason, str] | None:
+        """The reason and detail of the plugin's latest failure in ``hook``, if any: what a
+        caller that just got FAILED tells its trace (calls of one hook come from one thread
+        at a time: the router's)."""
+        with self._lock:
+            return self._last.get((plugin, hook))
 
     def count(
         self, plugin: str | None = None, hook: str | None = None, reason: str | None = None

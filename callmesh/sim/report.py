@@ -329,7 +329,7 @@ def _run_section(run: dict[str, Any]) -> str:
     )
     parts.append(
         "<h3>Routing decisions</h3><table><tr><th>decided by</th><th>% of offers</th></tr>"
-        f"{rrows}<tr><td>engine fallbacks (plugin failed or invalid)</td>"
+        f"{rrows}<tr><td>fallbacks (a plugin missing, failed or invalid)</td>"
         f"<td>{_est(routing['fallbackPercent'])}</td></tr></table>"
     )
     campaigns = run.get("campaigns") or []
