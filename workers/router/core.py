@@ -137,6 +137,9 @@ class ContactInfo:
     """The original enqueue time, seconds since the epoch."""
     order: int
     """Arrival order in this worker (ties when re-enqueued at a reload)."""
+    entered_queue: str = ""
+    """The queue it entered the router in (a move changes ``spec.queue``, not this): the
+    engine serves a contact without a priority of its own by this queue's priority."""
     agent_id: str | None = None
     """The agent it is connected to, once answered."""
     ringing: set[str] = field(default_factory=set)
@@ -803,7 +806,9 @@ class RouterCore:
         self, spec: ContactSpec, wall_enqueued: float, earlier: list[DecisionRecord]
     ) -> list[Effect]:
         self._order += 1
-        info = ContactInfo(spec, wall_enqueued, self._order, earlier_trace=earlier)
+        info = ContactInfo(
+            spec, wall_enqueued, self._order, entered_queue=spec.queue, earlier_trace=earlier
+        )
         caller = trace.get_current_span().get_span_context()
         if caller.trace_flags.sampled:
             info.span_context = caller
@@ -935,6 +940,10 @@ class RouterCore:
             except Exception:
                 del self.sessions[agent_id]
                 raise
+            # Also when the login shows no presence (Busy: a call it was forced out of goes on)
+            self.presence[agent_id] = (
+                (AgentState.AVAILABLE, "login") if ready else (AgentState.NOT_READY, "login")
+            )
             return session
         # Still logged in: a reconnect (or a second desktop) takes the session over.
         if old is not None:
@@ -1312,8 +1321,8 @@ class RouterCore:
             state, reason = self.presence.get(agent_id, (AgentState.AVAILABLE, ""))
             if state is AgentState.NOT_READY:
                 engine.set_not_ready(agent_id, reason, now)
-            elif state is AgentState.LOGGED_OUT:  # forced out by a supervisor mid-call
-                engine.force_state(agent_id, state, now, reason=reason)
+            elif state is AgentState.LOGGED_OUT and agent_id not in self.sessions:
+                engine.force_state(agent_id, state, now, reason=reason)  # forced out mid-call
         # 4: agents in wrap-up get the time left, by a stand-in contact through their hold.
         for agent_id, channel in sorted(wrapping.items()):
             stand_in = f"{HOLD_PREFIX}wrap{HOLD_PREFIX}{agent_id}"
@@ -1332,12 +1341,13 @@ class RouterCore:
         self.reloads += 1
         self._changes += 1
         effects: list[Effect] = []
-        # Waiting contacts keep their place: the priority they are served by now (a moved
-        # contact keeps the one of the queue it entered first), their enqueue time, and
-        # their arrival order for ties.
-        known = set(old.contacts())
+        # Waiting contacts keep their place: their own priority, else that of the queue they
+        # entered first in the new config (a moved contact does not take its new queue's),
+        # their enqueue time, and their arrival order for ties.
         priority = {
-            i.spec.id: old.priority(i.spec.id) if i.spec.id in known else i.spec.priority
+            i.spec.id: i.spec.priority
+            if i.spec.priority is not None or i.entered_queue not in self._queue_map
+            else self._queue_map[i.entered_queue].priority
             for i in self.contacts.values()
             if i.agent_id is None
         }

@@ -230,6 +230,47 @@ async def test_reload_keeps_an_agent_forced_out_mid_call_logged_out() -> None:
     core.close()
 
 
+async def test_reload_that_raises_a_queues_priority_keeps_its_line_in_order() -> None:
+    """Contacts without a priority of their own take their queue's from the new config:
+    a raise does not let new arrivals overtake the contacts already waiting."""
+    import asyncio
+
+    def one(priority: int, digest: str) -> RouterConfig:
+        return RouterConfig(
+            namespace="t",
+            queues=(QueueConfig("a", (TierConfig(("desk",)),), priority=priority),),
+            teams=(TeamConfig("desk", (AgentConfig("ann"),)),),
+            digest=digest,
+        )
+
+    core = RouterCore(one(0, "v1"), lambda _c: None)
+    core.enqueue("old", "a")
+    assert core.reload(one(10, "v2"))
+    await asyncio.sleep(0.01)
+    core.enqueue("new", "a")
+    core.check_invariants()
+    assert core.router.waiting("a") == ["old", "new"]
+    assert core.router.priority("old") == core.router.priority("new") == 10
+    core.close()
+
+
+async def test_an_agent_forced_out_mid_call_who_logs_in_again_stays_in_after_a_reload() -> None:
+    from callmesh.acd import AgentState
+
+    core = RouterCore(config(), lambda _c: None)
+    core.open_session("ann", True)
+    core.enqueue("c1", "voice")
+    core.answer("c1", "ann", True)
+    core.force_state("ann", AgentState.LOGGED_OUT, "")
+    core.open_session("ann", True)  # the desktop reconnects: Busy with its call again
+    assert core.reload(config(digest="v2"))
+    core.check_invariants()
+    assert core.router.agent_state("ann") is AgentState.BUSY
+    core.complete("c1")
+    assert core.router.agent_state("ann") is AgentState.AVAILABLE
+    core.close()
+
+
 async def test_service_level_and_asa_are_over_a_sliding_window() -> None:
     import asyncio
 
