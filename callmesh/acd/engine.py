@@ -1191,7 +1191,16 @@ class Router:
             elif kind is _T_PROGRESS:
                 self._progress(self._contacts[ref], at, effects)
             elif kind is _T_ESCALATE:
-                self._escalate(self._contacts[ref], int(extra), at, effects)
+                # Escalations due at this instant (their timers adjacent in the heap) are
+                # served in line order, across queues too (a shared tier takes the oldest).
+                due = [(self._contacts[ref], int(extra))]
+                while timers and timers[0][0] == at and timers[0][2] is _T_ESCALATE:
+                    other = heapq.heappop(timers)
+                    if self._live(other):
+                        due.append((self._contacts[other[3]], int(other[5])))
+                due.sort(key=lambda d: d[0].key)
+                for contact, level in due:
+                    self._escalate(contact, level, at, effects)
             else:
                 self._max_wait(self._contacts[ref], at, effects)
             self._drain(at, effects)

@@ -697,3 +697,25 @@ def test_escalation_tie_serves_older_first() -> None:
     assert router.waiting("q1") == ["c1", "c2"]
     router.tick(28.0)
     assert router.waiting("q1") == ["c2"], "c2 rings at a3 while older c1 waits"
+
+
+def test_escalation_tie_across_queues_serves_older_first() -> None:
+    """A (q2) is older than C (q1); both reach the tier-2 team they share at t=10 (A's timer
+    was armed later, after a reject): the shared agent y takes A."""
+    teams = [
+        TeamConfig("t0", (AgentConfig("z"),)),
+        TeamConfig("t1", (AgentConfig("x"),)),
+        TeamConfig("t2", (AgentConfig("y"),)),
+    ]
+    q1 = QueueConfig("q1", (TierConfig(("t0",)), TierConfig(("t2",), 10.0)))
+    q2 = QueueConfig("q2", (TierConfig(("t1",)), TierConfig(("t2",), 10.0)))
+    router = Router([q1, q2], teams)
+    router.login("x", 0.0)
+    router.enqueue(ContactSpec("A", "q2"), 0.0)  # rings at x
+    router.enqueue(ContactSpec("C", "q1"), 0.0)  # waits: its escalation is armed first
+    router.reject("x", "A", 0.0)  # A lines up: its escalation is armed second
+    router.login("y", 1.0)
+    offers = [e for e in router.tick(10.0) if isinstance(e, Offer)]
+    assert [(o.contact_id, o.agent_ids) for o in offers] == [("A", ("y",))]
+    assert router.waiting("q1") == ["C"]
+    router.check_invariants()
