@@ -44,19 +44,16 @@ def _standin() -> Any:
     return sys.modules[name]
 
 
-async def test_wallboard_example(tmp_path: Path) -> None:
-    config = tmp_path / "tenant.yaml"
-    config.write_text(
+def write_tenant(path: Path, queue_spec: dict[str, Any]) -> Path:
+    """A tenant of one queue, support, served by the team desk (Ann)."""
+    path.write_text(
         yaml.safe_dump_all(
             [
                 {
                     "apiVersion": "callmesh.io/v1alpha1",
                     "kind": "Queue",
                     "metadata": {"name": "support", "namespace": NS},
-                    "spec": {
-                        "tiers": [{"level": 1, "teams": ["desk"]}],
-                        "serviceLevel": {"percent": 80, "seconds": 20},
-                    },
+                    "spec": {"tiers": [{"level": 1, "teams": ["desk"]}], **queue_spec},
                 },
                 {
                     "apiVersion": "callmesh.io/v1alpha1",
@@ -66,6 +63,13 @@ async def test_wallboard_example(tmp_path: Path) -> None:
                 },
             ]
         )
+    )
+    return path
+
+
+async def test_wallboard_example(tmp_path: Path) -> None:
+    config = write_tenant(
+        tmp_path / "tenant.yaml", {"serviceLevel": {"percent": 80, "seconds": 20}}
     )
     server = RouterServer(config, address="127.0.0.1:0", reload_interval=0, kpi_window=600)
     port = await server.start()
@@ -85,25 +89,7 @@ async def test_wallboard_example(tmp_path: Path) -> None:
 
 
 async def test_send_on_break_example(tmp_path: Path) -> None:
-    config = tmp_path / "tenant.yaml"
-    config.write_text(
-        yaml.safe_dump_all(
-            [
-                {
-                    "apiVersion": "callmesh.io/v1alpha1",
-                    "kind": "Queue",
-                    "metadata": {"name": "support", "namespace": NS},
-                    "spec": {"tiers": [{"level": 1, "teams": ["desk"]}]},
-                },
-                {
-                    "apiVersion": "callmesh.io/v1alpha1",
-                    "kind": "AgentTeam",
-                    "metadata": {"name": "desk", "namespace": NS},
-                    "spec": {"agents": [{"id": "ann", "name": "Ann", "extension": "100"}]},
-                },
-            ]
-        )
-    )
+    config = write_tenant(tmp_path / "tenant.yaml", {})
     server = RouterServer(config, address="127.0.0.1:0", reload_interval=0)
     port = await server.start()
     try:
