@@ -187,8 +187,7 @@ def _print_table(run: dict[str, Any], cpu: float, campaign_cpu: float) -> None:
         f"{name} {est['mean']:.1f}%" for name, est in routing["decisionsPercent"].items()
     )
     console.print(
-        f"routing decisions: {deciders or 'none'}; fallbacks"
-        f" {_fmt(routing['fallbackPercent'])}%",
+        f"routing decisions: {deciders or 'none'}; fallbacks {_fmt(routing['fallbackPercent'])}%",
         highlight=False,
     )
     if run["campaigns"]:
