@@ -38,7 +38,6 @@ from itertools import accumulate
 from typing import Any, Final
 
 from callmesh.acd.effects import (
-    AgentState,
     AgentStateChanged,
     Connected,
     ContactEnded,
@@ -47,8 +46,9 @@ from callmesh.acd.effects import (
     Offer,
     OfferWithdrawn,
 )
-from callmesh.acd.engine import ContactSpec, Router
+from callmesh.acd.engine import _ANSWERED, _NOT_READY, _WRAP_UP, ContactSpec, Router
 from callmesh.acd.errors import AgentStateError, OfferWithdrawnError, UnknownContactError
+from callmesh.acd.state import _AVAILABLE, _BUSY, _RESERVED, _new_tuple
 from callmesh.acd.strategy import RoutingPolicy
 from callmesh.api import Tenant
 from callmesh.ivr import (
@@ -101,15 +101,10 @@ _IVR: Final = 7
 _ARRIVAL: Final = 8
 
 # Enum members are compared by identity in the loop: ``in`` a set would hash them in Python.
-_BUSY: Final[AgentState] = AgentState.BUSY
-_RESERVED: Final[AgentState] = AgentState.RESERVED
-_ANSWERED: Final[EndReason] = EndReason.ANSWERED
+# (The engine's own constants are imported above: compiled, a Final name of another compiled
+# module is a C static too.)
 _ABANDONED: Final[EndReason] = EndReason.ABANDONED
 _OVERFLOWED: Final[EndReason] = EndReason.OVERFLOWED
-_WRAP_UP: Final[AgentState] = AgentState.WRAP_UP
-_AVAILABLE: Final[AgentState] = AgentState.AVAILABLE
-_NOT_READY: Final[AgentState] = AgentState.NOT_READY
-_LOGGED_OUT: Final[AgentState] = AgentState.LOGGED_OUT
 # The effect classes the loop dispatches on, as Final names: compiled, a Final name is a C
 # static, where an imported name is a lookup in the module's dict at every use.
 _AgentStateChanged: Final = AgentStateChanged
@@ -122,7 +117,6 @@ _ContactSpec: Final = ContactSpec
 # ``ContactSpec(cid, queue)`` without the named tuple's own ``__new__``, a Python function
 # even when called from compiled code: the same tuple, with the class's defaults.
 _SPEC_DEFAULTS: Final = tuple(ContactSpec._field_defaults.values())
-_new_tuple: Final = tuple.__new__
 
 
 def replication_seed(seed: int, replication: int) -> str:
