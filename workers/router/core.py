@@ -919,18 +919,22 @@ class RouterCore:
 
     # ------------------------------------------------------------------ agents
 
-    def open_session(self, agent_id: str, ready: bool) -> Session:
-        """Log an agent in (or take over its session after a reconnect).
-
-        Raises:
-            RequestError, AcdError: unknown agent, agent in no team.
-        """
+    def _known_agent(self, agent_id: str) -> None:
+        """NOT_FOUND unless ``agent_id`` is in one of the tenant's AgentTeams."""
         if agent_id not in self._agent_set:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
                 f"agent {agent_id!r} is not in any AgentTeam of tenant"
                 f" {self.config.namespace or '?'}: add it to a team's spec.agents",
             )
+
+    def open_session(self, agent_id: str, ready: bool) -> Session:
+        """Log an agent in (or take over its session after a reconnect).
+
+        Raises:
+            RequestError, AcdError: unknown agent, agent in no team.
+        """
+        self._known_agent(agent_id)
         old = self.sessions.get(agent_id)
         session = Session(agent_id)
         if self.router.agent_state(agent_id) is AgentState.LOGGED_OUT:
@@ -1005,12 +1009,7 @@ class RouterCore:
             RequestError: unknown agent, a state that cannot be forced, Available without a
                 session (nobody could answer its offers), NotReady while logged out.
         """
-        if agent_id not in self._agent_set:
-            raise RequestError(
-                grpc.StatusCode.NOT_FOUND,
-                f"agent {agent_id!r} is not in any AgentTeam of tenant"
-                f" {self.config.namespace or '?'}: add it to a team's spec.agents",
-            )
+        self._known_agent(agent_id)
         if state not in (AgentState.LOGGED_OUT, AgentState.AVAILABLE, AgentState.NOT_READY):
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -1344,19 +1343,12 @@ class RouterCore:
         # Waiting contacts keep their place: their own priority, else that of the queue they
         # entered first in the new config (a moved contact does not take its new queue's),
         # their enqueue time, and their arrival order for ties.
-        priority = {
-            i.spec.id: i.spec.priority
-            if i.spec.priority is not None or i.entered_queue not in self._queue_map
-            else self._queue_map[i.entered_queue].priority
-            for i in self.contacts.values()
-            if i.agent_id is None
-        }
-        waiting = sorted(
-            (i for i in self.contacts.values() if i.agent_id is None),
-            key=lambda i: (-(priority[i.spec.id] or 0), i.spec.enqueued_at or 0.0, i.order),
-        )
-        for info in waiting:
-            effects += engine.enqueue(info.spec._replace(priority=priority[info.spec.id]), now)
+        waiting = [
+            (self._served_priority(i), i) for i in self.contacts.values() if i.agent_id is None
+        ]
+        waiting.sort(key=lambda w: (-(w[0] or 0), w[1].spec.enqueued_at or 0.0, w[1].order))
+        for priority, info in waiting:
+            effects += engine.enqueue(info.spec._replace(priority=priority), now)
         for agent_id in sorted(logged_in):
             if agent_id in in_progress or agent_id in wrapping:
                 continue
@@ -1397,6 +1389,14 @@ class RouterCore:
             len(self.contacts),
             len(logged_in),
         )
+
+    def _served_priority(self, info: ContactInfo) -> int | None:
+        """Its own priority, else its first queue's in the current config (None: that queue
+        is gone, the queue it is in decides)."""
+        if info.spec.priority is not None:
+            return info.spec.priority
+        queue = self._queue_map.get(info.entered_queue)
+        return None if queue is None else queue.priority
 
     def check_invariants(self) -> None:
         """The engine's invariants, plus the worker's bookkeeping against the engine."""
