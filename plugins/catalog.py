@@ -1,6 +1,8 @@
 """Which plugins exist: the built-ins and whatever is installed under the ``callmesh`` group.
 
-Discovery reads entry-point metadata only; a plugin's code is imported the first time a
+Discovery reads entry-point metadata only, once per process (installed packages do not
+change under a running process; the scan of every distribution's metadata costs
+milliseconds, and a simulation builds a catalog per replication); a plugin's code is imported the first time a
 tenant enables it (or ``callmesh plugins list`` shows its hooks), once per process. An import
 error is raised as :class:`~callmesh.plugins.errors.PluginLoadError` naming the plugin, its
 entry point and its distribution, with the original error chained: never swallowed.
@@ -21,12 +23,13 @@ available.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import inspect
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -102,11 +105,30 @@ class LoadedPlugin:
     doc: str = field(default="")
 
 
+@functools.cache
 def _callmesh_version() -> str:
     try:
         return importlib.metadata.version("callmesh")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - not installed
         return "0+unknown"
+
+
+@functools.cache
+def _installed() -> tuple[tuple[importlib.metadata.EntryPoint, str, str], ...]:
+    """The installed ``callmesh`` entry points, described (see :func:`_described`)."""
+    return tuple(_described(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)))
+
+
+def _described(
+    eps: Iterable[importlib.metadata.EntryPoint],
+) -> list[tuple[importlib.metadata.EntryPoint, str, str]]:
+    """Each entry point with its distribution's name and version ("?" when unknown)."""
+    described = []
+    for ep in eps:
+        dist = ep.dist
+        source = dist.metadata["Name"] if dist is not None else "?"
+        described.append((ep, source, dist.version if dist is not None else "?"))
+    return described
 
 
 def _allowlist(environ: Mapping[str, str]) -> frozenset[str] | None:
@@ -151,15 +173,8 @@ class PluginCatalog:
         """Installed plugins that cannot be used (a name clash), by name -> why."""
         self.excluded: dict[str, str] = {}
         """Installed plugins left out by ``CALLMESH_PLUGINS``, by name -> why."""
-        eps = (
-            list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-            if entry_points is None
-            else entry_points
-        )
-        for ep in eps:
-            dist = ep.dist
-            source = dist.metadata["Name"] if dist is not None else "?"
-            dist_version = dist.version if dist is not None else "?"
+        eps = _installed() if entry_points is None else _described(entry_points)
+        for ep, source, dist_version in eps:
             if ep.name in self._infos:
                 owner = self._infos[ep.name].source
                 self.refused[ep.name] = (

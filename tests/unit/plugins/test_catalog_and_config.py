@@ -243,3 +243,26 @@ def test_keyword_qa_can_be_disabled() -> None:
         catalog=PluginCatalog(environ={}, entry_points=[]),
     )
     assert [p.name for p in manager.plugins] == ["routing"]
+
+
+def test_installed_entry_points_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog per replication must not scan every distribution's metadata again."""
+    from callmesh.plugins.catalog import _installed
+
+    calls: list[str] = []
+    real = importlib.metadata.entry_points
+
+    def counting(**kwargs: str) -> object:
+        calls.append(kwargs.get("group", ""))
+        return real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counting)
+    _installed.cache_clear()
+    try:
+        first = PluginCatalog(environ={})
+        second = PluginCatalog(environ={})
+    finally:
+        _installed.cache_clear()
+    assert calls == ["callmesh"]
+    assert [i.name for i in first.infos()] == [i.name for i in second.infos()]
+    assert "vip-routing" in first  # the example vendor plugin, installed by scripts/setup.sh

@@ -6,6 +6,7 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
+from callmesh.plugins.catalog import _installed
 from callmesh.plugins.reference import render_reference
 from typer.testing import CliRunner
 
@@ -32,7 +33,13 @@ def test_list_reports_a_broken_plugin_and_fails(monkeypatch: pytest.MonkeyPatch)
         return real(**kwargs)
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake)
-    result = runner.invoke(app, ["plugins", "list"], env={"CALLMESH_PLUGINS": "broken"})
+    # The catalog reads the installed entry points once per process: read them again now,
+    # and again after the test, without the fake.
+    _installed.cache_clear()
+    try:
+        result = runner.invoke(app, ["plugins", "list"], env={"CALLMESH_PLUGINS": "broken"})
+    finally:
+        _installed.cache_clear()
     assert result.exit_code == 1
     assert "not usable" in result.output and "broken" in result.output
     assert "ModuleNotFoundError" in result.output
