@@ -34,6 +34,7 @@ import random
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.machinery import EXTENSION_SUFFIXES
 from itertools import accumulate
 from typing import Any, Final
 
@@ -117,6 +118,9 @@ _ContactSpec: Final = ContactSpec
 # ``ContactSpec(cid, queue)`` without the named tuple's own ``__new__``, a Python function
 # even when called from compiled code: the same tuple, with the class's defaults.
 _SPEC_DEFAULTS: Final = tuple(ContactSpec._field_defaults.values())
+#: Whether this module runs compiled (mypyc): the event list is then a heap of native
+#: objects (see :class:`_Agenda`), else the C ``heapq`` of tuples (:class:`_TupleAgenda`).
+_NATIVE: Final = str(__file__).endswith(tuple(EXTENSION_SUFFIXES))
 
 
 def replication_seed(seed: int, replication: int) -> str:
@@ -328,11 +332,8 @@ class Simulator:
             flow_seconds=[0.0] * len(self.flow_names),
         )
         # Bound locals: this loop is the hot path.
-        heappush, heappop = heapq.heappush, heapq.heappop
         uniform01 = rng.random
-        # (time, kind = priority, sequence, payload, payload)
-        events: list[tuple[float, int, int, Any, Any]] = []
-        seq = 0
+        events: _Agenda = _Agenda() if _NATIVE else _TupleAgenda()
         L = self.interval_seconds
         day = self.day_seconds
         horizon = self.horizon
@@ -402,7 +403,7 @@ class Simulator:
 
         def enter(cid: str, qi: int, contact: ContactSpec, now: float) -> list[Any]:
             """A contact enters the ACD: bookkeeping, patience, then ``router.enqueue``."""
-            nonlocal in_system, area, last_change, n_waiting, seq
+            nonlocal in_system, area, last_change, n_waiting
             interval = int(now // L) if now >= w0 else -1
             if interval >= ni:  # reached the ACD from the IVR just after the day ended
                 interval = ni - 1
@@ -420,8 +421,7 @@ class Simulator:
                 rec.contacts += 1
             draw = patience[qi]
             if draw is not None:
-                seq += 1
-                heappush(events, (now + draw(rng), _ABANDON, seq, cid, None))
+                events.push(now + draw(rng), _ABANDON, cid, None)
             effects = router.enqueue(contact, now)
             if interval >= 0:
                 for e in effects:  # offered at once: it found a free agent (not Erlang's wait)
@@ -441,18 +441,16 @@ class Simulator:
 
         def run_ivr(call: _Call, actions: list[Any], now: float) -> list[Any]:
             """Carry out IVR actions: prompts and key presses become timed events."""
-            nonlocal in_system, seq
+            nonlocal in_system
             effects: list[Any] = []
             f = call.flow
             for action in actions:
                 cls = type(action)
                 if cls is Play or cls is Say:
                     if action.wait:
-                        seq += 1
                         at = now + prompt_seconds[f](rng)
-                        heappush(events, (at, _IVR, seq, call, PromptFinished()))
+                        events.push(at, _IVR, call, PromptFinished())
                 elif cls is CollectDigits:
-                    seq += 1
                     menu = menus[f].get(action.node)
                     if menu is None:  # a collect node: enter the shortest valid input
                         reply: object = Digits("1" * max(1, action.min_digits))
@@ -467,10 +465,10 @@ class Simulator:
                                 reply = Digits(d)
                                 at = now + secs(rng)
                                 break
-                    heappush(events, (at, _IVR, seq, call, reply))
+                    events.push(at, _IVR, call, reply)
                 elif cls is CrmLookup:
-                    seq += 1  # callers are unknown to the CRM in a simulation
-                    heappush(events, (now, _IVR, seq, call, LookupResult(None)))
+                    # callers are unknown to the CRM in a simulation
+                    events.push(now, _IVR, call, LookupResult(None))
                 elif cls is EnqueueContact:
                     qi = qidx[action.queue]
                     skills = {n.name: n.min_level for n in action.skills}
@@ -492,24 +490,19 @@ class Simulator:
         for is_flow, qi, rates in self.streams:
             t = _next_arrival(0.0, rates, L, uniform01)
             if t is not None:
-                seq += 1
-                heappush(events, (t, _ARRIVAL, seq, (is_flow, qi), rates))
+                events.push(t, _ARRIVAL, (is_flow, qi), rates)
             else:
                 arrivals_open -= 1  # a stream with no traffic all day
         for shift in self.shifts:
-            seq += 1
-            heappush(events, (shift.login, _LOGIN, seq, shift.agent_id, None))
+            events.push(shift.login, _LOGIN, shift.agent_id, None)
             if shift.logout is not None:
-                seq += 1
-                heappush(events, (shift.logout, _LOGOUT, seq, shift.agent_id, None))
+                events.push(shift.logout, _LOGOUT, shift.agent_id, None)
 
-        while events:
-            ev = heappop(events)
-            now = ev[0]
+        while not events.empty():
+            now, kind, _, a_, b_ = events.pop()
             if now > horizon:
                 now = horizon
                 break
-            kind = ev[1]
             counter += 1
             if kind == _TIMER:
                 if now != timer_at:
@@ -517,18 +510,17 @@ class Simulator:
                 timer_at = math.inf
                 effects = router.tick(now)
             elif kind == _COMPLETE:
-                completing_k, t_talk = ev[4]
+                completing_k, t_talk = b_
                 if completing_k >= 0:
                     talk_sum[completing_k] += t_talk
-                effects = router.complete(ev[3], now)
+                effects = router.complete(a_, now)
                 in_system -= 1
             elif kind == _ARRIVAL:
-                is_flow, qi = ev[3]
-                rates = ev[4]
+                is_flow, qi = a_
+                rates = b_
                 nxt = _next_arrival(now, rates, L, uniform01)
                 if nxt is not None:
-                    seq += 1
-                    heappush(events, (nxt, _ARRIVAL, seq, ev[3], rates))
+                    events.push(nxt, _ARRIVAL, a_, rates)
                 else:
                     arrivals_open -= 1
                 next_id += 1
@@ -546,33 +538,33 @@ class Simulator:
                     spec = _new_tuple(_ContactSpec, (cid, queue_names[qi], *_SPEC_DEFAULTS))
                     effects = enter(cid, qi, spec, now)
             elif kind == _IVR:
-                call = ev[3]
-                effects = run_ivr(call, call.session.handle(ev[4], epoch + now), now)
+                call = a_
+                effects = run_ivr(call, call.session.handle(b_, epoch + now), now)
 
             elif kind == _ACCEPT:
                 try:
-                    effects = router.accept(ev[3], ev[4], now)
+                    effects = router.accept(a_, b_, now)
                 except (OfferWithdrawnError, UnknownContactError):
                     continue  # answered elsewhere, abandoned, or the offer timed out first
             elif kind == _ABANDON:
-                cid = ev[3]
+                cid = a_
                 if cid not in waiting:
                     continue
                 effects = router.abandon(cid, now)
             elif kind == _READY:
-                agent_id = ev[3]
+                agent_id = a_
                 if router.agent_state(agent_id) is not _NOT_READY:
                     continue
                 effects = router.set_ready(agent_id, now)
             elif kind == _LOGIN:
-                agent_id = ev[3]
+                agent_id = a_
                 a = aidx[agent_id]
                 if logout_due[a]:
                     logout_due[a] = False  # back-to-back shifts: stays on
                     continue
                 effects = router.login(agent_id, now)
             else:  # _LOGOUT
-                agent_id = ev[3]
+                agent_id = a_
                 try:
                     effects = router.logout(agent_id, now)
                 except AgentStateError:
@@ -621,10 +613,7 @@ class Simulator:
                     else:
                         a_cat[a] = 0
                         if state is _NOT_READY and change.reason == "no-answer":
-                            seq += 1
-                            heappush(
-                                events, (now + ready_after(rng), _READY, seq, change.agent_id, None)
-                            )
+                            events.push(now + ready_after(rng), _READY, change.agent_id, None)
                         elif state is _NOT_READY and logout_due[a]:
                             effects.extend(logout_now(a, change.agent_id, now))
                 elif cls is _Offer:
@@ -641,10 +630,7 @@ class Simulator:
                             break
                         delay = answer(rng)
                         if delay < offer.timeout:
-                            seq += 1
-                            heappush(
-                                events, (now + delay, _ACCEPT, seq, agent_id, offer.contact_id)
-                            )
+                            events.push(now + delay, _ACCEPT, agent_id, offer.contact_id)
                 elif cls is _ContactEnded:
                     ended: ContactEnded = e
                     cid = ended.contact_id
@@ -693,8 +679,7 @@ class Simulator:
                     k = qi * ni + interval if interval >= 0 else -1
                     if k >= 0:
                         agent_handled[aidx[connected.agent_id]] += 1
-                    seq += 1
-                    heappush(events, (now + t_talk, _COMPLETE, seq, cid, (k, t_talk)))
+                    events.push(now + t_talk, _COMPLETE, cid, (k, t_talk))
                 elif cls is _OfferWithdrawn:
                     withdrawn: OfferWithdrawn = e
                     if withdrawn.reason == "no answer":
@@ -719,8 +704,7 @@ class Simulator:
             deadline = router.next_deadline()
             if deadline is not None and deadline < timer_at:
                 timer_at = deadline if deadline > now else now
-                seq += 1
-                heappush(events, (timer_at, _TIMER, seq, None, None))
+                events.push(timer_at, _TIMER, None, None)
             if in_system == 0 and arrivals_open == 0 and now >= day:
                 break
             if progress is not None and not counter & 0x3FFF:
@@ -757,6 +741,111 @@ class _Call:
         self.flow = flow
         self.session = session
         self.arrived = arrived
+
+
+class _Event:
+    """One scheduled event of a compiled build's :class:`_Agenda` (a native object)."""
+
+    __slots__ = ("a", "b", "kind", "seq", "time")
+
+    def __init__(self, time: float, kind: int, seq: int, a: Any, b: Any) -> None:
+        self.time = time
+        self.kind = kind  # also the priority at equal times
+        self.seq = seq
+        self.a = a
+        self.b = b
+
+
+def _before(x: _Event, y: _Event) -> bool:
+    """``x`` comes first: ordered by (time, kind, sequence), as SimPy orders its events."""
+    if x.time != y.time:
+        return x.time < y.time
+    if x.kind != y.kind:
+        return x.kind < y.kind
+    return x.seq < y.seq
+
+
+class _Agenda:
+    """The event list of a run: a binary heap ordered by (time, kind, sequence).
+
+    ``heapq`` compares its items with Python's rich comparison: on tuples of (float, int,
+    int, ...) that is two float comparisons through ``PyObject_RichCompare`` per step of a
+    sift, a third of the loop's heap time. Compiled, this heap compares the C fields of
+    native objects instead; its sifts are ``heapq``'s (``_siftdown``/``_siftup`` of
+    Lib/heapq.py). The pure build uses :class:`_TupleAgenda` (the C ``heapq``), which is
+    faster there. Both give the same order: the keys are unique (the sequence number).
+    """
+
+    def __init__(self) -> None:
+        self.heap: list[_Event] = []
+        self.seq = 0
+
+    def empty(self) -> bool:
+        return not self.heap
+
+    def push(self, time: float, kind: int, a: Any, b: Any) -> None:
+        """Schedule ``(a, b)`` of ``kind`` at ``time``."""
+        self.seq += 1
+        item = _Event(time, kind, self.seq, a, b)
+        heap = self.heap
+        heap.append(item)
+        pos = len(heap) - 1
+        while pos > 0:
+            parent_pos = (pos - 1) >> 1
+            parent = heap[parent_pos]
+            if not _before(item, parent):
+                break
+            heap[pos] = parent
+            pos = parent_pos
+        heap[pos] = item
+
+    def pop(self) -> tuple[float, int, int, Any, Any]:
+        """The first event, removed: (time, kind, sequence, a, b)."""
+        heap = self.heap
+        last = heap.pop()
+        if heap:
+            top = heap[0]
+            # The hole at the root goes down to a leaf along the smaller children, then the
+            # last item sifts up from there (fewer comparisons than sifting it down).
+            n = len(heap)
+            pos = 0
+            child = 1
+            while child < n:
+                right = child + 1
+                if right < n and not _before(heap[child], heap[right]):
+                    child = right
+                heap[pos] = heap[child]
+                pos = child
+                child = 2 * pos + 1
+            while pos > 0:
+                parent_pos = (pos - 1) >> 1
+                parent = heap[parent_pos]
+                if not _before(last, parent):
+                    break
+                heap[pos] = parent
+                pos = parent_pos
+            heap[pos] = last
+        else:
+            top = last
+        return top.time, top.kind, top.seq, top.a, top.b
+
+
+class _TupleAgenda(_Agenda):
+    """The pure build's event list: ``heapq`` of ``(time, kind, sequence, a, b)`` tuples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tuples: list[tuple[float, int, int, Any, Any]] = []
+
+    def empty(self) -> bool:
+        return not self.tuples
+
+    def push(self, time: float, kind: int, a: Any, b: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.tuples, (time, kind, self.seq, a, b))
+
+    def pop(self) -> tuple[float, int, int, Any, Any]:
+        return heapq.heappop(self.tuples)
 
 
 def _constant(value: float) -> Sampler:
