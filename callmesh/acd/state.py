@@ -399,12 +399,26 @@ class Index:
             return
         entries = self.entries
         if old is not None:
-            del entries[bisect_left(entries, old)]
+            _discard(entries, old)
         if new is None:
             del keys[agent.id]
         else:
-            insort(entries, new)
+            if not entries or entries[-1] < new:
+                # The usual place: an agent freed now has been idle the shortest (one tuple
+                # comparison instead of a bisection's).
+                entries.append(new)
+            else:
+                insort(entries, new)
             keys[agent.id] = new
+
+
+def _discard(entries: list[tuple[Any, ...]], key: tuple[Any, ...]) -> None:
+    """Take ``key`` (the very object in ``keys``) out of the sorted ``entries``."""
+    if entries[0] is key:
+        # The usual one: the agent chosen is the first of the order (longest idle, ...).
+        del entries[0]
+    else:
+        del entries[bisect_left(entries, key)]
 
 
 class Indexes:
@@ -469,8 +483,7 @@ class Indexes:
         for index, _pos in agent.slots:
             old = index.keys.pop(agent_id, None)
             if old is not None:
-                entries = index.entries
-                del entries[bisect_left(entries, old)]
+                _discard(index.entries, old)
         agent.indexed = False
 
     def all(self) -> Iterator[tuple[str, Index]]:
