@@ -112,6 +112,7 @@ _TIMED_OUT: Final[OfferResult] = OfferResult.TIMED_OUT
 _WITHDRAWN: Final[OfferResult] = OfferResult.WITHDRAWN
 _ANSWERED: Final[EndReason] = EndReason.ANSWERED
 _heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
 _INF: Final = math.inf
 
 
@@ -1143,7 +1144,7 @@ class Router:
         """When :meth:`tick` next has something to do, or None."""
         timers = self._timers
         while timers and not self._live(timers[0]):
-            heapq.heappop(timers)
+            _heappop(timers)
         return timers[0][0] if timers else None
 
     def _live(self, timer: tuple[float, int, _Timer, str, int, str]) -> bool:
@@ -1177,7 +1178,7 @@ class Router:
         effects: list[Effect] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
-            timer = heapq.heappop(timers)
+            timer = _heappop(timers)
             if not self._live(timer):
                 continue
             at, _seq, kind, ref, _serial, extra = timer
@@ -1209,7 +1210,7 @@ class Router:
                 # served in line order, across queues too (a shared tier takes the oldest).
                 due = [(self._contacts[ref], int(extra))]
                 while timers and timers[0][0] == at and timers[0][2] is _T_ESCALATE:
-                    other = heapq.heappop(timers)
+                    other = _heappop(timers)
                     if self._live(other):
                         due.append((self._contacts[other[3]], int(other[5])))
                 due.sort(key=lambda d: d[0].key)
