@@ -198,7 +198,8 @@ class Router:
         roster: agents known outside any team (they cannot log in: AgentNotInTeamError).
         policy: decides who gets a contact; defaults to the built-in strategies.
         seed: seed of the router's random generator (random strategy, plugins).
-        history_limit: state-history entries kept per agent.
+        history_limit: state-history entries kept per agent (:meth:`agent_history`); 0 keeps
+            none (a simulation reads none, and a deque's append is a Python-level call).
     """
 
     def __init__(
@@ -222,6 +223,7 @@ class Router:
         # A policy may say it ignores outcomes (see RoutingPolicy): then none is built.
         self._observes = bool(getattr(self._policy, "wants_outcomes", True))
         self._rng = random.Random(seed)
+        self._history = history_limit > 0
         self._now = -math.inf
         self._seq = 0
         self._timers: list[tuple[float, int, _Timer, str, int, str]] = []
@@ -310,7 +312,8 @@ class Router:
             if new is _NOT_READY:
                 reason = agent.reason
             change = _new_tuple(AgentStateChanged, (agent.id, new, reason, now))
-            agent.history.append(change)  # the effect is the history entry too
+            if self._history:  # the effect is the history entry too
+                agent.history.append(change)
             effects.append(change)
         # agent.is_free(), inlined
         if presence is not _AVAILABLE:
@@ -504,7 +507,8 @@ class Router:
                 agent.channel = channel
                 agent.state = _RESERVED
                 change = _new_tuple(AgentStateChanged, (agent_id, _RESERVED, reason, now))
-                agent.history.append(change)
+                if self._history:
+                    agent.history.append(change)
                 effects.append(change)
                 if agent.capacity.get(channel, 0) > 1:  # room for more (chats)
                     self._indexes.add(agent)
@@ -910,7 +914,8 @@ class Router:
             agent.channel = channel
             agent.state = _BUSY
             change = _new_tuple(AgentStateChanged, (agent_id, _BUSY, reason, now))
-            agent.history.append(change)
+            if self._history:
+                agent.history.append(change)
             effects.append(change)
             if agent.capacity.get(channel, 0) > 1:  # room for more chats
                 self._indexes.add(agent)
@@ -1000,7 +1005,8 @@ class Router:
                 agent.idle_since = now
                 agent.state = _AVAILABLE
                 change = _new_tuple(AgentStateChanged, (agent.id, _AVAILABLE, reason, now))
-                agent.history.append(change)
+                if self._history:
+                    agent.history.append(change)
                 effects.append(change)
             if agent.can_work:
                 self._indexes.add(agent)

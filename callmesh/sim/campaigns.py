@@ -248,7 +248,7 @@ def simulate_campaign(
             queue_list, team_list, target, traffic.wrap_up_seconds
         )
         target = next(q for q in queue_list if q.name == spec.queue)
-    router = Router(queue_list, team_list, seed=rng.getrandbits(63), history_limit=1)
+    router = Router(queue_list, team_list, seed=rng.getrandbits(63), history_limit=0)
     team_of = {t.name: t for t in team_list}
     target_agents = campaign_agents(spec, target, team_of)
     measured = frozenset(target_agents)

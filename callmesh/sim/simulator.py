@@ -299,7 +299,7 @@ class Simulator:
             self.setup.teams,
             policy=self.policy_factory() if self.policy_factory is not None else None,
             seed=rng.getrandbits(63),
-            history_limit=1,
+            history_limit=0,
         )
         nq, ni, na = len(self.queue_names), self.intervals, len(self.agent_names)
         size = nq * ni

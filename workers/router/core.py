@@ -399,8 +399,8 @@ class RouterCore:
                 # The worker never reads an agent's state history: keeping the engine's
                 # default 1,000 entries per agent only grows the heap every full garbage
                 # collection walks (200 agents at 500 contacts/s: +200,000 objects and
-                # full collections of 100-200 ms that stall the loop).
-                history_limit=1,
+                # full collections of 100-200 ms that stall the loop). None is kept.
+                history_limit=0,
             )
         except ConfigError as exc:
             raise RouterConfigError(str(exc)) from None

@@ -454,6 +454,21 @@ def test_history_lists_the_very_state_changes_returned() -> None:
     assert [tuple(h) for h in r.agent_history("ann")][-3:] == changes
 
 
+def test_history_limit_zero_keeps_none_and_changes_nothing_else() -> None:
+    team = TeamConfig("t1", (AgentConfig("ann"),))
+    queues = [QueueConfig("q", (TierConfig(("t1",)),))]
+    runs = []
+    for limit in (1000, 0):
+        r = Router(queues, [team], history_limit=limit)
+        effects = r.login("ann", 0.0)
+        effects += r.enqueue(ContactSpec("c1", "q"), 1.0)
+        effects += r.accept("ann", "c1", 2.0)
+        effects += r.complete("c1", 3.0)
+        runs.append((effects, r.agent_history("ann")))
+    (kept, history), (same, none) = runs
+    assert same == kept and len(history) == 4 and none == []
+
+
 def test_a_crashing_policy_never_loses_a_contact() -> None:
     r = _with_policy(Recorder(fail=True), strategy="ring-all")
     (offer,) = of_type(r.enqueue(ContactSpec("c1", "q"), 2.0), Offer)
