@@ -803,6 +803,21 @@ class Candidates:
         view = self._view = self.view(agent)
         return view
 
+    def first_record(self, order: CandidateOrder) -> AgentRecord | None:
+        """:meth:`first` for an order without a skill, as the agent's record: no view built.
+
+        For the built-in strategies, which read two or three of its fields (with
+        :meth:`tier`); building the view would cost more than the rest of their decision.
+        """
+        if order is self._order and self._skill is None:
+            agent_id = self.first_id
+            return None if agent_id is None else self._agents[agent_id]
+        return self.find(order, None)
+
+    def tier(self, agent_id: str) -> int:
+        """The tier through which the candidate ``agent_id`` serves this queue."""
+        return self._queue.members[agent_id].tier
+
     def __iter__(self) -> Iterator[AgentView]:
         """Every candidate, by tier and position."""
         return self._ordered(_TIER_POSITION, None)
