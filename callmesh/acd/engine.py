@@ -114,6 +114,10 @@ _ANSWERED: Final[EndReason] = EndReason.ANSWERED
 _heappush: Final = heapq.heappush
 _heappop: Final = heapq.heappop
 _INF: Final = math.inf
+# Compiled, a class of a non-compiled module is looked up in the globals dict at each use in
+# a function: the ones built on every decision are read from these C statics instead.
+_RoutingRequest: Final[type[RoutingRequest]] = RoutingRequest
+_DecisionRecord: Final[type[DecisionRecord]] = DecisionRecord
 
 
 class _Timer(IntEnum):
@@ -358,10 +362,9 @@ class Router:
         if probe is None:
             return None
         probe_id = probe.id  # from the engine's record, never from a view
-        config = queue.config
         request = _new_tuple(
-            RoutingRequest,
-            (contact.view(), queue.name, config.strategy, config.params, cands, now, self._rng),
+            _RoutingRequest,
+            (contact.view(), queue.name, queue.strategy, queue.params, cands, now, self._rng),
         )
         decision: RoutingDecision | None
         problem = ""
@@ -378,7 +381,7 @@ class Router:
                 if delay is not None and (not math.isfinite(delay) or delay <= 0):
                     delay = None
                 record = _new_tuple(
-                    DecisionRecord,
+                    _DecisionRecord,
                     (
                         now,
                         queue.name,
@@ -401,7 +404,7 @@ class Router:
             if not valid:
                 problem = f"{decision.decided_by} chose no candidate ({', '.join(discarded)})"
         elif not problem:
-            problem = f"policy made no decision for strategy {config.strategy!r}"
+            problem = f"policy made no decision for strategy {queue.strategy!r}"
         if not valid:
             strategy = self._fallbacks[queue.name]
             try:

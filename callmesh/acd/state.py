@@ -49,6 +49,10 @@ _TIER_POSITION: Final[CandidateOrder] = CandidateOrder.TIER_POSITION
 _FEWEST_CALLS: Final[CandidateOrder] = CandidateOrder.FEWEST_CALLS
 # The views are named tuples: tuple.__new__(View, values) builds one without a Python frame.
 _new_tuple: Final = tuple.__new__
+# Compiled, a class of a non-compiled module is looked up in the globals dict at each use in
+# a function: the views' classes are read from these C statics instead.
+_ContactView: Final[type[ContactView]] = ContactView
+_AgentView: Final[type[AgentView]] = AgentView
 
 
 class StateRecord(NamedTuple):
@@ -263,7 +267,7 @@ class ContactRecord:
     def view(self) -> ContactView:
         """The contact as strategies see it now (a named tuple, built in one call)."""
         return _new_tuple(
-            ContactView,
+            _ContactView,
             (
                 self.id,
                 self.channel,
@@ -316,8 +320,10 @@ class QueueRecord:
         "members",
         "name",
         "needs",
+        "params",
         "plan",
         "skills",
+        "strategy",
         "tier_delay",
         "tier_position",
         "tiers",
@@ -328,6 +334,9 @@ class QueueRecord:
     def __init__(self, config: QueueConfig, team_members: Mapping[str, tuple[str, ...]]) -> None:
         self.config = config
         self.name = config.name
+        # read on every decision: native attributes, not the frozen config's slots
+        self.strategy = config.strategy
+        self.params = config.params
         self.waiting: list[tuple[int, float, int, str]] = []
         self.last_position: tuple[int, int] | None = None
         self.handled = 0
@@ -617,7 +626,7 @@ class Candidates:
         else:
             free = agent.capacity.get(channel, 0)
         return _new_tuple(
-            AgentView,
+            _AgentView,
             (
                 agent.id,
                 agent.skills_view,

@@ -49,12 +49,15 @@ __all__ = [
 
 _SKILL_LEVEL: Final = CandidateOrder.SKILL_LEVEL  # a module constant: cheaper than the class lookup
 _LONGEST_IDLE: Final[CandidateOrder] = CandidateOrder.LONGEST_IDLE
+# Compiled, a class of a non-compiled module is looked up in the globals dict at each use in
+# a function; this C static is not.
+_RoutingDecision: Final[type[RoutingDecision]] = RoutingDecision
 
 
 def _one(name: str, agent: AgentView | None, reason: str) -> RoutingDecision | None:
     if agent is None:
         return None
-    return RoutingDecision((agent.id,), name, reason)
+    return _RoutingDecision((agent.id,), name, reason)
 
 
 class LongestIdleAgent:
@@ -83,7 +86,7 @@ class LongestIdleAgent:
         # round() then an int in the f-string: the same text as ``:.0f`` for idle >= 0, and
         # compiled it is a concatenation rather than a str.format call
         idle = round(fields.now - idle_since)
-        return RoutingDecision((agent_id,), self.name, f"idle {idle} s, tier {tier}")
+        return _RoutingDecision((agent_id,), self.name, f"idle {idle} s, tier {tier}")
 
 
 class AgentWithLeastTalkTime:
@@ -208,7 +211,7 @@ class RingAll:
         ids = tuple(a.id for a in request.candidates.ordered(CandidateOrder.TIER_POSITION))
         if not ids:
             return None
-        return RoutingDecision(ids, self.name, f"ring all {len(ids)} free agents")
+        return _RoutingDecision(ids, self.name, f"ring all {len(ids)} free agents")
 
 
 def _delay_param(params: Mapping[str, object]) -> float:
@@ -236,7 +239,7 @@ class RingProgressively:
         ids = tuple(a.id for a in request.candidates.ordered(CandidateOrder.TIER_POSITION))
         if not ids:
             return None
-        return RoutingDecision(
+        return _RoutingDecision(
             ids, self.name, f"ring {len(ids)} agents, one more every {delay:g} s", delay
         )
 
@@ -268,11 +271,11 @@ class SkillsBestMatch:
             agent = candidates.first(_LONGEST_IDLE)
             if agent is None:
                 return None
-            return RoutingDecision((agent.id,), self.name, "no skill required: longest idle")
+            return _RoutingDecision((agent.id,), self.name, "no skill required: longest idle")
         agent = candidates.first(_SKILL_LEVEL, skill)
         if agent is None:
             return None
-        return RoutingDecision((agent.id,), self.name, f"{skill} level {agent.skills[skill]}")
+        return _RoutingDecision((agent.id,), self.name, f"{skill} level {agent.skills[skill]}")
 
 
 BUILTIN_STRATEGIES: Final[Mapping[str, RoutingStrategy]] = MappingProxyType(
