@@ -95,7 +95,7 @@ from callmesh.acd.strategy import (
     RoutingRequest,
 )
 
-__all__ = ["ContactSpec", "QueueStats", "Router"]
+__all__ = ["ContactSpec", "QueueStats", "Router", "check_config"]
 
 _OFFERED: Final[ContactState] = ContactState.OFFERED
 _CONNECTED: Final[ContactState] = ContactState.CONNECTED
@@ -193,6 +193,28 @@ class QueueStats:
     agents: Mapping[AgentState, int]
 
 
+def check_config(
+    queues: Iterable[QueueConfig],
+    teams: Iterable[TeamConfig],
+    roster: Iterable[AgentConfig] = (),
+) -> tuple[dict[str, QueueConfig], dict[str, TeamConfig], dict[str, AgentConfig]]:
+    """What :class:`Router` checks of its configuration, without building one (its agents'
+    records and indexes): :func:`~callmesh.acd.config.validate`, then the built-in
+    strategies' params. Returns the queues, teams and agents by name / id.
+
+    Raises:
+        ConfigError: naming the field at fault and the fix.
+    """
+    queue_map, team_map, agent_map = validate(queues, teams, roster)
+    for q in queue_map.values():
+        if q.strategy in BUILTIN_STRATEGIES:
+            try:
+                check_params(q.strategy, q.params)
+            except ValueError as exc:
+                raise ConfigError(f"queue {q.name!r}.params: {exc}") from None
+    return queue_map, team_map, agent_map
+
+
 class Router:
     """Routes contacts to agents for one tenant; see the module docstring.
 
@@ -216,13 +238,7 @@ class Router:
         seed: int = 0,
         history_limit: int = 1000,
     ) -> None:
-        queue_map, team_map, agent_map = validate(queues, teams, roster)
-        for q in queue_map.values():
-            if q.strategy in BUILTIN_STRATEGIES:
-                try:
-                    check_params(q.strategy, q.params)
-                except ValueError as exc:
-                    raise ConfigError(f"queue {q.name!r}.params: {exc}") from None
+        queue_map, team_map, agent_map = check_config(queues, teams, roster)
         self._policy: RoutingPolicy = policy if policy is not None else BuiltinRoutingPolicy()
         # A policy may say it ignores outcomes (see RoutingPolicy): then none is built.
         self._observes = bool(getattr(self._policy, "wants_outcomes", True))

@@ -47,7 +47,14 @@ from callmesh.acd.effects import (
     Offer,
     OfferWithdrawn,
 )
-from callmesh.acd.engine import _ANSWERED, _NOT_READY, _WRAP_UP, ContactSpec, Router
+from callmesh.acd.engine import (
+    _ANSWERED,
+    _NOT_READY,
+    _WRAP_UP,
+    ContactSpec,
+    Router,
+    check_config,
+)
 from callmesh.acd.errors import AgentStateError, OfferWithdrawnError, UnknownContactError
 from callmesh.acd.state import _AVAILABLE, _BUSY, _RESERVED, _new_tuple
 from callmesh.acd.strategy import RoutingPolicy
@@ -208,8 +215,9 @@ class Simulator:
         self.policy_factory = policy_factory
         self.source = source
         self.setup: AcdSetup = build_acd(tenant, workload)
-        # Validate the engine configuration once, now, so errors come before any run.
-        Router(self.setup.queues, self.setup.teams)
+        # Validate the engine configuration once, now, so errors come before any run (each
+        # run builds its own Router from it).
+        check_config(self.setup.queues, self.setup.teams)
         self.queue_names = tuple(q.name for q in self.setup.queues)
         self.queue_index = {name: i for i, name in enumerate(self.queue_names)}
         agent_ids: dict[str, None] = {}
