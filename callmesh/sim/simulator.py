@@ -376,6 +376,10 @@ class Simulator:
         a_wrap_at = [0.0] * na
         logout_due = [False] * na
         completing_k = -1  # the slot of the contact being completed, for its wrap-up
+        # (contact, when its caller hangs up) of contacts that entered in this step: their
+        # abandonment is scheduled after the step only if they still wait (most contacts
+        # answered at once never need one)
+        patient: list[tuple[str, float]] = []
 
         n_waiting = 0
         area = 0.0
@@ -429,7 +433,7 @@ class Simulator:
                 rec.contacts += 1
             draw = patience[qi]
             if draw is not None:
-                events.push(now + draw(rng), _ABANDON, cid, None)
+                patient.append((cid, now + draw(rng)))  # drawn now: the same random stream
             effects = router.enqueue(contact, now)
             if interval >= 0:
                 for e in effects:  # offered at once: it found a free agent (not Erlang's wait)
@@ -708,6 +712,11 @@ class Simulator:
                 if k >= 0:
                     completed[k] += 1
                 completing_k = -1
+            if patient:
+                for cid, gives_up in patient:
+                    if cid in waiting:
+                        events.push(gives_up, _ABANDON, cid, None)
+                patient.clear()
 
             deadline = router.next_deadline()
             if deadline is not None and deadline < timer_at:
