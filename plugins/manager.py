@@ -289,6 +289,14 @@ class PluginManager:
         self.wants_outcomes = bool(self._observers)
         """False when no plugin observes routing outcomes: the engine then builds none
         (see :class:`~callmesh.acd.strategy.RoutingPolicy`)."""
+        self.direct_strategies: dict[str, RoutingStrategy] = (
+            {name: e.strategy for name, e in self.strategies.items() if e.builtin}
+            if not self._overrides and not self.isolation.trace
+            else {}
+        )
+        """The strategies :meth:`route` would only call (see
+        :class:`~callmesh.acd.strategy.RoutingPolicy`): the engine calls them itself, which
+        spares an interpreted ``route`` per decision (a fifth of a decision's cost)."""
         self._unknown_strategies: dict[str, str] = {}
         """Why a strategy name no plugin registers cannot decide, by name (warned once)."""
 

@@ -93,6 +93,7 @@ from callmesh.acd.strategy import (
     RoutingOutcome,
     RoutingPolicy,
     RoutingRequest,
+    RoutingStrategy,
 )
 
 __all__ = ["ContactSpec", "QueueStats", "Router", "check_config"]
@@ -242,6 +243,10 @@ class Router:
         self._policy: RoutingPolicy = policy if policy is not None else BuiltinRoutingPolicy()
         # A policy may say it ignores outcomes (see RoutingPolicy): then none is built.
         self._observes = bool(getattr(self._policy, "wants_outcomes", True))
+        # Strategies the engine may call without the policy's route (see RoutingPolicy).
+        self._direct: dict[str, RoutingStrategy] = dict(
+            getattr(self._policy, "direct_strategies", None) or {}
+        )
         self._rng = random.Random(seed)
         self._history = history_limit > 0
         self._now = -math.inf
@@ -384,8 +389,15 @@ class Router:
         )
         decision: RoutingDecision | None
         problem = ""
+        strategy = self._direct.get(queue.strategy)
         try:
-            decision = self._policy.route(request)
+            if strategy is None:
+                decision = self._policy.route(request)
+            else:
+                try:
+                    decision = strategy.choose(request)
+                except Exception:  # the policy's guards count, log and fall back
+                    decision = self._policy.route(request)
         except Exception as exc:  # a policy must never lose a contact
             decision = None
             problem = f"policy raised {type(exc).__name__}: {exc}"

@@ -325,6 +325,8 @@ class BuiltinRoutingPolicy:
     def __init__(self, strategies: Mapping[str, RoutingStrategy] = BUILTIN_STRATEGIES) -> None:
         """Route with ``strategies`` (name -> strategy), the built-ins by default."""
         self._strategies = dict(strategies)
+        self.direct_strategies: Mapping[str, RoutingStrategy] = self._strategies
+        """Every strategy: :meth:`route` only calls them (see ``RoutingPolicy``)."""
         self.outcomes: dict[str, int] = {}
 
     def route(self, request: RoutingRequest) -> RoutingDecision | None:

@@ -306,6 +306,13 @@ class RoutingPolicy(Protocol):
     manager with no ``callmesh_routing_outcome`` plugin), the engine never calls
     :meth:`observe` and builds no :class:`RoutingOutcome`. Without the attribute, every
     outcome is observed.
+
+    It may also have a ``direct_strategies`` mapping (strategy name -> strategy): for a
+    queue whose strategy is in it, :meth:`route` would only call that strategy's ``choose``
+    and return its decision unchanged, so the engine calls ``choose`` itself. If ``choose``
+    raises, the engine calls :meth:`route` after all, whose guards deal with the failure.
+    The plugin manager lists its built-in strategies there when no plugin overrides routing
+    and plugin calls are not traced.
     """
 
     def route(self, request: RoutingRequest) -> RoutingDecision | None:

@@ -353,6 +353,39 @@ def _with_policy(policy: Any, strategy: str = "vendor-x") -> Any:
     return r
 
 
+class _Direct:
+    """A strategy the policy lists in ``direct_strategies``; it may raise."""
+
+    name = "vendor-x"
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.calls = 0
+
+    def choose(self, request: RoutingRequest) -> RoutingDecision | None:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("direct crashed")
+        return RoutingDecision(("bob",), "direct", "chosen directly")
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["answers", "raises"])
+def test_a_direct_strategy_is_called_without_route_which_handles_its_failure(fail: bool) -> None:
+    policy = Recorder("ann")
+    direct = _Direct(fail)
+    policy.direct_strategies = {"vendor-x": direct}  # type: ignore[attr-defined]
+    r = _with_policy(policy)
+    (offer,) = of_type(r.enqueue(ContactSpec("c1", "q"), 2.0), Offer)
+    assert direct.calls == 1
+    if fail:  # route decides after all (it is the policy's guards that count failures)
+        assert len(policy.requests) == 1
+        assert offer.agent_ids == ("ann",) and offer.decision.decided_by == "vendor"
+    else:
+        assert policy.requests == []
+        assert offer.agent_ids == ("bob",) and offer.decision.reason == "chosen directly"
+    assert not offer.decision.fallback
+
+
 def test_the_engine_never_trusts_a_decision() -> None:
     policy = Recorder("ghost", "bob", "bob")
     r = _with_policy(policy)

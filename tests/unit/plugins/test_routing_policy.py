@@ -362,6 +362,26 @@ def test_builtin_decisions_are_the_strategys_own(
     assert manager.failures.snapshot() == {}
 
 
+def test_direct_strategies_are_the_builtins_only_when_route_would_only_call_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine calls these itself, skipping route(): so never past an override, a
+    vendor's strategy (re-validated, isolated) or the tracing of plugin calls."""
+    manager = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    builtin = {n for n, e in manager.strategies.items() if e.plugin == "routing"}
+    assert "longest-idle-agent" in builtin and set(manager.direct_strategies) == builtin
+    for name, strategy in manager.direct_strategies.items():
+        assert strategy is manager.strategies[name].strategy
+    vendor, _ = strategy_manager(lambda r: None)
+    assert "most-calls" not in vendor.direct_strategies
+    assert "longest-idle-agent" in vendor.direct_strategies
+    overridden, _ = manager_with(lambda r: None)
+    assert overridden.direct_strategies == {}
+    monkeypatch.setenv("CALLMESH_TRACE_PLUGINS", "1")
+    traced = PluginManager(catalog=PluginCatalog(environ={}, entry_points=[]))
+    assert traced.direct_strategies == {}
+
+
 def test_the_engine_trace_shows_the_fallback_and_why() -> None:
     from callmesh.plugins.testkit import RouterHarness
 
