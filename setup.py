@@ -24,6 +24,7 @@ from setuptools import setup
 # acd/errors.py (exceptions derived from builtins) and acd/strategy.py (its runtime-checkable
 # Protocols are the plugin contract).
 COMPILED = [
+    "callmesh/acd/effects.py",
     "callmesh/acd/engine.py",
     "callmesh/acd/state.py",
     "callmesh/acd/strategies.py",

@@ -116,9 +116,8 @@ _heappush: Final = heapq.heappush
 _heappop: Final = heapq.heappop
 _INF: Final = math.inf
 # Compiled, a class of a non-compiled module is looked up in the globals dict at each use in
-# a function: the ones built on every decision are read from these C statics instead.
+# a function: the one built on every decision is read from this C static instead.
 _RoutingRequest: Final[type[RoutingRequest]] = RoutingRequest
-_DecisionRecord: Final[type[DecisionRecord]] = DecisionRecord
 
 
 class _Timer(IntEnum):
@@ -336,7 +335,7 @@ class Router:
             agent.state = new
             if new is _NOT_READY:
                 reason = agent.reason
-            change = _new_tuple(AgentStateChanged, (agent.id, new, reason, now))
+            change = AgentStateChanged(agent.id, new, reason, now)
             if self._history:  # the effect is the history entry too
                 agent.history.append(change)
             effects.append(change)
@@ -408,17 +407,8 @@ class Router:
                 delay = decision.progressive_delay
                 if delay is not None and (not math.isfinite(delay) or delay <= 0):
                     delay = None
-                record = _new_tuple(
-                    _DecisionRecord,
-                    (
-                        now,
-                        queue.name,
-                        ids,
-                        decision.decided_by,
-                        decision.reason,
-                        decision.fallback,
-                        (),
-                    ),
+                record = DecisionRecord(
+                    now, queue.name, ids, decision.decided_by, decision.reason, decision.fallback
                 )
                 return record, delay
         valid: list[str] = []
@@ -515,9 +505,7 @@ class Router:
     ) -> None:
         contact_id = contact.id
         channel = contact.channel
-        effects.append(
-            _new_tuple(Offer, (contact_id, contact.queue, channel, agent_ids, timeout, record))
-        )
+        effects.append(Offer(contact_id, contact.queue, channel, agent_ids, timeout, record))
         until = now + timeout
         reason = "offered " + contact_id
         ringing = offer.ringing
@@ -537,7 +525,7 @@ class Router:
                 offers[contact_id] = channel
                 agent.channel = channel
                 agent.state = _RESERVED
-                change = _new_tuple(AgentStateChanged, (agent_id, _RESERVED, reason, now))
+                change = AgentStateChanged(agent_id, _RESERVED, reason, now)
                 if self._history:
                     agent.history.append(change)
                 effects.append(change)
@@ -944,7 +932,7 @@ class Router:
             # ringing agent is Available) answers its only offer and becomes Busy.
             agent.channel = channel
             agent.state = _BUSY
-            change = _new_tuple(AgentStateChanged, (agent_id, _BUSY, reason, now))
+            change = AgentStateChanged(agent_id, _BUSY, reason, now)
             if self._history:
                 agent.history.append(change)
             effects.append(change)
@@ -954,13 +942,11 @@ class Router:
             elif agent.indexed:
                 self._indexes.remove(agent)
         queue = contact.queue
-        effects.append(_new_tuple(Connected, (contact_id, agent_id, queue)))
+        effects.append(Connected(contact_id, agent_id, queue))
         waited = now - contact.enqueued_at
         trace = contact.trace
         effects.append(
-            _new_tuple(
-                ContactEnded, (contact_id, queue, _ANSWERED, now, waited, agent_id, None, trace)
-            )
+            ContactEnded(contact_id, queue, _ANSWERED, now, waited, agent_id, None, trace)
         )
         contact.trace = ()
         if self._serve:
@@ -1035,7 +1021,7 @@ class Router:
             if agent.state is not _AVAILABLE:
                 agent.idle_since = now
                 agent.state = _AVAILABLE
-                change = _new_tuple(AgentStateChanged, (agent.id, _AVAILABLE, reason, now))
+                change = AgentStateChanged(agent.id, _AVAILABLE, reason, now)
                 if self._history:
                     agent.history.append(change)
                 effects.append(change)
