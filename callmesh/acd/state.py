@@ -820,6 +820,8 @@ class Candidates:
         For the built-in strategies, which read two or three of its fields (with
         :meth:`tier`); building the view would cost more than the rest of their decision.
         """
+        if order is _SKILL_LEVEL:
+            raise ValueError("first_record is for orders without a skill: use first()")
         if order is self._order and self._skill is None:
             agent_id = self.first_id
             return None if agent_id is None else self._agents[agent_id]

@@ -310,7 +310,10 @@ class RoutingPolicy(Protocol):
     It may also have a ``direct_strategies`` mapping (strategy name -> strategy): for a
     queue whose strategy is in it, :meth:`route` would only call that strategy's ``choose``
     and return its decision unchanged, so the engine calls ``choose`` itself. If ``choose``
-    raises, the engine calls :meth:`route` after all, whose guards deal with the failure.
+    raises, the engine calls :meth:`route` after all, whose guards deal with the failure:
+    ``choose`` then runs a second time for the same request, so a strategy listed there
+    must not depend on being called once per decision (the built-ins are functions of the
+    request: they raise only on params the engine checks before routing anything).
     The plugin manager lists its built-in strategies there when no plugin overrides routing
     and plugin calls are not traced.
     """

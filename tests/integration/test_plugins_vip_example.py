@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from callmesh.plugins.catalog import PluginCatalog
+from callmesh.plugins.catalog import _installed as catalog_installed
 from callmesh.plugins.manager import PluginManager
 from callmesh.plugins.testkit import make_request
 from callmesh.plugins.types import CallerQuery
@@ -67,6 +68,9 @@ def vip_installed() -> None:
     # The editable install adds a .pth file; make this running interpreter read it too.
     site.addsitedir(sysconfig.get_paths()["purelib"])
     assert _installed()
+    # A catalog reads the installed entry points once per process: an earlier test may have
+    # read them before this install.
+    catalog_installed.cache_clear()
 
 
 def test_found_by_callmesh_plugins_list(vip_installed: None) -> None:

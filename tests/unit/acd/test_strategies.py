@@ -249,3 +249,27 @@ def test_builtin_policy_maps_names_and_counts_outcomes() -> None:
     assert decision is not None and decision.agent_ids == ("bob",)
     policy.observe(RoutingOutcome("c1", "q", "bob", OfferResult.ACCEPTED, "x", 1.0))
     assert policy.outcomes == {OfferResult.ACCEPTED: 1}
+
+
+def test_first_record_refuses_an_order_that_needs_a_skill() -> None:
+    from callmesh.acd import AgentConfig, ContactSpec, QueueConfig, Router, TeamConfig, TierConfig
+
+    seen: list[str] = []
+
+    class Asks:
+        def route(self, request: RoutingRequest) -> None:
+            try:
+                request.candidates.first_record(CandidateOrder.SKILL_LEVEL)  # type: ignore[attr-defined]
+            except ValueError as exc:
+                seen.append(str(exc))
+            record = request.candidates.first_record(CandidateOrder.LONGEST_IDLE)  # type: ignore[attr-defined]
+            seen.append(record.id)
+
+        def observe(self, outcome: object) -> None:
+            pass
+
+    team = TeamConfig("t1", (AgentConfig("ann"),))
+    router = Router([QueueConfig("q", (TierConfig(("t1",)),))], [team], policy=Asks())
+    router.login("ann", 0.0)
+    router.enqueue(ContactSpec("c1", "q"), 1.0)
+    assert seen == ["first_record is for orders without a skill: use first()", "ann"]

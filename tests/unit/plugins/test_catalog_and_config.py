@@ -265,4 +265,3 @@ def test_installed_entry_points_are_read_once_per_process(monkeypatch: pytest.Mo
         _installed.cache_clear()
     assert calls == ["callmesh"]
     assert [i.name for i in first.infos()] == [i.name for i in second.infos()]
-    assert "vip-routing" in first  # the example vendor plugin, installed by scripts/setup.sh
