@@ -782,6 +782,18 @@ def _before(x: _Event, y: _Event) -> bool:
     return x.seq < y.seq
 
 
+def _settle(heap: list[_Event], item: _Event, pos: int) -> None:
+    """Put ``item`` at ``pos`` of ``heap`` (a free slot) or above it, where it belongs."""
+    while pos > 0:
+        parent_pos = (pos - 1) >> 1
+        parent = heap[parent_pos]
+        if not _before(item, parent):
+            break
+        heap[pos] = parent
+        pos = parent_pos
+    heap[pos] = item
+
+
 class _Agenda:
     """The event list of a run: a binary heap ordered by (time, kind, sequence).
 
@@ -806,15 +818,7 @@ class _Agenda:
         item = _Event(time, kind, self.seq, a, b)
         heap = self.heap
         heap.append(item)
-        pos = len(heap) - 1
-        while pos > 0:
-            parent_pos = (pos - 1) >> 1
-            parent = heap[parent_pos]
-            if not _before(item, parent):
-                break
-            heap[pos] = parent
-            pos = parent_pos
-        heap[pos] = item
+        _settle(heap, item, len(heap) - 1)
 
     def pop(self) -> tuple[float, int, int, Any, Any]:
         """The first event, removed: (time, kind, sequence, a, b)."""
@@ -834,14 +838,7 @@ class _Agenda:
                 heap[pos] = heap[child]
                 pos = child
                 child = 2 * pos + 1
-            while pos > 0:
-                parent_pos = (pos - 1) >> 1
-                parent = heap[parent_pos]
-                if not _before(last, parent):
-                    break
-                heap[pos] = parent
-                pos = parent_pos
-            heap[pos] = last
+            _settle(heap, last, pos)
         else:
             top = last
         return top.time, top.kind, top.seq, top.a, top.b
