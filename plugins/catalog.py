@@ -2,8 +2,9 @@
 
 Discovery reads entry-point metadata only, once per process (installed packages do not
 change under a running process; the scan of every distribution's metadata costs
-milliseconds, and a simulation builds a catalog per replication); a plugin's code is imported the first time a
-tenant enables it (or ``callmesh plugins list`` shows its hooks), once per process. An import
+milliseconds, and a simulation builds a catalog per replication); a plugin's code is
+imported the first time a tenant enables it (or ``callmesh plugins list`` shows its hooks),
+once per process. An import
 error is raised as :class:`~callmesh.plugins.errors.PluginLoadError` naming the plugin, its
 entry point and its distribution, with the original error chained: never swallowed.
 

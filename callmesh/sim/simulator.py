@@ -78,6 +78,7 @@ from callmesh.ivr import (
 )
 from callmesh.sim.build import AcdSetup, Shift, build_acd, shift_plan
 from callmesh.sim.distributions import Sampler
+from callmesh.sim.draws import ConstantDraw
 from callmesh.sim.workload import Workload, check_against, clock
 
 __all__ = [
@@ -251,7 +252,7 @@ class Simulator:
         for name in self.flow_names:
             fc = choices.get(name)
             self.prompt_seconds.append(
-                fc.prompt_seconds.sampler() if fc is not None else _constant(4.0)
+                fc.prompt_seconds.sampler() if fc is not None else ConstantDraw(4.0)
             )
             menus: dict[str, tuple[tuple[str, ...], tuple[float, ...], Sampler]] = {}
             for menu in fc.menus if fc is not None else []:
@@ -860,13 +861,6 @@ class _TupleAgenda(_Agenda):
 
     def pop(self) -> tuple[float, int, int, Any, Any]:
         return heapq.heappop(self.tuples)
-
-
-def _constant(value: float) -> Sampler:
-    def draw(rng: random.Random) -> float:
-        return value
-
-    return draw
 
 
 class _Contact:

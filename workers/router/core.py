@@ -1010,7 +1010,7 @@ class RouterCore:
                 session (nobody could answer its offers), NotReady while logged out.
         """
         self._known_agent(agent_id)
-        if state not in (AgentState.LOGGED_OUT, AgentState.AVAILABLE, AgentState.NOT_READY):
+        if state not in _PRESENCE:
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"state is {state or 'unset'}: force an agent AGENT_STATE_LOGGED_OUT,"
