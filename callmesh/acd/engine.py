@@ -82,6 +82,7 @@ from callmesh.acd.state import (
 from callmesh.acd.strategies import (
     BUILTIN_STRATEGIES,
     BuiltinRoutingPolicy,
+    IndexedStrategy,
     LongestIdleAgent,
     check_params,
 )
@@ -246,6 +247,10 @@ class Router:
         self._direct: dict[str, RoutingStrategy] = dict(
             getattr(self._policy, "direct_strategies", None) or {}
         )
+        # ... and those of them it may ask without a request (see IndexedStrategy).
+        self._indexed: dict[str, IndexedStrategy] = {
+            name: s for name, s in self._direct.items() if isinstance(s, IndexedStrategy)
+        }
         self._rng = random.Random(seed)
         self._history = history_limit > 0
         self._now = -math.inf
@@ -367,6 +372,30 @@ class Router:
 
     # ------------------------------------------------------------------ routing
 
+    def _request(
+        self, contact: ContactRecord, queue: QueueRecord, cands: Candidates, now: float
+    ) -> RoutingRequest:
+        """The routing request for ``contact`` in ``queue`` now (a named tuple, one call)."""
+        return _new_tuple(
+            _RoutingRequest,
+            (contact.view(), queue.name, queue.strategy, queue.params, cands, now, self._rng),
+        )
+
+    def _ask(
+        self, request: RoutingRequest, strategy: RoutingStrategy | None
+    ) -> tuple[RoutingDecision | None, str]:
+        """The policy's decision (through ``strategy``'s ``choose`` when the policy lists it
+        as direct), and the problem to trace when the policy raised."""
+        try:
+            if strategy is not None:
+                try:
+                    return strategy.choose(request), ""
+                except Exception:  # the policy's guards count, log and fall back
+                    pass
+            return self._policy.route(request), ""
+        except Exception as exc:  # a policy must never lose a contact
+            return None, f"policy raised {type(exc).__name__}: {exc}"
+
     def _decide(
         self, contact: ContactRecord, queue: QueueRecord, now: float
     ) -> tuple[DecisionRecord, float | None] | None:
@@ -382,24 +411,27 @@ class Router:
         if probe is None:
             return None
         probe_id = probe.id  # from the engine's record, never from a view
-        request = _new_tuple(
-            _RoutingRequest,
-            (contact.view(), queue.name, queue.strategy, queue.params, cands, now, self._rng),
-        )
-        decision: RoutingDecision | None
+        decision: RoutingDecision | None = None
         problem = ""
-        strategy = self._direct.get(queue.strategy)
-        try:
-            if strategy is None:
-                decision = self._policy.route(request)
+        request: RoutingRequest | None = None
+        indexed = self._indexed.get(queue.strategy)
+        if indexed is not None:
+            # A built-in strategy that is one indexed order, asked without a request (see
+            # IndexedStrategy); if it raises, the policy's route deals with the failure.
+            try:
+                agent_id, reason = indexed.pick(cands, now)
+            except Exception:
+                request = self._request(contact, queue, cands, now)
+                decision, problem = self._ask(request, None)
             else:
-                try:
-                    decision = strategy.choose(request)
-                except Exception:  # the policy's guards count, log and fall back
-                    decision = self._policy.route(request)
-        except Exception as exc:  # a policy must never lose a contact
-            decision = None
-            problem = f"policy raised {type(exc).__name__}: {exc}"
+                if agent_id is probe_id:  # the common answer: the agent the probe found
+                    record = DecisionRecord(now, queue.name, (agent_id,), indexed.name, reason)
+                    return record, None
+                if agent_id:
+                    decision = RoutingDecision((agent_id,), indexed.name, reason)
+        else:
+            request = self._request(contact, queue, cands, now)
+            decision, problem = self._ask(request, self._direct.get(queue.strategy))
         if decision is not None:
             ids = decision.agent_ids
             if type(ids) is tuple and len(ids) == 1 and ids[0] is probe_id:
@@ -424,9 +456,10 @@ class Router:
         elif not problem:
             problem = f"policy made no decision for strategy {queue.strategy!r}"
         if not valid:
-            strategy = self._fallbacks[queue.name]
+            if request is None:
+                request = self._request(contact, queue, cands, now)
             try:
-                decision = strategy.choose(request)
+                decision = self._fallbacks[queue.name].choose(request)
             except ValueError:
                 decision = None
             if decision is not None:

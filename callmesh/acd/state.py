@@ -818,7 +818,7 @@ class Candidates:
         """:meth:`first` for an order without a skill, as the agent's record: no view built.
 
         For the built-in strategies, which read two or three of its fields (with
-        :meth:`tier`); building the view would cost more than the rest of their decision.
+        :meth:`placement`); building the view would cost more than the rest of their decision.
         """
         if order is _SKILL_LEVEL:
             raise ValueError("first_record is for orders without a skill: use first()")
@@ -827,9 +827,9 @@ class Candidates:
             return None if agent_id is None else self._agents[agent_id]
         return self.find(order, None)
 
-    def tier(self, agent_id: str) -> int:
-        """The tier through which the candidate ``agent_id`` serves this queue."""
-        return self._queue.members[agent_id].tier
+    def placement(self, agent_id: str) -> tuple[int, int]:
+        """``(tier, position)`` of the candidate ``agent_id`` in this queue."""
+        return self._queue.tier_position[agent_id]
 
     def __iter__(self) -> Iterator[AgentView]:
         """Every candidate, by tier and position."""

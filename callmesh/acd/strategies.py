@@ -35,6 +35,7 @@ __all__ = [
     "AgentWithFewestCalls",
     "AgentWithLeastTalkTime",
     "BuiltinRoutingPolicy",
+    "IndexedStrategy",
     "LongestIdleAgent",
     "RandomAgent",
     "RingAll",
@@ -49,6 +50,9 @@ __all__ = [
 
 _SKILL_LEVEL: Final = CandidateOrder.SKILL_LEVEL  # a module constant: cheaper than the class lookup
 _LONGEST_IDLE: Final[CandidateOrder] = CandidateOrder.LONGEST_IDLE
+_LEAST_TALK_TIME: Final[CandidateOrder] = CandidateOrder.LEAST_TALK_TIME
+_FEWEST_CALLS: Final[CandidateOrder] = CandidateOrder.FEWEST_CALLS
+_TIER_POSITION: Final[CandidateOrder] = CandidateOrder.TIER_POSITION
 # Compiled, a class of a non-compiled module is looked up in the globals dict at each use in
 # a function; this C static is not.
 _RoutingDecision: Final[type[RoutingDecision]] = RoutingDecision
@@ -60,73 +64,147 @@ def _one(name: str, agent: AgentView | None, reason: str) -> RoutingDecision | N
     return _RoutingDecision((agent.id,), name, reason)
 
 
-class LongestIdleAgent:
-    """longest-idle-agent: the agent idle the longest (lowest tier first)."""
+class IndexedStrategy:
+    """A built-in strategy whose decision is the first candidate in one indexed order.
 
-    name = "longest-idle-agent"
+    Four of mod_callcenter's strategies are that: longest-idle-agent, agent-with-least-
+    talk-time, agent-with-fewest-calls and sequentially-by-agent-order. The engine asks
+    :meth:`pick` itself when the policy lists the strategy in ``direct_strategies``: one
+    native call on the engine's candidate set, with no request, view or
+    :class:`~callmesh.acd.strategy.RoutingDecision` built. :meth:`choose`, the contract's
+    entry, answers the same agent and reason through the same code.
+    """
+
+    name: str
+    order: CandidateOrder
+
+    def pick(self, candidates: Candidates, now: float) -> tuple[str, str]:
+        """``(agent id, reason)`` of the first candidate in :attr:`order`; ``("", "")``
+        when there is none."""
+        record = candidates.first_record(self.order)
+        if record is None:
+            return "", ""
+        agent_id = record.id
+        tier, position = candidates.placement(agent_id)
+        reason = self.reason(
+            record.idle_since, record.talk_time, record.calls_handled, tier, position, now
+        )
+        return agent_id, reason
 
     def choose(self, request: RoutingRequest) -> RoutingDecision | None:
-        """The first candidate in LONGEST_IDLE order."""
+        """The first candidate in :attr:`order`."""
         # Typed as the named tuple RoutingRequest extends: compiled, its fields are then read
         # as tuple items (RoutingRequest's own are attribute lookups, ~20 times dearer).
         fields: _RequestFields = request
         candidates = fields.candidates
         if type(candidates) is Candidates:
-            # The engine's own set (always, but for tests and plugins that make their own):
-            # a direct call, and the agent's record read without building its view.
-            record = candidates.first_record(_LONGEST_IDLE)
-            if record is None:
+            # The engine's own set (always, but for tests and plugins that make their own).
+            agent_id, reason = self.pick(candidates, fields.now)
+            if not agent_id:
                 return None
-            agent_id, idle_since, tier = record.id, record.idle_since, candidates.tier(record.id)
-        else:
-            agent = candidates.first(_LONGEST_IDLE)
-            if agent is None:
-                return None
-            agent_id, idle_since, tier = agent.id, agent.idle_since, agent.tier
+            return _RoutingDecision((agent_id,), self.name, reason)
+        agent = candidates.first(self.order)
+        if agent is None:
+            return None
+        reason = self.reason(
+            agent.idle_since,
+            agent.talk_time,
+            agent.calls_handled,
+            agent.tier,
+            agent.position,
+            fields.now,
+        )
+        return _RoutingDecision((agent.id,), self.name, reason)
+
+    def reason(
+        self,
+        idle_since: float,
+        talk_time: float,
+        calls_handled: int,
+        tier: int,
+        position: int,
+        now: float,
+    ) -> str:
+        """The decision's reason, from the chosen agent's figures."""
+        raise NotImplementedError
+
+
+class LongestIdleAgent(IndexedStrategy):
+    """longest-idle-agent: the agent idle the longest (lowest tier first)."""
+
+    name = "longest-idle-agent"
+    order = _LONGEST_IDLE
+
+    def reason(
+        self,
+        idle_since: float,
+        talk_time: float,
+        calls_handled: int,
+        tier: int,
+        position: int,
+        now: float,
+    ) -> str:
+        """``idle 42 s, tier 1``."""
         # round() then an int in the f-string: the same text as ``:.0f`` for idle >= 0, and
         # compiled it is a concatenation rather than a str.format call
-        idle = round(fields.now - idle_since)
-        return _RoutingDecision((agent_id,), self.name, f"idle {idle} s, tier {tier}")
+        return f"idle {round(now - idle_since)} s, tier {tier}"
 
 
-class AgentWithLeastTalkTime:
+class AgentWithLeastTalkTime(IndexedStrategy):
     """agent-with-least-talk-time: the agent who talked the least since login."""
 
     name = "agent-with-least-talk-time"
+    order = _LEAST_TALK_TIME
 
-    def choose(self, request: RoutingRequest) -> RoutingDecision | None:
-        """The first candidate in LEAST_TALK_TIME order."""
-        agent = request.candidates.first(CandidateOrder.LEAST_TALK_TIME)
-        if agent is None:
-            return None
-        talk = round(agent.talk_time)  # as ``:.0f`` (talk time is never negative)
-        return _one(self.name, agent, f"talk time {talk} s, tier {agent.tier}")
+    def reason(
+        self,
+        idle_since: float,
+        talk_time: float,
+        calls_handled: int,
+        tier: int,
+        position: int,
+        now: float,
+    ) -> str:
+        """``talk time 310 s, tier 1``."""
+        return f"talk time {round(talk_time)} s, tier {tier}"  # talk time is never negative
 
 
-class AgentWithFewestCalls:
+class AgentWithFewestCalls(IndexedStrategy):
     """agent-with-fewest-calls: the agent who handled the fewest contacts since login."""
 
     name = "agent-with-fewest-calls"
+    order = _FEWEST_CALLS
 
-    def choose(self, request: RoutingRequest) -> RoutingDecision | None:
-        """The first candidate in FEWEST_CALLS order."""
-        agent = request.candidates.first(CandidateOrder.FEWEST_CALLS)
-        if agent is None:
-            return None
-        return _one(self.name, agent, f"{agent.calls_handled} calls, tier {agent.tier}")
+    def reason(
+        self,
+        idle_since: float,
+        talk_time: float,
+        calls_handled: int,
+        tier: int,
+        position: int,
+        now: float,
+    ) -> str:
+        """``4 calls, tier 1``."""
+        return f"{calls_handled} calls, tier {tier}"
 
 
-class SequentiallyByAgentOrder:
+class SequentiallyByAgentOrder(IndexedStrategy):
     """sequentially-by-agent-order: always the first free agent by tier, then position."""
 
     name = "sequentially-by-agent-order"
+    order = _TIER_POSITION
 
-    def choose(self, request: RoutingRequest) -> RoutingDecision | None:
-        """The first candidate in TIER_POSITION order."""
-        agent = request.candidates.first(CandidateOrder.TIER_POSITION)
-        if agent is None:
-            return None
-        return _one(self.name, agent, f"tier {agent.tier} position {agent.position}")
+    def reason(
+        self,
+        idle_since: float,
+        talk_time: float,
+        calls_handled: int,
+        tier: int,
+        position: int,
+        now: float,
+    ) -> str:
+        """``tier 1 position 3``."""
+        return f"tier {tier} position {position}"
 
 
 class TopDown:

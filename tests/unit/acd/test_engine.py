@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import callmesh
 from callmesh.acd import (
     AgentConfig,
     AgentState,
@@ -45,6 +46,7 @@ from callmesh.acd.errors import (
     UnknownContactError,
     UnknownQueueError,
 )
+from callmesh.acd.strategies import LongestIdleAgent
 
 
 class Checked:
@@ -383,6 +385,36 @@ def test_a_direct_strategy_is_called_without_route_which_handles_its_failure(fai
     else:
         assert policy.requests == []
         assert offer.agent_ids == ("bob",) and offer.decision.reason == "chosen directly"
+    assert not offer.decision.fallback
+
+
+@pytest.mark.skipif(
+    callmesh.core_build() != "pure Python",
+    reason="compiled, IndexedStrategy is a native class: Python code cannot subclass it",
+)
+@pytest.mark.parametrize("pick", ["raises", "answers-another"])
+def test_an_indexed_strategy_is_picked_without_a_request_and_route_handles_its_failure(
+    pick: str,
+) -> None:
+    class Picky(LongestIdleAgent):
+        name = "vendor-x"
+
+        def pick(self, candidates: Any, now: float) -> tuple[str, str]:
+            if pick == "raises":
+                raise RuntimeError("pick crashed")
+            return "bob", "not the longest idle"  # a candidate, but not the probe's agent
+
+    policy = Recorder("ann")
+    policy.direct_strategies = {"vendor-x": Picky()}  # type: ignore[attr-defined]
+    r = _with_policy(policy)
+    (offer,) = of_type(r.enqueue(ContactSpec("c1", "q"), 2.0), Offer)
+    if pick == "raises":  # route decides (the policy's guards count the failure)
+        assert len(policy.requests) == 1
+        assert offer.agent_ids == ("ann",) and offer.decision.decided_by == "vendor"
+    else:  # no request built, and the answer is checked like any other
+        assert policy.requests == []
+        assert offer.agent_ids == ("bob",) and offer.decision.decided_by == "vendor-x"
+        assert offer.decision.reason == "not the longest idle"
     assert not offer.decision.fallback
 
 

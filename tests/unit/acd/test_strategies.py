@@ -11,6 +11,7 @@ import pytest
 from callmesh.acd.strategies import (
     BUILTIN_STRATEGIES,
     BuiltinRoutingPolicy,
+    IndexedStrategy,
     RandomAgent,
     check_params,
 )
@@ -249,6 +250,72 @@ def test_builtin_policy_maps_names_and_counts_outcomes() -> None:
     assert decision is not None and decision.agent_ids == ("bob",)
     policy.observe(RoutingOutcome("c1", "q", "bob", OfferResult.ACCEPTED, "x", 1.0))
     assert policy.outcomes == {OfferResult.ACCEPTED: 1}
+
+
+class _ViaViews:
+    """The built-in strategies through the contract only: ``route`` hands them a candidate
+    set that is not the engine's (so they read views), and no direct strategies."""
+
+    class Proxy:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def route(self, request: RoutingRequest) -> RoutingDecision | None:
+        proxied = RoutingRequest(*request[:4], self.Proxy(request.candidates), *request[5:])
+        return BUILTIN_STRATEGIES[request.strategy].choose(proxied)
+
+    def observe(self, outcome: RoutingOutcome) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "longest-idle-agent",
+        "agent-with-least-talk-time",
+        "agent-with-fewest-calls",
+        "sequentially-by-agent-order",
+    ],
+)
+def test_an_indexed_strategy_decides_in_the_engine_as_it_does_from_views(strategy: str) -> None:
+    from callmesh.acd import (
+        AgentConfig,
+        ContactSpec,
+        Offer,
+        QueueConfig,
+        Router,
+        TeamConfig,
+        TierConfig,
+    )
+
+    assert isinstance(BUILTIN_STRATEGIES[strategy], IndexedStrategy)
+    agents = tuple(AgentConfig(a) for a in ("ann", "bob", "cid", "dan"))
+    queues = [QueueConfig("q", (TierConfig(("t1",)), TierConfig(("t2",))), strategy=strategy)]
+    teams = [TeamConfig("t1", agents[:3]), TeamConfig("t2", agents[3:])]
+    decisions = []
+    for policy in (BuiltinRoutingPolicy(), _ViaViews()):  # pick(), then choose() on views
+        router = Router(queues, teams, policy=policy)  # type: ignore[arg-type]
+        for i, a in enumerate(("dan", "cid", "ann", "bob")):
+            router.login(a, float(i))
+        made = []
+        now = 10.0
+        for n in range(12):  # two contacts at a time, uneven talk times
+            now += 7.0
+            effects = router.enqueue(ContactSpec(f"c{n}", "q"), now)
+            (offer,) = [e for e in effects if isinstance(e, Offer)]
+            router.accept(offer.agent_ids[0], f"c{n}", now)
+            made.append(offer.decision)
+            if n % 2:
+                now += 3.0 * (n % 4) + 1.5
+                router.complete(f"c{n - 1}", now)
+                router.complete(f"c{n}", now + 2.5)
+        decisions.append(made)
+    indexed, via_views = decisions
+    assert indexed == via_views
+    assert len({d.agent_ids for d in indexed}) > 1 and all(not d.fallback for d in indexed)
 
 
 def test_first_record_refuses_an_order_that_needs_a_skill() -> None:
