@@ -340,7 +340,9 @@ class Simulator:
             flow_outcomes=[0] * (len(self.flow_names) * len(OUTCOMES)),
             flow_seconds=[0.0] * len(self.flow_names),
         )
-        # Bound locals: this loop is the hot path.
+        # Bound locals: this loop is the hot path. Its counters are list items updated as
+        # ``x[k] = x[k] + 1``: compiled, ``x[k] += 1`` is a generic Python add of boxed
+        # values, the spelled-out form a native one.
         uniform01 = rng.random
         events: _Agenda = _Agenda() if _NATIVE else _TupleAgenda()
         L = self.interval_seconds
@@ -366,10 +368,9 @@ class Simulator:
         # method is a Python-level call that boxes and parses its arguments.
 
         contacts: dict[str, _Contact] = {}
-        # in the ACD, not yet answered; a dict, not a set: the books are closed in the order
-        # contacts entered, the same in every process (a set of strings iterates in an order
-        # that PYTHONHASHSEED changes, and float sums with it)
-        waiting: dict[str, None] = {}
+        # in the ACD, not yet answered (until their ContactEnded); a dict: the books are
+        # closed in the order contacts entered, the same in every process (a set of strings
+        # iterates in an order that PYTHONHASHSEED changes, and float sums with it)
         # per agent: state category (0 off, 1 idle, 2 working), since, wrap slot, logout due
         a_cat = [0] * na
         a_since = [0.0] * na
@@ -398,11 +399,13 @@ class Simulator:
             i = int(t0 // L)
             end = (i + 1) * L
             while t1 > end:
-                arr[base + i] += end - t0
+                j = base + i
+                arr[j] = arr[j] + (end - t0)
                 t0 = end
                 i += 1
                 end += L
-            arr[base + i] += t1 - t0
+            j = base + i
+            arr[j] = arr[j] + (t1 - t0)
 
         now = 0.0
         in_system = 0
@@ -421,7 +424,6 @@ class Simulator:
             if interval >= ni:  # reached the ACD from the IVR just after the day ended
                 interval = ni - 1
             contacts[cid] = _Contact(interval, qi, now)
-            waiting[cid] = None
             in_system += 1
             area += n_waiting * (now - last_change)
             last_change = now
@@ -429,8 +431,9 @@ class Simulator:
             if n_waiting > rec.max_waiting:
                 rec.max_waiting = n_waiting
             rec.entered += 1
+            j = qi * ni + interval
             if interval >= 0:
-                offered[qi * ni + interval] += 1
+                offered[j] = offered[j] + 1
                 rec.contacts += 1
             draw = patience[qi]
             if draw is not None:
@@ -439,7 +442,7 @@ class Simulator:
             if interval >= 0:
                 for e in effects:  # offered at once: it found a free agent (not Erlang's wait)
                     if type(e) is _Offer and e.contact_id == cid:
-                        immediate[qi * ni + interval] += 1
+                        immediate[j] = immediate[j] + 1
                         break
             return effects
 
@@ -496,8 +499,9 @@ class Simulator:
                 elif cls is Outcome:
                     in_system -= 1
                     if call.arrived >= w0:
-                        flow_outcomes[f * n_outcomes + _OUTCOME_INDEX[action.kind]] += 1
-                        flow_seconds[f] += now - call.arrived
+                        j = f * n_outcomes + _OUTCOME_INDEX[action.kind]
+                        flow_outcomes[j] = flow_outcomes[j] + 1
+                        flow_seconds[f] = flow_seconds[f] + (now - call.arrived)
             return effects
 
         for is_flow, qi, rates in self.streams:
@@ -525,7 +529,7 @@ class Simulator:
             elif kind == _COMPLETE:
                 completing_k, t_talk = b_
                 if completing_k >= 0:
-                    talk_sum[completing_k] += t_talk
+                    talk_sum[completing_k] = talk_sum[completing_k] + t_talk
                 effects = router.complete(a_, now)
                 in_system -= 1
             elif kind == _ARRIVAL:
@@ -561,7 +565,7 @@ class Simulator:
                     continue  # answered elsewhere, abandoned, or the offer timed out first
             elif kind == _ABANDON:
                 cid = a_
-                if cid not in waiting:
+                if cid not in contacts:
                     continue
                 effects = router.abandon(cid, now)
             elif kind == _READY:
@@ -603,13 +607,15 @@ class Simulator:
                     if cat and at > since:
                         i = int(since // L)
                         if since >= w0 and at <= day and at < (i + 1) * L:
-                            (agent_work if cat == 2 else agent_idle)[a * ni + i] += at - since
+                            arr = agent_work if cat == 2 else agent_idle
+                            j = a * ni + i
+                            arr[j] = arr[j] + (at - since)
                         else:
                             accrue(agent_work if cat == 2 else agent_idle, a * ni, since, at)
                     a_since[a] = at
                     if a_wrap_k[a] >= 0:
                         k = a_wrap_k[a]
-                        wrap_sum[k] += at - a_wrap_at[a]
+                        wrap_sum[k] = wrap_sum[k] + (at - a_wrap_at[a])
                         a_wrap_k[a] = -1
                     if state is _BUSY or state is _RESERVED or state is _WRAP_UP:
                         a_cat[a] = 2
@@ -647,11 +653,11 @@ class Simulator:
                 elif cls is _ContactEnded:
                     ended: ContactEnded = e
                     cid = ended.contact_id
-                    interval = contacts.pop(cid).interval
+                    interval = contacts[cid].interval
+                    del contacts[cid]
                     waited = ended.waited
                     rec.wait_total += waited
                     rec.engine_ended += 1
-                    waiting.pop(cid, None)
                     area += n_waiting * (now - last_change)
                     last_change = now
                     n_waiting -= 1
@@ -669,20 +675,21 @@ class Simulator:
                     if waited > longest_wait[k]:
                         longest_wait[k] = waited
                     if reason is _ANSWERED:
-                        answered[k] += 1
-                        wait_answered[k] += waited
+                        answered[k] = answered[k] + 1
+                        wait_answered[k] = wait_answered[k] + waited
                         if waited <= sl_seconds[qi]:
-                            answered_in_sl[k] += 1
+                            answered_in_sl[k] = answered_in_sl[k] + 1
                         b = int(waited / HIST_BIN_SECONDS)
-                        wait_hist[qi * HIST_BINS + (b if b < hist_last else hist_last)] += 1
+                        j = qi * HIST_BINS + (b if b < hist_last else hist_last)
+                        wait_hist[j] = wait_hist[j] + 1
                     elif reason is _ABANDONED:
-                        abandoned[k] += 1
+                        abandoned[k] = abandoned[k] + 1
                         if waited < short_abandon[qi]:
-                            abandoned_short[k] += 1
+                            abandoned_short[k] = abandoned_short[k] + 1
                     elif reason is _OVERFLOWED:
-                        overflowed[k] += 1
+                        overflowed[k] = overflowed[k] + 1
                     else:
-                        timed_out[k] += 1
+                        timed_out[k] = timed_out[k] + 1
                 elif cls is _Connected:
                     connected: Connected = e
                     cid = connected.contact_id
@@ -691,14 +698,16 @@ class Simulator:
                     t_talk = handle[qi](rng)
                     k = qi * ni + interval if interval >= 0 else -1
                     if k >= 0:
-                        agent_handled[aidx[connected.agent_id]] += 1
+                        j = aidx[connected.agent_id]
+                        agent_handled[j] = agent_handled[j] + 1
                     events.push(now + t_talk, _COMPLETE, cid, (k, t_talk))
                 elif cls is _OfferWithdrawn:
                     withdrawn: OfferWithdrawn = e
                     if withdrawn.reason == "no answer":
                         c = contacts.get(withdrawn.contact_id)
                         if c is not None and c.interval >= 0:
-                            rona[c.queue * ni + c.interval] += 1
+                            j = c.queue * ni + c.interval
+                            rona[j] = rona[j] + 1
                 elif cls is _ContactMoved:
                     moved: ContactMoved = e
                     c = contacts[moved.contact_id]
@@ -706,16 +715,18 @@ class Simulator:
                     to_q = qidx[moved.to_queue]
                     c.queue = to_q
                     if interval >= 0:
-                        overflowed[qidx[moved.from_queue] * ni + interval] += 1
-                        offered[to_q * ni + interval] += 1
+                        j = qidx[moved.from_queue] * ni + interval
+                        overflowed[j] = overflowed[j] + 1
+                        j = to_q * ni + interval
+                        offered[j] = offered[j] + 1
             if kind == _COMPLETE:
                 k = completing_k
                 if k >= 0:
-                    completed[k] += 1
+                    completed[k] = completed[k] + 1
                 completing_k = -1
             if patient:
                 for cid, gives_up in patient:
-                    if cid in waiting:
+                    if cid in contacts:
                         events.push(gives_up, _ABANDON, cid, None)
                 patient.clear()
 
@@ -734,8 +745,7 @@ class Simulator:
         rec.events = counter
         area += n_waiting * (end - last_change)
         rec.waiting_area = area
-        for cid in waiting:
-            c = contacts[cid]
+        for c in contacts.values():
             rec.wait_total += end - c.entered
             if c.interval >= 0:
                 rec.unfinished[c.queue * ni + c.interval] += 1
