@@ -178,21 +178,30 @@ def validate(
             _check_number(team.wrap_up_time, f"team {team.name!r}.wrap_up_time")
         seen: set[str] = set()
         for agent in team.agents:
-            where = f"team {team.name!r} agent {agent.id!r}"
+            # (the agent's place in messages is only spelled out for an error: a Router and
+            # each simulated replication validate every agent)
             if not agent.id:
                 raise ConfigError(f"team {team.name!r} has an agent with an empty id")
             if agent.id in seen:
-                raise ConfigError(f"{where} is listed twice in the team: list it once")
+                raise ConfigError(
+                    f"team {team.name!r} agent {agent.id!r} is listed twice in the team: list"
+                    " it once"
+                )
             seen.add(agent.id)
-            _check_skills(agent.skills, f"{where}.skills")
+            if agent.skills:
+                _check_skills(agent.skills, f"team {team.name!r} agent {agent.id!r}.skills")
             for channel, cap in agent.capacity.items():
                 if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
-                    raise ConfigError(f"{where}.capacity[{channel}] is {cap!r}: use an int >= 0")
+                    raise ConfigError(
+                        f"team {team.name!r} agent {agent.id!r}.capacity[{channel}] is {cap!r}:"
+                        " use an int >= 0"
+                    )
             known = agent_map.get(agent.id)
-            if known is not None and known != agent:
+            if known is not None and known is not agent and known != agent:
                 raise ConfigError(
-                    f"{where} differs from the same agent in another team: an agent has one"
-                    " configuration (skills, capacity) across teams"
+                    f"team {team.name!r} agent {agent.id!r} differs from the same agent in"
+                    " another team: an agent has one configuration (skills, capacity) across"
+                    " teams"
                 )
             agent_map[agent.id] = agent
         team_map[team.name] = team

@@ -520,7 +520,7 @@ class Router:
         contact.offer = offer
         contact.attempts += 1
         queue.last_position = contact.last_position = queue.tier_position[valid[0]]
-        self._ring(contact, offer, ringing_now, now, effects, record, queue.config.offer_timeout)
+        self._ring(contact, offer, ringing_now, now, effects, record, queue.offer_timeout)
         if offer.pending:
             assert delay is not None
             self._push(now + delay, _T_PROGRESS, contact.id, serial)
@@ -698,7 +698,7 @@ class Router:
             agent_id = offer.pending[0]
             offer.pending = offer.pending[1:]
             if cands.get(agent_id) is not None:
-                timeout = queue.config.offer_timeout
+                timeout = queue.offer_timeout
                 self._ring(contact, offer, (agent_id,), now, effects, offer.decision, timeout)
                 break
         if offer.pending:
@@ -1038,7 +1038,7 @@ class Router:
         agent.talk_time += talk
         queue.handled += 1
         queue.handle_total += talk
-        wrap = queue.wrap_up.get(agent.id, queue.config.wrap_up_time)
+        wrap = queue.wrap_up.get(agent.id, queue.wrap_up_time)
         reason = "completed " + contact_id
         if agent.offers or agent.contacts or agent.presence is not _AVAILABLE:
             self._touch(agent, now, effects, reason)

@@ -53,6 +53,8 @@ _new_tuple: Final = tuple.__new__
 # a function: the views' classes are read from these C statics instead.
 _ContactView: Final[type[ContactView]] = ContactView
 _AgentView: Final[type[AgentView]] = AgentView
+# What an agent's history is when none is kept (history_limit 0): it can hold nothing.
+_NO_HISTORY: Final[deque[AgentStateChanged]] = deque(maxlen=0)
 
 
 class StateRecord(NamedTuple):
@@ -94,19 +96,22 @@ class AgentRecord:
     def __init__(self, config: AgentConfig, teams: dict[str, int], history_limit: int) -> None:
         self.config = config
         self.id = config.id
-        self.skills: Mapping[str, int] = dict(config.skills)
+        # dicts, typed so: compiled, ``get`` on a dict is a C call, on a Mapping a method
+        # lookup and a Python-level call
+        self.skills: dict[str, int] = dict(config.skills)
         self.skills_view: Mapping[str, int] = MappingProxyType(self.skills)
         """What views hand to strategies: the same skills, read-only."""
-        self.capacity: Mapping[Channel, int] = dict(config.capacity)
-        self.can_work = any(c > 0 for c in self.capacity.values())
-        self.channels = frozenset(c for c, n in self.capacity.items() if n > 0)
+        self.capacity: dict[Channel, int] = dict(config.capacity)
+        channels = [c for c, n in self.capacity.items() if n > 0]
+        self.can_work = bool(channels)
+        self.channels = frozenset(channels)
         """The channels it can take at least one contact of."""
         self.teams: tuple[str, ...] = tuple(teams)
         self.queues: list[str] = []
         self.slots: list[tuple[Index, int]] = []
         """Every index of its teams built so far, with its position in that index's team."""
-        self.presence = AgentState.LOGGED_OUT
-        self.state = AgentState.LOGGED_OUT
+        self.presence = _LOGGED_OUT
+        self.state = _LOGGED_OUT
         self.reason = ""
         self.offers: dict[str, Channel] = {}
         self.contacts: dict[str, Channel] = {}
@@ -115,8 +120,11 @@ class AgentRecord:
         self.calls_handled = 0
         self.talk_time = 0.0
         self.indexed = False
-        self.history: deque[AgentStateChanged] = deque(maxlen=history_limit)
-        """Its recent state changes: the very effects returned (immutable), oldest first."""
+        self.history: deque[AgentStateChanged] = (
+            deque(maxlen=history_limit) if history_limit > 0 else _NO_HISTORY
+        )
+        """Its recent state changes: the very effects returned (immutable), oldest first.
+        With no history kept, every agent shares one deque that holds nothing."""
         self.wrap_serial = 0
 
     def derived_state(self) -> AgentState:
@@ -320,6 +328,7 @@ class QueueRecord:
         "members",
         "name",
         "needs",
+        "offer_timeout",
         "params",
         "plan",
         "skills",
@@ -329,6 +338,7 @@ class QueueRecord:
         "tiers",
         "waiting",
         "wrap_up",
+        "wrap_up_time",
     )
 
     def __init__(self, config: QueueConfig, team_members: Mapping[str, tuple[str, ...]]) -> None:
@@ -337,6 +347,8 @@ class QueueRecord:
         # read on every decision: native attributes, not the frozen config's slots
         self.strategy = config.strategy
         self.params = config.params
+        self.offer_timeout = config.offer_timeout
+        self.wrap_up_time = config.wrap_up_time
         self.waiting: list[tuple[int, float, int, str]] = []
         self.last_position: tuple[int, int] | None = None
         self.handled = 0
@@ -436,7 +448,7 @@ class Indexes:
     __slots__ = ("_agents", "_by_team", "_flat", "_team_members")
 
     def __init__(
-        self, agents: Mapping[str, AgentRecord], team_members: Mapping[str, tuple[str, ...]]
+        self, agents: dict[str, AgentRecord], team_members: Mapping[str, tuple[str, ...]]
     ) -> None:
         self._agents = agents
         self._team_members = team_members
@@ -490,8 +502,10 @@ class Indexes:
         """Take ``agent`` out of every index (it is no longer free)."""
         agent_id = agent.id
         for index, _pos in agent.slots:
-            old = index.keys.pop(agent_id, None)
+            keys = index.keys
+            old = keys.get(agent_id)  # get and del: compiled, C calls (pop is a method call)
             if old is not None:
+                del keys[agent_id]
                 _discard(index.entries, old)
         agent.indexed = False
 
@@ -565,7 +579,7 @@ class Candidates:
 
     def __init__(
         self,
-        agents: Mapping[str, AgentRecord],
+        agents: dict[str, AgentRecord],
         indexes: Indexes,
         contact: ContactRecord,
         queue: QueueRecord,
@@ -611,10 +625,11 @@ class Candidates:
             return False
         if contact.declined and agent.id in contact.declined:
             return False
-        skills = agent.skills
-        for skill, level in contact.skills.items():  # noqa: SIM110 - a loop beats all() here
-            if skills.get(skill, 0) < level:
-                return False
+        if contact.key_skill is not None:  # it needs skills (None: it needs none)
+            skills = agent.skills
+            for skill, level in contact.skills.items():  # a loop beats all() here
+                if skills.get(skill, 0) < level:
+                    return False
         return True
 
     def view(self, agent: AgentRecord) -> AgentView:
