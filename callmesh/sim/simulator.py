@@ -344,7 +344,7 @@ class Simulator:
         # ``x[k] = x[k] + 1``: compiled, ``x[k] += 1`` is a generic Python add of boxed
         # values, the spelled-out form a native one.
         uniform01 = rng.random
-        events: _Agenda = _Agenda() if _NATIVE else _TupleAgenda()
+        events: _Agenda = _Agenda(_ARRIVAL) if _NATIVE else _TupleAgenda()
         L = self.interval_seconds
         day = self.day_seconds
         horizon = self.horizon
@@ -805,8 +805,30 @@ def _settle(heap: list[_Event], item: _Event, pos: int) -> None:
     heap[pos] = item
 
 
+def _take(heap: list[_Event]) -> _Event:
+    """Remove and return the first event of the (non-empty) ``heap``."""
+    last = heap.pop()
+    if not heap:
+        return last
+    top = heap[0]
+    # The hole at the root goes down to a leaf along the smaller children, then the last
+    # item sifts up from there (fewer comparisons than sifting it down).
+    n = len(heap)
+    pos = 0
+    child = 1
+    while child < n:
+        right = child + 1
+        if right < n and not _before(heap[child], heap[right]):
+            child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    _settle(heap, last, pos)
+    return top
+
+
 class _Agenda:
-    """The event list of a run: a binary heap ordered by (time, kind, sequence).
+    """The event list of a run: binary heaps ordered by (time, kind, sequence).
 
     ``heapq`` compares its items with Python's rich comparison: on tuples of (float, int,
     int, ...) that is two float comparisons through ``PyObject_RichCompare`` per step of a
@@ -814,52 +836,45 @@ class _Agenda:
     native objects instead; its sifts are ``heapq``'s (``_siftdown``/``_siftup`` of
     Lib/heapq.py). The pure build uses :class:`_TupleAgenda` (the C ``heapq``), which is
     faster there. Both give the same order: the keys are unique (the sequence number).
+
+    Events of ``side_kind`` (the run's arrivals) wait in a second heap: a stream has one
+    pending arrival at a time, so that heap holds a few events where the other holds one
+    per contact in service, and an arrival's push and pop cost next to nothing. ``pop``
+    takes the earlier of the two heaps' first events: the order is the same as with one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, side_kind: int = -1) -> None:
         self.heap: list[_Event] = []
+        self.side: list[_Event] = []
+        self.side_kind = side_kind
         self.seq = 0
 
     def empty(self) -> bool:
-        return not self.heap
+        return not self.heap and not self.side
 
     def push(self, time: float, kind: int, a: Any, b: Any) -> None:
         """Schedule ``(a, b)`` of ``kind`` at ``time``."""
         self.seq += 1
         item = _Event(time, kind, self.seq, a, b)
-        heap = self.heap
+        heap = self.side if kind == self.side_kind else self.heap
         heap.append(item)
         _settle(heap, item, len(heap) - 1)
 
     def pop(self) -> tuple[float, int, int, Any, Any]:
         """The first event, removed: (time, kind, sequence, a, b)."""
         heap = self.heap
-        last = heap.pop()
-        if heap:
-            top = heap[0]
-            # The hole at the root goes down to a leaf along the smaller children, then the
-            # last item sifts up from there (fewer comparisons than sifting it down).
-            n = len(heap)
-            pos = 0
-            child = 1
-            while child < n:
-                right = child + 1
-                if right < n and not _before(heap[child], heap[right]):
-                    child = right
-                heap[pos] = heap[child]
-                pos = child
-                child = 2 * pos + 1
-            _settle(heap, last, pos)
-        else:
-            top = last
+        side = self.side
+        if side and (not heap or _before(side[0], heap[0])):
+            heap = side
+        top = _take(heap)
         return top.time, top.kind, top.seq, top.a, top.b
 
 
 class _TupleAgenda(_Agenda):
     """The pure build's event list: ``heapq`` of ``(time, kind, sequence, a, b)`` tuples."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, side_kind: int = -1) -> None:
+        super().__init__(side_kind)  # (one heap: heapq's own sifts are C code here)
         self.tuples: list[tuple[float, int, int, Any, Any]] = []
 
     def empty(self) -> bool:
