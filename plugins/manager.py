@@ -231,6 +231,28 @@ def parse_plugin_specs(
     return enabled
 
 
+class _Pluggy(pluggy.PluginManager):
+    """pluggy's manager, told which names cannot be hooks (pluggy documents both methods
+    as the way to customize how hooks are picked up).
+
+    pluggy looks at every name of a plugin, or of the hookspecs module, with
+    ``inspect.getattr_static``: four fifths of building a :class:`PluginManager`, which
+    ``callmesh simulate`` does for every replication. A dunder (``__init__``, ``__eq__``, ...)
+    is never a hook; every other name is still looked at, so a hook implementation whose
+    name is not a hook still fails ``check_pending``.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        if name.startswith("__"):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+    def parse_hookspec_opts(self, module_or_class: Any, name: str) -> pluggy.HookspecOpts | None:
+        if name not in HOOKS:  # every spec is in HOOKS: the decorator that marks it adds it
+            return None
+        return super().parse_hookspec_opts(module_or_class, name)
+
+
 class PluginManager:
     """A tenant's plugins, called under isolation; implements the ACD's ``RoutingPolicy``.
 
@@ -275,7 +297,7 @@ class PluginManager:
             if unknown:
                 raise ValueError(f"budgets for unknown hooks: {sorted(unknown)}")
             self.budgets.update(budgets)
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = _Pluggy(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins = parse_plugin_specs(specs, self.catalog, where)
         self._impls: dict[str, tuple[_Impl, ...]] = {}
