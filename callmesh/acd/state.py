@@ -19,7 +19,6 @@ from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -308,13 +307,20 @@ def needs(skills: Mapping[str, int]) -> Needs:
     return skills, key, level, tuple((s, n) for s, n in skills.items() if s != key)
 
 
-@dataclass(frozen=True, slots=True)
 class Membership:
-    """How an agent serves a queue: through which team, at which tier and position."""
+    """How an agent serves a queue: through which team, at which tier and position.
 
-    team: str
-    tier: int
-    position: int
+    Read-only by convention (only :class:`QueueRecord` builds them). A plain class with its
+    own ``__init__``: compiled, a frozen dataclass is built ten times slower, and a Router
+    builds one per agent and queue.
+    """
+
+    __slots__ = ("position", "team", "tier")
+
+    def __init__(self, team: str, tier: int, position: int) -> None:
+        self.team = team
+        self.tier = tier
+        self.position = position
 
 
 class QueueRecord:
