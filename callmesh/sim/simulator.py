@@ -350,7 +350,6 @@ class Simulator:
         horizon = self.horizon
         w0 = self.warmup_seconds
         qidx = self.queue_index
-        aidx = self.agent_index
         handle, patience = self.handle, self.patience
         sl_seconds, short_abandon = self.sl_seconds, self.short_abandon
         answer, answer_is_zero = self.answer, self.answer_is_zero
@@ -371,12 +370,7 @@ class Simulator:
         # in the ACD, not yet answered (until their ContactEnded); a dict: the books are
         # closed in the order contacts entered, the same in every process (a set of strings
         # iterates in an order that PYTHONHASHSEED changes, and float sums with it)
-        # per agent: state category (0 off, 1 idle, 2 working), since, wrap slot, logout due
-        a_cat = [0] * na
-        a_since = [0.0] * na
-        a_wrap_k = [-1] * na
-        a_wrap_at = [0.0] * na
-        logout_due = [False] * na
+        agents = {agent_id: _Agent(a) for a, agent_id in enumerate(self.agent_names)}
         completing_k = -1  # the slot of the contact being completed, for its wrap-up
         # (contact, when its caller hangs up) of contacts that entered in this step: their
         # abandonment is scheduled after the step only if they still wait (most contacts
@@ -446,13 +440,13 @@ class Simulator:
                         break
             return effects
 
-        def logout_now(a: int, agent_id: str, now: float) -> list[Any]:
+        def logout_now(ag: _Agent, agent_id: str, now: float) -> list[Any]:
             """The end of the agent's shift, deferred until it was free: log it out now."""
             try:
                 effects = router.logout(agent_id, now)
             except AgentStateError:
                 return []  # busy again (a later effect of the same step): try when free
-            logout_due[a] = False
+            ag.logout_due = False
             return effects
 
         def run_ivr(call: _Call, actions: list[Any], now: float) -> list[Any]:
@@ -575,9 +569,9 @@ class Simulator:
                 effects = router.set_ready(agent_id, now)
             elif kind == _LOGIN:
                 agent_id = a_
-                a = aidx[agent_id]
-                if logout_due[a]:
-                    logout_due[a] = False  # back-to-back shifts: stays on
+                ag = agents[agent_id]
+                if ag.logout_due:
+                    ag.logout_due = False  # back-to-back shifts: stays on
                     continue
                 effects = router.login(agent_id, now)
             else:  # _LOGOUT
@@ -585,7 +579,7 @@ class Simulator:
                 try:
                     effects = router.logout(agent_id, now)
                 except AgentStateError:
-                    logout_due[aidx[agent_id]] = True  # after its current contact
+                    agents[agent_id].logout_due = True  # after its current contact
                     continue
 
             # -- carry out the router's effects ------------------------------------------------
@@ -597,44 +591,44 @@ class Simulator:
                 cls = type(e)  # dispatched on its exact type
                 if cls is _AgentStateChanged:
                     change: AgentStateChanged = e
-                    a = aidx[change.agent_id]
+                    ag = agents[change.agent_id]
                     state = change.state
-                    cat = a_cat[a]
-                    if cat == 2 and a_wrap_k[a] < 0 and (state is _BUSY or state is _RESERVED):
+                    cat = ag.cat
+                    if cat == 2 and ag.wrap_k < 0 and (state is _BUSY or state is _RESERVED):
                         continue  # still working (e.g. Reserved -> Busy): accrues when it ends
                     at = change.at
-                    since = a_since[a]
+                    since = ag.since
                     if cat and at > since:
                         i = int(since // L)
                         if since >= w0 and at <= day and at < (i + 1) * L:
                             arr = agent_work if cat == 2 else agent_idle
-                            j = a * ni + i
+                            j = ag.index * ni + i
                             arr[j] = arr[j] + (at - since)
                         else:
-                            accrue(agent_work if cat == 2 else agent_idle, a * ni, since, at)
-                    a_since[a] = at
-                    if a_wrap_k[a] >= 0:
-                        k = a_wrap_k[a]
-                        wrap_sum[k] = wrap_sum[k] + (at - a_wrap_at[a])
-                        a_wrap_k[a] = -1
+                            accrue(agent_work if cat == 2 else agent_idle, ag.index * ni, since, at)
+                    ag.since = at
+                    if ag.wrap_k >= 0:
+                        k = ag.wrap_k
+                        wrap_sum[k] = wrap_sum[k] + (at - ag.wrap_at)
+                        ag.wrap_k = -1
                     if state is _BUSY or state is _RESERVED or state is _WRAP_UP:
-                        a_cat[a] = 2
+                        ag.cat = 2
                         if state is _WRAP_UP:
-                            if logout_due[a]:
-                                effects.extend(logout_now(a, change.agent_id, now))
+                            if ag.logout_due:
+                                effects.extend(logout_now(ag, change.agent_id, now))
                             elif completing_k >= 0:
-                                a_wrap_k[a] = completing_k
-                                a_wrap_at[a] = at
+                                ag.wrap_k = completing_k
+                                ag.wrap_at = at
                     elif state is _AVAILABLE:
-                        a_cat[a] = 1
-                        if logout_due[a]:
-                            effects.extend(logout_now(a, change.agent_id, now))
+                        ag.cat = 1
+                        if ag.logout_due:
+                            effects.extend(logout_now(ag, change.agent_id, now))
                     else:
-                        a_cat[a] = 0
+                        ag.cat = 0
                         if state is _NOT_READY and change.reason == "no-answer":
                             events.push(now + ready_after(rng), _READY, change.agent_id, None)
-                        elif state is _NOT_READY and logout_due[a]:
-                            effects.extend(logout_now(a, change.agent_id, now))
+                        elif state is _NOT_READY and ag.logout_due:
+                            effects.extend(logout_now(ag, change.agent_id, now))
                 elif cls is _Offer:
                     offer: Offer = e
                     for agent_id in offer.agent_ids:
@@ -653,15 +647,16 @@ class Simulator:
                 elif cls is _ContactEnded:
                     ended: ContactEnded = e
                     cid = ended.contact_id
-                    interval = contacts[cid].interval
+                    c = contacts[cid]
                     del contacts[cid]
+                    interval = c.interval
                     waited = ended.waited
                     rec.wait_total += waited
                     rec.engine_ended += 1
                     area += n_waiting * (now - last_change)
                     last_change = now
                     n_waiting -= 1
-                    qi = qidx[ended.queue]
+                    qi = c.queue  # (the queue it ended in: ContactMoved keeps it current)
                     reason = ended.reason
                     if reason is not _ANSWERED:
                         in_system -= 1
@@ -693,20 +688,21 @@ class Simulator:
                 elif cls is _Connected:
                     connected: Connected = e
                     cid = connected.contact_id
-                    interval = contacts[cid].interval
-                    qi = qidx[connected.queue]
+                    c = contacts[cid]
+                    interval = c.interval
+                    qi = c.queue
                     t_talk = handle[qi](rng)
                     k = qi * ni + interval if interval >= 0 else -1
                     if k >= 0:
-                        j = aidx[connected.agent_id]
+                        j = agents[connected.agent_id].index
                         agent_handled[j] = agent_handled[j] + 1
                     events.push(now + t_talk, _COMPLETE, cid, (k, t_talk))
                 elif cls is _OfferWithdrawn:
                     withdrawn: OfferWithdrawn = e
                     if withdrawn.reason == "no answer":
-                        c = contacts.get(withdrawn.contact_id)
-                        if c is not None and c.interval >= 0:
-                            j = c.queue * ni + c.interval
+                        rung = contacts.get(withdrawn.contact_id)
+                        if rung is not None and rung.interval >= 0:
+                            j = rung.queue * ni + rung.interval
                             rona[j] = rona[j] + 1
                 elif cls is _ContactMoved:
                     moved: ContactMoved = e
@@ -749,11 +745,12 @@ class Simulator:
             rec.wait_total += end - c.entered
             if c.interval >= 0:
                 rec.unfinished[c.queue * ni + c.interval] += 1
-        for a in range(na):
-            cat = a_cat[a]
+        for ag in agents.values():
+            cat = ag.cat
             if cat:
                 # Nothing happened after the last event: states held at least to the day's end.
-                accrue(agent_work if cat == 2 else agent_idle, a * ni, a_since[a], max(end, day))
+                arr = agent_work if cat == 2 else agent_idle
+                accrue(arr, ag.index * ni, ag.since, max(end, day))
         if progress is not None:
             progress(1.0)
         return rec
@@ -886,6 +883,21 @@ class _TupleAgenda(_Agenda):
 
     def pop(self) -> tuple[float, int, int, Any, Any]:
         return heapq.heappop(self.tuples)
+
+
+class _Agent:
+    """What the loop keeps of an agent, to account for its time (a native object: its
+    fields are C values, where lists of them hold boxed ones)."""
+
+    __slots__ = ("cat", "index", "logout_due", "since", "wrap_at", "wrap_k")
+
+    def __init__(self, index: int) -> None:
+        self.index = index  # in the record's per-agent arrays
+        self.cat = 0  # state category: 0 off, 1 idle, 2 working
+        self.since = 0.0  # when it entered that category
+        self.wrap_k = -1  # the slot (queue, interval) its current wrap-up counts for
+        self.wrap_at = 0.0  # when that wrap-up started
+        self.logout_due = False  # its shift ended while it was busy: log out when free
 
 
 class _Contact:
