@@ -790,15 +790,14 @@ class Router:
         queue = self._queues.get(queue_name)
         if queue is None:
             raise UnknownQueueError(queue_name)
-        config = queue.config
         if channel is None:
-            channel = config.channel
+            channel = queue.channel
         else:
             channel = Channel(channel)
-            if channel is not config.channel:
+            if channel is not queue.channel:
                 raise ContactStateError(
                     f"contact {contact_id!r} is {channel} but queue {queue.name!r} serves"
-                    f" {config.channel}: enqueue it in a {channel} queue"
+                    f" {queue.channel}: enqueue it in a {channel} queue"
                 )
         if skills:
             given: Mapping[str, object] = skills  # untyped values: see _checked_id
@@ -823,7 +822,7 @@ class Router:
                     f" enqueued_at ({enqueued_at}) and now ({now})"
                 )
         if priority is None:
-            priority = config.priority
+            priority = queue.priority
         self._seq = seq = self._seq + 2  # seq - 1 orders its arrival, seq is its queue serial
         contact = ContactRecord(
             contact_id,
@@ -854,7 +853,7 @@ class Router:
         contact, queue = self._new_contact(spec, contact_id, now)
         self._now = now
         contacts[contact.id] = contact
-        max_wait = queue.config.max_wait
+        max_wait = queue.max_wait
         if max_wait is not None:  # due at once if it waited that long already
             self._push(contact.queued_at + max_wait, _T_MAX_WAIT, contact.id, contact.queue_serial)
         effects: list[Effect] = []

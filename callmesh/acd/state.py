@@ -327,16 +327,19 @@ class QueueRecord:
     """A queue's live state: its waiting line and its tier structure."""
 
     __slots__ = (
+        "channel",
         "config",
         "handle_total",
         "handled",
         "last_position",
+        "max_wait",
         "members",
         "name",
         "needs",
         "offer_timeout",
         "params",
         "plan",
+        "priority",
         "skills",
         "strategy",
         "tier_delay",
@@ -350,11 +353,15 @@ class QueueRecord:
     def __init__(self, config: QueueConfig, team_members: Mapping[str, tuple[str, ...]]) -> None:
         self.config = config
         self.name = config.name
-        # read on every decision: native attributes, not the frozen config's slots
+        # read for every contact: native attributes, not the frozen config's slots (a reload
+        # builds a new Router, so these copies never go stale)
         self.strategy = config.strategy
         self.params = config.params
         self.offer_timeout = config.offer_timeout
         self.wrap_up_time = config.wrap_up_time
+        self.channel = config.channel
+        self.priority = config.priority
+        self.max_wait = config.max_wait
         self.waiting: list[tuple[int, float, int, str]] = []
         self.last_position: tuple[int, int] | None = None
         self.handled = 0
