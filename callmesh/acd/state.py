@@ -395,41 +395,43 @@ class QueueRecord:
 class Index:
     """Free agents of one team, sorted by one order (and skill)."""
 
-    __slots__ = ("entries", "key", "keys", "order", "skill")
+    __slots__ = ("entries", "keys", "order", "skill")
 
     def __init__(self, order: CandidateOrder, skill: str | None) -> None:
         self.order = order
         self.skill = skill
         self.entries: list[tuple[Any, ...]] = []
         self.keys: dict[str, tuple[Any, ...]] = {}
-        # key(agent, pos): the sort key of ``agent`` (at ``pos`` in the team), None if it does
-        # not belong; chosen once per index, so an update does not test the order each time.
-        self.key: Callable[[AgentRecord, int], tuple[Any, ...] | None]
+
+    def key(self, agent: AgentRecord, pos: int) -> tuple[Any, ...] | None:
+        """The sort key of ``agent`` (at ``pos`` in its team), None if it does not belong.
+
+        A method testing the order (compiled, a few pointer comparisons), not a closure
+        chosen once: calling a closure is a Python-level call.
+        """
+        order = self.order
+        if order is _LONGEST_IDLE:
+            return (agent.idle_since, pos, agent.id)
         if order is _SKILL_LEVEL:
-            name = skill or ""
-
-            def by_skill(agent: AgentRecord, pos: int) -> tuple[Any, ...] | None:
-                level = agent.skills.get(name)
-                if level is None:
-                    return None
-                return (-level, agent.idle_since, pos, agent.id)
-
-            self.key = by_skill
-        elif order is _LONGEST_IDLE:
-            self.key = lambda agent, pos: (agent.idle_since, pos, agent.id)
-        elif order is _TIER_POSITION:
-            self.key = lambda agent, pos: (pos, agent.id)
-        elif order is _FEWEST_CALLS:
-            self.key = lambda agent, pos: (agent.calls_handled, agent.idle_since, pos, agent.id)
-        else:
-            self.key = lambda agent, pos: (agent.talk_time, agent.idle_since, pos, agent.id)
+            level = agent.skills.get(self.skill or "")
+            if level is None:
+                return None
+            return (-level, agent.idle_since, pos, agent.id)
+        if order is _TIER_POSITION:
+            return (pos, agent.id)
+        if order is _FEWEST_CALLS:
+            return (agent.calls_handled, agent.idle_since, pos, agent.id)
+        return (agent.talk_time, agent.idle_since, pos, agent.id)
 
     def update(self, agent: AgentRecord, pos: int, free: bool) -> None:
         """Put ``agent`` at its current key, or take it out when not free."""
         new = self.key(agent, pos) if free else None
         keys = self.keys
         old = keys.get(agent.id)
-        if new == old:
+        if old is None:
+            if new is None:
+                return
+        elif new is not None and new == old:
             return
         entries = self.entries
         if old is not None:
