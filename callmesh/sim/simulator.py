@@ -521,13 +521,16 @@ class Simulator:
                 timer_at = math.inf
                 effects = router.tick(now)
             elif kind == _COMPLETE:
-                completing_k, t_talk = b_
+                # (typed before unpacking: compiled, unpacking an Any goes through an iterator)
+                slot: tuple[int, float] = b_
+                completing_k, t_talk = slot
                 if completing_k >= 0:
                     talk_sum[completing_k] = talk_sum[completing_k] + t_talk
                 effects = router.complete(a_, now)
                 in_system -= 1
             elif kind == _ARRIVAL:
-                is_flow, qi = a_
+                stream: tuple[bool, int] = a_
+                is_flow, qi = stream
                 rates = b_
                 nxt = _next_arrival(now, rates, L, uniform01)
                 if nxt is not None:
