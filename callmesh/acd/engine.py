@@ -1203,7 +1203,7 @@ class Router:
         return timers[0][0] if timers else None
 
     def _live(self, timer: tuple[float, int, _Timer, str, int, str]) -> bool:
-        _at, _seq, kind, ref, serial, extra = timer
+        at, _seq, kind, ref, serial, extra = timer
         if kind is _T_WRAP_END:
             agent = self._agents[ref]
             return agent.presence is _WRAP_UP and agent.wrap_serial == serial
@@ -1212,11 +1212,10 @@ class Router:
             return False
         if kind is _T_OFFER_TIMEOUT:
             offer = contact.offer
-            return (
-                offer is not None
-                and offer.serial == serial
-                and offer.ringing.get(extra) == timer[0]
-            )
+            if offer is None or offer.serial != serial:
+                return False
+            until = offer.ringing.get(extra)  # (a float compared natively, not as objects)
+            return until is not None and until == at
         if kind is _T_PROGRESS:
             offer = contact.offer
             return offer is not None and offer.serial == serial and bool(offer.pending)

@@ -710,8 +710,9 @@ class Candidates:
         else:
             floor = 0
             # tuple(items()) costs ~1,200 instructions even when empty (no skill required,
-            # the common case): then skip it
-            check = tuple(required.items()) if required else ()
+            # the common case): then skip it (key_skill None: it needs none; a native read,
+            # where the mapping's truth is a Python-level call)
+            check = tuple(required.items()) if contact.key_skill is not None else ()
         since, now = contact.queued_at, self._now
         agents = self._agents
         contact_id = contact.id

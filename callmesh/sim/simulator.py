@@ -549,7 +549,9 @@ class Simulator:
                     )
                     effects = run_ivr(call, actions, now)
                 else:
-                    spec = _new_tuple(_ContactSpec, (cid, queue_names[qi], *_SPEC_DEFAULTS))
+                    # a concatenation: compiled, * in a tuple display builds a list first
+                    head = (cid, queue_names[qi])
+                    spec = _new_tuple(_ContactSpec, head + _SPEC_DEFAULTS)
                     effects = enter(cid, qi, spec, now)
             elif kind == _IVR:
                 call = a_
