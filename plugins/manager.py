@@ -231,19 +231,23 @@ def parse_plugin_specs(
     return enabled
 
 
+_OBJECT_NAMES = frozenset(dir(object))
+
+
 class _Pluggy(pluggy.PluginManager):
     """pluggy's manager, told which names cannot be hooks (pluggy documents both methods
     as the way to customize how hooks are picked up).
 
     pluggy looks at every name of a plugin, or of the hookspecs module, with
     ``inspect.getattr_static``: four fifths of building a :class:`PluginManager`, which
-    ``callmesh simulate`` does for every replication. A dunder (``__init__``, ``__eq__``, ...)
-    is never a hook; every other name is still looked at, so a hook implementation whose
-    name is not a hook still fails ``check_pending``.
+    ``callmesh simulate`` does for every replication. The names every object has
+    (``__init__``, ``__eq__``, ...: ``dir(object)``) are skipped; every other name is still
+    looked at, so a hook implementation whose name is not a hook still fails
+    ``check_pending``, and one registered under another name with ``specname`` still counts.
     """
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
-        if name.startswith("__"):
+        if name in _OBJECT_NAMES:
             return None
         return super().parse_hookimpl_opts(plugin, name)
 

@@ -245,6 +245,10 @@ def validate(
                 in_queue.add(team_name)
         if not queue.strategy:
             raise ConfigError(f"{where}.strategy is empty: name a routing strategy")
+        if isinstance(queue.priority, bool) or not isinstance(queue.priority, int):
+            raise ConfigError(
+                f"{where}.priority is {queue.priority!r}: use an integer (higher is served first)"
+            )
         _check_skills(queue.skills, f"{where}.skills")
         if queue.max_wait is not None:
             _check_number(queue.max_wait, f"{where}.max_wait", positive=True)

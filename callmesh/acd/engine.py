@@ -239,6 +239,10 @@ class Router:
         seed: int = 0,
         history_limit: int = 1000,
     ) -> None:
+        if history_limit < 0:
+            raise ConfigError(
+                f"history_limit is {history_limit}: pass the entries to keep per agent, 0 for none"
+            )
         queue_map, team_map, agent_map = check_config(queues, teams, roster)
         self._policy: RoutingPolicy = policy if policy is not None else BuiltinRoutingPolicy()
         # A policy may say it ignores outcomes (see RoutingPolicy): then none is built.
@@ -247,9 +251,12 @@ class Router:
         self._direct: dict[str, RoutingStrategy] = dict(
             getattr(self._policy, "direct_strategies", None) or {}
         )
-        # ... and those of them it may ask without a request (see IndexedStrategy).
+        # ... and those of them it may ask without a request (see IndexedStrategy): not a
+        # subclass with its own ``choose``, which must be asked through it.
         self._indexed: dict[str, IndexedStrategy] = {
-            name: s for name, s in self._direct.items() if isinstance(s, IndexedStrategy)
+            name: s
+            for name, s in self._direct.items()
+            if isinstance(s, IndexedStrategy) and type(s).choose is IndexedStrategy.choose
         }
         self._rng = random.Random(seed)
         self._history = history_limit > 0

@@ -65,7 +65,8 @@ def _seconds(duration: float) -> int:
     Python (about a third of a decision's reason); an int in an f-string is then a
     concatenation rather than a ``str.format`` call.
     """
-    return math.floor(duration + 0.5)
+    whole = math.floor(duration)
+    return whole + 1 if duration - whole >= 0.5 else whole  # (exact: no x + 0.5 rounding)
 
 
 def _one(name: str, agent: AgentView | None, reason: str) -> RoutingDecision | None:

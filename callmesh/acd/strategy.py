@@ -315,7 +315,9 @@ class RoutingPolicy(Protocol):
     must not depend on being called once per decision (the built-ins are functions of the
     request: they raise only on params the engine checks before routing anything).
     The plugin manager lists its built-in strategies there when no plugin overrides routing
-    and plugin calls are not traced.
+    and plugin calls are not traced. For a listed
+    :class:`~callmesh.acd.strategies.IndexedStrategy` that keeps its ``choose``, the engine
+    calls ``pick`` instead, which answers the same without a request being built.
     """
 
     def route(self, request: RoutingRequest) -> RoutingDecision | None:

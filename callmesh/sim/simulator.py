@@ -366,10 +366,10 @@ class Simulator:
         # compiled, ``router.enqueue(...)`` on a Router is a direct C call, where a bound
         # method is a Python-level call that boxes and parses its arguments.
 
-        contacts: dict[str, _Contact] = {}
         # in the ACD, not yet answered (until their ContactEnded); a dict: the books are
         # closed in the order contacts entered, the same in every process (a set of strings
         # iterates in an order that PYTHONHASHSEED changes, and float sums with it)
+        contacts: dict[str, _Contact] = {}
         agents = {agent_id: _Agent(a) for a, agent_id in enumerate(self.agent_names)}
         completing_k = -1  # the slot of the contact being completed, for its wrap-up
         # (contact, when its caller hangs up) of contacts that entered in this step: their

@@ -46,7 +46,7 @@ from callmesh.acd.errors import (
     UnknownContactError,
     UnknownQueueError,
 )
-from callmesh.acd.strategies import LongestIdleAgent
+from callmesh.acd.strategies import BuiltinRoutingPolicy, LongestIdleAgent
 
 
 class Checked:
@@ -418,6 +418,21 @@ def test_an_indexed_strategy_is_picked_without_a_request_and_route_handles_its_f
     assert not offer.decision.fallback
 
 
+@pytest.mark.skipif(
+    callmesh.core_build() != "pure Python",
+    reason="compiled, IndexedStrategy is a native class: Python code cannot subclass it",
+)
+def test_an_indexed_strategy_with_its_own_choose_is_asked_through_it() -> None:
+    class Custom(LongestIdleAgent):
+        def choose(self, request: RoutingRequest) -> RoutingDecision | None:
+            return RoutingDecision(("ann",), "custom", "always ann")
+
+    policy = BuiltinRoutingPolicy({"longest-idle-agent": Custom()})
+    r = _with_policy(policy, strategy="longest-idle-agent")  # bob has been idle less long
+    (offer,) = of_type(r.enqueue(ContactSpec("c1", "q"), 2.0), Offer)
+    assert offer.agent_ids == ("ann",) and offer.decision.decided_by == "custom"
+
+
 def test_the_engine_never_trusts_a_decision() -> None:
     policy = Recorder("ghost", "bob", "bob")
     r = _with_policy(policy)
@@ -532,6 +547,12 @@ def test_history_limit_zero_keeps_none_and_changes_nothing_else() -> None:
         runs.append((effects, r.agent_history("ann")))
     (kept, history), (same, none) = runs
     assert same == kept and len(history) == 4 and none == []
+
+
+def test_a_negative_history_limit_is_rejected() -> None:
+    team = TeamConfig("t1", (AgentConfig("ann"),))
+    with pytest.raises(ConfigError, match="history_limit is -1: pass the entries to keep"):
+        Router([QueueConfig("q", (TierConfig(("t1",)),))], [team], history_limit=-1)
 
 
 def test_a_crashing_policy_never_loses_a_contact() -> None:
@@ -768,6 +789,11 @@ def test_bad_input_raises_a_typed_error_and_changes_nothing(
             ],
             [TeamConfig("t", ())],
             "'delay'",
+        ),
+        (
+            [QueueConfig("q", (TierConfig(("t",)),), priority=1.5)],  # type: ignore[arg-type]
+            [TeamConfig("t", ())],
+            "'q'.priority is 1.5: use an integer",
         ),
     ],
 )

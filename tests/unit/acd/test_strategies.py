@@ -13,6 +13,7 @@ from callmesh.acd.strategies import (
     BuiltinRoutingPolicy,
     IndexedStrategy,
     RandomAgent,
+    _seconds,
     check_params,
 )
 from callmesh.acd.strategy import (
@@ -133,6 +134,13 @@ def test_longest_idle_prefers_lower_tier_over_idle_time() -> None:
     assert decision is not None and decision.agent_ids == ("mid",)
     assert decision.decided_by == "longest-idle-agent"
     assert "idle 60 s" in decision.reason
+
+
+@pytest.mark.parametrize(("idle", "shown"), [(0.5, 1), (2.5, 3), (59.25, 59), (59.5, 60)])
+def test_a_reason_shows_whole_seconds_rounded_half_up(idle: float, shown: int) -> None:
+    decision = choose("longest-idle-agent", [agent("a", idle=100.0 - idle)])  # now is 100
+    assert decision is not None and decision.reason == f"idle {shown} s, tier 1"
+    assert _seconds(0.49999999999999994) == 0  # just under a half: down (x + 0.5 gives 1.0)
 
 
 def test_least_talk_time_and_fewest_calls() -> None:

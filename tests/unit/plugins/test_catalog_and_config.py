@@ -170,6 +170,19 @@ def test_misspelled_hook_fails_loudly() -> None:
         PluginManager([{"name": "typo"}], catalog=catalog)
 
 
+def test_a_hook_implemented_under_a_dunder_name_with_specname_still_counts() -> None:
+    # The manager's pluggy skips object's own names (dir(object)), not every dunder.
+    class Callable_:
+        @hookimpl(specname="callmesh_route_contacts")
+        def __call__(self, request: object) -> None:
+            """A hook under another name, misspelled: pluggy must still see it."""
+
+    catalog = PluginCatalog(environ={}, entry_points=[])
+    catalog.add("dunder", Callable_, source="t")
+    with pytest.raises(PluginContractError, match="callmesh_route_contacts"):
+        PluginManager([{"name": "dunder"}], catalog=catalog)
+
+
 def test_wrong_arguments_fail_loudly() -> None:
     class BadArgs:
         @hookimpl
