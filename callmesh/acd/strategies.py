@@ -136,8 +136,17 @@ class IndexedStrategy:
         position: int,
         now: float,
     ) -> str:
-        """The decision's reason, from the chosen agent's figures."""
-        raise NotImplementedError
+        """The decision's reason, from the chosen agent's figures, as its order reads them:
+        ``idle 42 s, tier 1``, ``talk time 310 s, tier 1``, ``4 calls, tier 1``, ``tier 1
+        position 3`` (seconds whole, rounded half up)."""
+        order = self.order
+        if order is _LONGEST_IDLE:
+            return f"idle {_seconds(now - idle_since)} s, tier {tier}"
+        if order is _LEAST_TALK_TIME:
+            return f"talk time {_seconds(talk_time)} s, tier {tier}"
+        if order is _FEWEST_CALLS:
+            return f"{calls_handled} calls, tier {tier}"
+        return f"tier {tier} position {position}"
 
 
 class LongestIdleAgent(IndexedStrategy):
@@ -146,36 +155,12 @@ class LongestIdleAgent(IndexedStrategy):
     name = "longest-idle-agent"
     order = _LONGEST_IDLE
 
-    def reason(
-        self,
-        idle_since: float,
-        talk_time: float,
-        calls_handled: int,
-        tier: int,
-        position: int,
-        now: float,
-    ) -> str:
-        """``idle 42 s, tier 1`` (whole seconds, rounded half up)."""
-        return f"idle {_seconds(now - idle_since)} s, tier {tier}"
-
 
 class AgentWithLeastTalkTime(IndexedStrategy):
     """agent-with-least-talk-time: the agent who talked the least since login."""
 
     name = "agent-with-least-talk-time"
     order = _LEAST_TALK_TIME
-
-    def reason(
-        self,
-        idle_since: float,
-        talk_time: float,
-        calls_handled: int,
-        tier: int,
-        position: int,
-        now: float,
-    ) -> str:
-        """``talk time 310 s, tier 1``."""
-        return f"talk time {_seconds(talk_time)} s, tier {tier}"
 
 
 class AgentWithFewestCalls(IndexedStrategy):
@@ -184,36 +169,12 @@ class AgentWithFewestCalls(IndexedStrategy):
     name = "agent-with-fewest-calls"
     order = _FEWEST_CALLS
 
-    def reason(
-        self,
-        idle_since: float,
-        talk_time: float,
-        calls_handled: int,
-        tier: int,
-        position: int,
-        now: float,
-    ) -> str:
-        """``4 calls, tier 1``."""
-        return f"{calls_handled} calls, tier {tier}"
-
 
 class SequentiallyByAgentOrder(IndexedStrategy):
     """sequentially-by-agent-order: always the first free agent by tier, then position."""
 
     name = "sequentially-by-agent-order"
     order = _TIER_POSITION
-
-    def reason(
-        self,
-        idle_since: float,
-        talk_time: float,
-        calls_handled: int,
-        tier: int,
-        position: int,
-        now: float,
-    ) -> str:
-        """``tier 1 position 3``."""
-        return f"tier {tier} position {position}"
 
 
 class TopDown:
