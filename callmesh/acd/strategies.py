@@ -83,7 +83,8 @@ class IndexedStrategy:
     :meth:`pick` itself when the policy lists the strategy in ``direct_strategies``: one
     native call on the engine's candidate set, with no request, view or
     :class:`~callmesh.acd.strategy.RoutingDecision` built. :meth:`choose`, the contract's
-    entry, answers the same agent and reason through the same code.
+    entry, answers the same agent and reason through the same code; a subclass (pure build)
+    that overrides ``choose`` is asked through its ``choose`` instead.
     """
 
     name: str
